@@ -1,0 +1,530 @@
+"""The dashboard's charts: a trial (or change-event) DataFrame in, a Plotly figure out.
+
+Pure functions: no database, no Streamlit. Each chart has an aggregation function (the numbers, tested
+directly) and a figure function (layout, titles, hover text). Everything is vectorised pandas, because the
+same code has to stay fast with 100,000 trials selected.
+
+The trial frame has the columns of `tracker.query.load_trial_frame`; the event frame those of
+`tracker.query.change_events_frame`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard import labels
+
+GANTT_CAP = 200
+SLIPPAGE_BUCKETS: tuple[tuple[str, int, int], ...] = (
+    ("Up to 3 months", 0, 91),
+    ("3–6 months", 91, 183),
+    ("6–12 months", 183, 366),
+    ("1–2 years", 366, 731),
+    ("2–5 years", 731, 1827),
+    ("More than 5 years", 1827, 10**9),
+)
+_PARTIAL_DATE = re.compile(r"^\s*(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?")
+_EMPTY_NOTE = "No trials in the current selection"
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+def _layout(fig: go.Figure, title: str, x_title: str | None, y_title: str | None, **extra: object) -> go.Figure:
+    fig.update_layout(
+        title={"text": title},
+        xaxis_title=x_title,
+        yaxis_title=y_title,
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+        **extra,
+    )
+    return fig
+
+
+def _empty_figure(title: str, note: str = _EMPTY_NOTE) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=note, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title, None, None)
+
+
+def _years(column: pd.Series) -> pd.Series:
+    """Calendar year of a datetime column as nullable integers."""
+    return pd.to_datetime(column, errors="coerce").dt.year.astype("Int64")
+
+
+def _explode_keys(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """nct_id + one row per key of a tuple column (trials without keys dropped)."""
+    exploded = frame[["nct_id", column]].explode(column)
+    return exploded[exploded[column].notna()]
+
+
+def parse_partial_date(text: object) -> date | None:
+    """A display date from a change event ("2024", "2024-05", "2024-05-17") → its first possible day."""
+    if not isinstance(text, str):
+        return None
+    match = _PARTIAL_DATE.match(text)
+    if match is None:
+        return None
+    year, month, day = match.groups()
+    try:
+        return date(int(year), int(month or 1), int(day or 1))
+    except ValueError:
+        return None
+
+
+# --- a. trials by start year, stacked by phase -------------------------------------------------------------
+
+
+def start_year_by_phase(frame: pd.DataFrame) -> pd.DataFrame:
+    """Trials per start year (rows) and highest phase label (columns); trials without a start date left out."""
+    years = _years(frame["start_date"])
+    phases = frame["highest_phase"].map(labels.phase_label)
+    counted = pd.DataFrame({"year": years, "phase": phases}).dropna(subset=["year"])
+    if counted.empty:
+        return pd.DataFrame()
+    table = pd.crosstab(counted["year"], counted["phase"])
+    table = table[sorted(table.columns, key=labels.phase_rank)]
+    table.index = table.index.astype(int)
+    return table
+
+
+def start_year_figure(frame: pd.DataFrame) -> go.Figure:
+    title = "Trials by start year, by phase"
+    table = start_year_by_phase(frame)
+    if table.empty:
+        return _empty_figure(title)
+    fig = go.Figure()
+    for phase in table.columns:
+        fig.add_bar(
+            x=table.index,
+            y=table[phase],
+            name=phase,
+            marker_color=labels.PHASE_COLOURS.get(phase),
+            hovertemplate=f"%{{x}} · {phase}: %{{y}} trials<extra></extra>",
+        )
+    return _layout(fig, title, "Start year", "Trials", barmode="stack")
+
+
+# --- b. recruitment over time ------------------------------------------------------------------------------
+
+
+def recruiting_by_year(frame: pd.DataFrame, today: date) -> pd.Series:
+    """Trials recruiting in each year, counting every year from start to primary completion.
+
+    A trial with no primary completion date counts until this year while it is still active, else only in
+    its start year. Withdrawn trials never enrolled anyone and are left out; years after this one are not
+    shown (those would be plans, not recruitment).
+    """
+    start = _years(frame["start_date"])
+    end = _years(frame["primary_completion_date"])
+    active = frame["overall_status"].isin(labels.ACTIVE_STATUSES)
+    end = end.where(end.notna(), pd.Series(np.where(active, today.year, start), index=frame.index))
+    keep = start.notna() & (frame["overall_status"] != "WITHDRAWN") & (start <= today.year)
+    if not keep.any():
+        return pd.Series(dtype="int64", name="trials")
+    first = start[keep].to_numpy(dtype="int64")
+    last = np.minimum(np.maximum(end[keep].astype("float64").fillna(-1).to_numpy(), first), today.year).astype(
+        "int64"
+    )
+    low = int(first.min())
+    # Difference array: +1 at the start year, -1 after the last year; the running sum counts overlaps.
+    steps = np.zeros(today.year - low + 2, dtype="int64")
+    np.add.at(steps, first - low, 1)
+    np.add.at(steps, last - low + 1, -1)
+    counts = np.cumsum(steps)[:-1]
+    return pd.Series(counts, index=pd.RangeIndex(low, today.year + 1, name="year"), name="trials")
+
+
+def recruiting_figure(frame: pd.DataFrame, today: date) -> go.Figure:
+    title = "Trials recruiting per year (start to primary completion)"
+    series = recruiting_by_year(frame, today)
+    if series.empty:
+        return _empty_figure(title)
+    fig = go.Figure(
+        go.Scatter(
+            x=series.index,
+            y=series.values,
+            mode="lines+markers",
+            fill="tozeroy",
+            name="Recruiting",
+            hovertemplate="%{x}: %{y} trials recruiting<extra></extra>",
+        )
+    )
+    return _layout(fig, title, "Year", "Trials recruiting")
+
+
+def status_breakdown(frame: pd.DataFrame) -> pd.Series:
+    """Trials per current overall status (status labels), largest first."""
+    counts = frame["overall_status"].fillna("").value_counts()
+    counts.index = [labels.status_label(status or None) for status in counts.index]
+    return counts.groupby(level=0).sum().sort_values(ascending=False).rename("trials")
+
+
+def status_figure(frame: pd.DataFrame) -> go.Figure:
+    title = "Current status"
+    counts = status_breakdown(frame)
+    if counts.empty:
+        return _empty_figure(title)
+    colour_by_label = {labels.status_label(key): colour for key, colour in labels.STATUS_COLOURS.items()}
+    share = counts / counts.sum() * 100
+    fig = go.Figure(
+        go.Bar(
+            x=counts.values[::-1],
+            y=counts.index[::-1],
+            orientation="h",
+            marker_color=[colour_by_label.get(label, "#bababa") for label in counts.index[::-1]],
+            customdata=share.values[::-1],
+            hovertemplate="%{y}: %{x} trials (%{customdata:.1f}%)<extra></extra>",
+        )
+    )
+    return _layout(fig, title, "Trials", None)
+
+
+# --- c. results over time ----------------------------------------------------------------------------------
+
+
+def results_posted_by_year(frame: pd.DataFrame) -> pd.Series:
+    """Trials whose results were first posted in each year."""
+    years = _years(frame["results_first_posted"]).dropna()
+    return years.value_counts().sort_index().rename("trials").rename_axis("year")
+
+
+def results_share_by_completion_year(frame: pd.DataFrame) -> pd.DataFrame:
+    """Completed trials by primary completion year (completion year when missing), with the share that posted
+    results: columns completed, with_results, share (0-1)."""
+    completed = frame[frame["overall_status"] == "COMPLETED"]
+    year = _years(completed["primary_completion_date"]).fillna(_years(completed["completion_date"]))
+    counted = pd.DataFrame({"year": year, "with_results": completed["has_results"].astype(bool)}).dropna(
+        subset=["year"]
+    )
+    if counted.empty:
+        return pd.DataFrame(columns=["completed", "with_results", "share"])
+    table = counted.groupby("year")["with_results"].agg(completed="size", with_results="sum")
+    table["share"] = table["with_results"] / table["completed"]
+    table.index = table.index.astype(int)
+    return table
+
+
+def results_posted_figure(frame: pd.DataFrame) -> go.Figure:
+    title = "Results first posted per year"
+    series = results_posted_by_year(frame)
+    if series.empty:
+        return _empty_figure(title, "No results posted in the current selection")
+    fig = go.Figure(
+        go.Bar(
+            x=series.index.astype(int),
+            y=series.values,
+            marker_color="#4575b4",
+            hovertemplate="%{x}: results first posted for %{y} trials<extra></extra>",
+        )
+    )
+    return _layout(fig, title, "Year results first posted", "Trials")
+
+
+def results_share_figure(frame: pd.DataFrame) -> go.Figure:
+    title = "Completed trials with posted results, by completion year"
+    table = results_share_by_completion_year(frame)
+    if table.empty:
+        return _empty_figure(title, "No completed trials in the current selection")
+    fig = go.Figure(
+        go.Scatter(
+            x=table.index,
+            y=table["share"] * 100,
+            mode="lines+markers",
+            customdata=np.stack([table["with_results"], table["completed"]], axis=-1),
+            hovertemplate="Completed %{x}: %{customdata[0]} of %{customdata[1]} posted results "
+            "(%{y:.0f}%)<extra></extra>",
+        )
+    )
+    fig.update_yaxes(range=[0, 100], ticksuffix="%")
+    return _layout(fig, title, "Primary completion year", "Share with results")
+
+
+# --- d. mechanism × phenotype heat map ---------------------------------------------------------------------
+
+
+def mechanism_phenotype_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Trial counts with mechanism keys as rows and phenotype keys as columns, in taxonomy order; rows and
+    columns with no trial are left out."""
+    mechanisms = _explode_keys(frame, "mechanisms")
+    phenotypes = _explode_keys(frame, "phenotypes")
+    pairs = mechanisms.merge(phenotypes, on="nct_id")
+    if pairs.empty:
+        return pd.DataFrame()
+    table = pd.crosstab(pairs["mechanisms"], pairs["phenotypes"])
+    mechanism_order = list(labels.mechanism_labels())
+    phenotype_order = list(labels.phenotype_labels())
+    rows = [key for key in mechanism_order if key in table.index] + sorted(
+        key for key in table.index if key not in mechanism_order
+    )
+    columns = [key for key in phenotype_order if key in table.columns] + sorted(
+        key for key in table.columns if key not in phenotype_order
+    )
+    return table.loc[rows, columns]
+
+
+def heatmap_figure(frame: pd.DataFrame) -> go.Figure:
+    """Heat map of mechanism × phenotype. Streamlit reports no selection on heat-map traces, so each cell
+    also carries an invisible marker whose customdata is (mechanism key, phenotype key): clicking a cell
+    selects that marker."""
+    title = "Mechanism × phenotype (click a cell to filter)"
+    table = mechanism_phenotype_counts(frame)
+    if table.empty:
+        return _empty_figure(title, "No classified trials in the current selection")
+    x_labels = [labels.phenotype_label(key) for key in table.columns]
+    y_labels = [labels.mechanism_label(key) for key in table.index]
+    z = table.to_numpy()
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=x_labels,
+            y=y_labels,
+            colorscale="Blues",
+            text=z,
+            texttemplate="%{text}",
+            hoverinfo="skip",
+            colorbar={"title": {"text": "Trials"}},
+        )
+    )
+    grid_y, grid_x = np.meshgrid(np.arange(len(y_labels)), np.arange(len(x_labels)), indexing="ij")
+    keys = np.array(
+        [[(mechanism, phenotype) for phenotype in table.columns] for mechanism in table.index], dtype=object
+    )
+    fig.add_scatter(
+        x=np.array(x_labels, dtype=object)[grid_x.ravel()],
+        y=np.array(y_labels, dtype=object)[grid_y.ravel()],
+        mode="markers",
+        marker={"size": 28, "symbol": "square", "opacity": 0.01, "color": "#000000"},
+        customdata=keys.reshape(-1, 2),
+        text=z.ravel(),
+        hovertemplate="%{y} × %{x}: %{text} trials<extra></extra>",
+        showlegend=False,
+        name="cells",
+    )
+    fig.update_yaxes(autorange="reversed")
+    height = max(360, 28 * len(y_labels) + 160)
+    return _layout(fig, title, "Phenotype", "Mechanism", height=height, clickmode="event+select")
+
+
+def heatmap_selection(points: list[dict[str, object]]) -> tuple[str, str] | None:
+    """The (mechanism key, phenotype key) of the heat-map cell a selection event points at, if any."""
+    for point in points:
+        custom = point.get("customdata")
+        if isinstance(custom, list | tuple) and len(custom) == 2 and all(isinstance(v, str) for v in custom):
+            return str(custom[0]), str(custom[1])
+    return None
+
+
+# --- e. mechanism pipeline ---------------------------------------------------------------------------------
+
+
+def mechanism_pipeline(frame: pd.DataFrame) -> pd.DataFrame:
+    """Trials per mechanism (rows, taxonomy order) and highest phase reached (columns, phase order)."""
+    exploded = frame[["mechanisms", "highest_phase"]].explode("mechanisms")
+    exploded = exploded[exploded["mechanisms"].notna()]
+    if exploded.empty:
+        return pd.DataFrame()
+    table = pd.crosstab(exploded["mechanisms"], exploded["highest_phase"].map(labels.phase_label))
+    table = table[sorted(table.columns, key=labels.phase_rank)]
+    order = list(labels.mechanism_labels())
+    rows = [key for key in order if key in table.index] + sorted(k for k in table.index if k not in order)
+    return table.loc[rows]
+
+
+def pipeline_figure(frame: pd.DataFrame) -> go.Figure:
+    title = "Mechanism pipeline: trials by highest phase"
+    table = mechanism_pipeline(frame)
+    if table.empty:
+        return _empty_figure(title, "No classified trials in the current selection")
+    y_labels = [labels.mechanism_label(key) for key in table.index]
+    fig = go.Figure()
+    for phase in table.columns:
+        fig.add_bar(
+            y=y_labels,
+            x=table[phase],
+            name=phase,
+            orientation="h",
+            marker_color=labels.PHASE_COLOURS.get(phase),
+            hovertemplate=f"%{{y}} · {phase}: %{{x}} trials<extra></extra>",
+        )
+    fig.update_yaxes(autorange="reversed")
+    height = max(360, 24 * len(y_labels) + 160)
+    return _layout(fig, title, "Trials", "Mechanism", barmode="stack", height=height)
+
+
+# --- f. timeline (Gantt) -----------------------------------------------------------------------------------
+
+
+def gantt_rows(frame: pd.DataFrame, today: date, cap: int = GANTT_CAP) -> pd.DataFrame:
+    """The trials drawn on the timeline: the `cap` most recently started ones with a start date.
+
+    The bar ends at primary completion (completion when missing; today for active trials with neither).
+    Columns: nct_id, title, status, start, end.
+    """
+    dated = frame[frame["start_date"].notna()]
+    chosen = dated.nlargest(cap, "start_date") if len(dated) > cap else dated
+    start = pd.to_datetime(chosen["start_date"])
+    end = pd.to_datetime(chosen["primary_completion_date"]).fillna(pd.to_datetime(chosen["completion_date"]))
+    active = chosen["overall_status"].isin(labels.ACTIVE_STATUSES)
+    end = end.where(end.notna() | ~active, pd.Timestamp(today))
+    end = end.fillna(start).where(end.fillna(start) > start, start + pd.Timedelta(days=30))
+    rows = pd.DataFrame(
+        {
+            "nct_id": chosen["nct_id"],
+            "title": chosen["brief_title"].fillna("").str.slice(0, 90),
+            "status": chosen["overall_status"].fillna(""),
+            "start": start,
+            "end": end,
+        }
+    )
+    return rows.sort_values("start", ascending=False).reset_index(drop=True)
+
+
+def gantt_figure(frame: pd.DataFrame, today: date, cap: int = GANTT_CAP) -> go.Figure:
+    rows = gantt_rows(frame, today, cap)
+    total = int(frame["start_date"].notna().sum())
+    title = "Timeline: start to primary completion"
+    if total > len(rows):
+        title += f" (the {len(rows)} most recently started of {total:,} trials)"
+    if rows.empty:
+        return _empty_figure(title, "No trials with a start date in the current selection")
+    fig = go.Figure()
+    for status, group in rows.groupby("status", sort=False):
+        label = labels.status_label(status or None)
+        duration_ms = (group["end"] - group["start"]).dt.total_seconds() * 1000
+        fig.add_bar(
+            y=group["nct_id"],
+            base=group["start"].dt.strftime("%Y-%m-%d"),
+            x=duration_ms,
+            orientation="h",
+            name=label,
+            marker_color=labels.STATUS_COLOURS.get(status, "#bababa"),
+            customdata=np.stack(
+                [group["title"], group["start"].dt.strftime("%Y-%m-%d"), group["end"].dt.strftime("%Y-%m-%d")],
+                axis=-1,
+            ),
+            hovertemplate="%{y} · " + label + "<br>%{customdata[0]}<br>%{customdata[1]} → %{customdata[2]}"
+            "<extra></extra>",
+        )
+    fig.update_xaxes(type="date")
+    fig.update_yaxes(categoryorder="array", categoryarray=list(rows["nct_id"][::-1]), showticklabels=len(rows) <= 60)
+    height = min(1400, max(360, 12 * len(rows) + 160))
+    return _layout(fig, title, "Date", "Trial", height=height, barmode="overlay")
+
+
+# --- g. world map ------------------------------------------------------------------------------------------
+
+
+def trials_by_country(frame: pd.DataFrame) -> pd.Series:
+    """Trials with at least one site in each country, largest first."""
+    exploded = _explode_keys(frame, "countries")
+    return exploded.drop_duplicates()["countries"].value_counts().rename("trials").rename_axis("country")
+
+
+def world_map_figure(frame: pd.DataFrame) -> go.Figure:
+    title = "Trial sites by country"
+    counts = trials_by_country(frame)
+    if counts.empty:
+        return _empty_figure(title, "No trial sites in the current selection")
+    fig = go.Figure(
+        go.Choropleth(
+            locations=counts.index,
+            locationmode="country names",
+            z=counts.values,
+            colorscale="Blues",
+            colorbar={"title": {"text": "Trials"}},
+            hovertemplate="%{location}: %{z} trials with sites<extra></extra>",
+        )
+    )
+    fig.update_geos(showframe=False, projection_type="natural earth")
+    return _layout(fig, title, None, None, height=480)
+
+
+# --- h. change activity ------------------------------------------------------------------------------------
+
+
+def events_per_week(events: pd.DataFrame) -> pd.DataFrame:
+    """Change events per week (rows: Monday of the week) and kind label (columns); baseline events (the
+    first load of a database) are not activity and are left out."""
+    if events.empty:
+        return pd.DataFrame()
+    news = events[~events["baseline"].astype(bool)]
+    if news.empty:
+        return pd.DataFrame()
+    detected = pd.to_datetime(news["detected_at"])
+    week = (detected - pd.to_timedelta(detected.dt.weekday, unit="D")).dt.normalize()
+    table = pd.crosstab(week, news["kind"].map(labels.change_kind_label))
+    table.index.name = "week"
+    return table
+
+
+def change_activity_figure(events: pd.DataFrame) -> go.Figure:
+    title = "Change activity: events per week"
+    table = events_per_week(events)
+    if table.empty:
+        return _empty_figure(title, "No changes recorded yet for the current selection")
+    fig = go.Figure()
+    for kind in table.columns:
+        fig.add_bar(
+            x=table.index,
+            y=table[kind],
+            name=kind,
+            hovertemplate=f"Week of %{{x|%Y-%m-%d}} · {kind}: %{{y}}<extra></extra>",
+        )
+    return _layout(fig, title, "Week", "Change events", barmode="stack")
+
+
+# --- i. completion-date slippage ---------------------------------------------------------------------------
+
+
+def completion_slippage(events: pd.DataFrame) -> pd.DataFrame:
+    """Trials whose primary completion date moved later: nct_id, first (earliest old date), latest (newest
+    new date), days; one row per trial, net over all its changes, largest slip first."""
+    columns = ["nct_id", "first", "latest", "days"]
+    if events.empty:
+        return pd.DataFrame(columns=columns)
+    moves = events[(events["kind"] == "primary_completion_date") & ~events["baseline"].astype(bool)]
+    if moves.empty:
+        return pd.DataFrame(columns=columns)
+    moves = moves.sort_values(["nct_id", "detected_at", "id"])
+    per_trial = moves.groupby("nct_id").agg(first=("old_value", "first"), latest=("new_value", "last"))
+    first = pd.to_datetime(per_trial["first"].map(parse_partial_date))
+    latest = pd.to_datetime(per_trial["latest"].map(parse_partial_date))
+    per_trial["days"] = (latest - first).dt.days
+    slipped = per_trial[per_trial["days"] > 0].reset_index()
+    slipped["days"] = slipped["days"].astype(int)
+    return slipped[columns].sort_values(["days", "nct_id"], ascending=[False, True]).reset_index(drop=True)
+
+
+def slippage_buckets(slippage: pd.DataFrame) -> pd.Series:
+    """How many trials slipped by how much (fixed buckets, all shown even when empty)."""
+    counts = {
+        name: int(((slippage["days"] >= low) & (slippage["days"] < high)).sum())
+        for name, low, high in SLIPPAGE_BUCKETS
+    }
+    return pd.Series(counts, name="trials")
+
+
+def slippage_figure(events: pd.DataFrame) -> go.Figure:
+    title = "Primary completion date moved later"
+    slipped = completion_slippage(events)
+    if slipped.empty:
+        return _empty_figure(title, "No primary completion date has moved later in the current selection")
+    buckets = slippage_buckets(slipped)
+    fig = go.Figure(
+        go.Bar(
+            x=buckets.index,
+            y=buckets.values,
+            marker_color="#d73027",
+            hovertemplate="Moved later by %{x}: %{y} trials<extra></extra>",
+        )
+    )
+    return _layout(fig, f"{title} ({len(slipped):,} trials)", "Moved later by", "Trials")

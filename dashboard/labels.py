@@ -1,0 +1,156 @@
+"""Display names for registry enums and taxonomy keys. Pure: no Streamlit, no database.
+
+Registry values stay the stored keys everywhere (filters, URLs, exports); only what people read is relabelled.
+Unknown values are shown as they came, tidied, so a new registry enum never breaks a chart.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from tracker.taxonomy import load_taxonomy
+
+STATUS_LABELS: dict[str, str] = {
+    "NOT_YET_RECRUITING": "Not yet recruiting",
+    "RECRUITING": "Recruiting",
+    "ENROLLING_BY_INVITATION": "Enrolling by invitation",
+    "ACTIVE_NOT_RECRUITING": "Active, not recruiting",
+    "SUSPENDED": "Suspended",
+    "TERMINATED": "Terminated",
+    "COMPLETED": "Completed",
+    "WITHDRAWN": "Withdrawn",
+    "UNKNOWN": "Unknown status",
+    "AVAILABLE": "Available (expanded access)",
+    "NO_LONGER_AVAILABLE": "No longer available",
+    "TEMPORARILY_NOT_AVAILABLE": "Temporarily not available",
+    "APPROVED_FOR_MARKETING": "Approved for marketing",
+    "WITHHELD": "Withheld",
+}
+ACTIVE_STATUSES = ("NOT_YET_RECRUITING", "RECRUITING", "ENROLLING_BY_INVITATION", "ACTIVE_NOT_RECRUITING")
+
+# Colours follow the life of a trial: greens while enrolling, blue when done, greys and reds when stopped.
+STATUS_COLOURS: dict[str, str] = {
+    "NOT_YET_RECRUITING": "#a6d96a",
+    "RECRUITING": "#1a9850",
+    "ENROLLING_BY_INVITATION": "#66bd63",
+    "ACTIVE_NOT_RECRUITING": "#fdae61",
+    "SUSPENDED": "#f46d43",
+    "TERMINATED": "#d73027",
+    "COMPLETED": "#4575b4",
+    "WITHDRAWN": "#878787",
+    "UNKNOWN": "#bababa",
+}
+
+PHASE_ORDER: tuple[str, ...] = ("EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4", "NA")
+PHASE_LABELS: dict[str, str] = {
+    "EARLY_PHASE1": "Early phase 1",
+    "PHASE1": "Phase 1",
+    "PHASE2": "Phase 2",
+    "PHASE3": "Phase 3",
+    "PHASE4": "Phase 4",
+    "NA": "Not applicable",
+}
+NO_PHASE = "Not stated"
+PHASE_COLOURS: dict[str, str] = {
+    "Early phase 1": "#c6dbef",
+    "Phase 1": "#9ecae1",
+    "Phase 2": "#6baed6",
+    "Phase 3": "#3182bd",
+    "Phase 4": "#08519c",
+    "Not applicable": "#bdbdbd",
+    NO_PHASE: "#e0e0e0",
+}
+
+STUDY_TYPE_LABELS: dict[str, str] = {
+    "INTERVENTIONAL": "Interventional",
+    "OBSERVATIONAL": "Observational",
+    "EXPANDED_ACCESS": "Expanded access",
+}
+SPONSOR_CLASS_LABELS: dict[str, str] = {
+    "industry": "Industry",
+    "academic_other": "Academic / other",
+    "government": "Government",
+}
+CHANGE_KIND_LABELS: dict[str, str] = {
+    "new": "New trial",
+    "status": "Status",
+    "phase": "Phase",
+    "start_date": "Start date",
+    "primary_completion_date": "Primary completion date",
+    "completion_date": "Completion date",
+    "enrollment": "Enrollment",
+    "results_posted": "Results posted",
+    "removed": "Removed",
+    "other": "Other",
+}
+
+
+def tidy(value: str | None) -> str:
+    """RECRUITING_SOON → "Recruiting soon": the fallback for enum values we have no label for."""
+    if value is None or value == "":
+        return "Not stated"
+    return value.replace("_", " ").capitalize()
+
+
+def status_label(status: str | None) -> str:
+    return STATUS_LABELS.get(status or "", tidy(status))
+
+
+def phase_label(phase: str | None) -> str:
+    """One phase key (or the highest phase) → label; missing phase → "Not stated"."""
+    if phase is None or phase == "":
+        return NO_PHASE
+    return PHASE_LABELS.get(phase, tidy(phase))
+
+
+def phase_rank(label: str) -> int:
+    """Sort position of a phase label (unknown phases after the known ones)."""
+    ordered = [PHASE_LABELS[key] for key in PHASE_ORDER] + [NO_PHASE]
+    return ordered.index(label) if label in ordered else len(ordered)
+
+
+def phases_text(phases: tuple[str, ...] | list[str] | None) -> str:
+    """("PHASE1", "PHASE2") → "Phase 1/Phase 2"."""
+    if phases is None or len(phases) == 0:
+        return NO_PHASE
+    return "/".join(phase_label(phase) for phase in phases)
+
+
+def study_type_label(study_type: str | None) -> str:
+    return STUDY_TYPE_LABELS.get(study_type or "", tidy(study_type))
+
+
+def sponsor_class_label(sponsor_class: str | None) -> str:
+    return SPONSOR_CLASS_LABELS.get(sponsor_class or "", tidy(sponsor_class))
+
+
+def change_kind_label(kind: str | None) -> str:
+    return CHANGE_KIND_LABELS.get(kind or "", tidy(kind))
+
+
+@cache
+def mechanism_labels() -> dict[str, str]:
+    return {item.key: item.label for item in load_taxonomy().mechanisms}
+
+
+@cache
+def mechanism_families() -> dict[str, str]:
+    return {item.key: item.family or "Other" for item in load_taxonomy().mechanisms}
+
+
+@cache
+def phenotype_labels() -> dict[str, str]:
+    return {item.key: item.label for item in load_taxonomy().phenotypes}
+
+
+@cache
+def relevance_labels() -> dict[str, str]:
+    return {item.key: item.label for item in load_taxonomy().relevance}
+
+
+def mechanism_label(key: str) -> str:
+    return mechanism_labels().get(key, tidy(key))
+
+
+def phenotype_label(key: str) -> str:
+    return phenotype_labels().get(key, tidy(key))

@@ -1,0 +1,54 @@
+"""Settings: one frozen object, read from TRACKER_* environment variables once and passed down.
+
+No other module reads os.environ. CLI flags override individual fields through `load_settings(**overrides)`.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tracker.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///data/trials.db"
+DEFAULT_CTGOV_BASE_URL = "https://clinicaltrials.gov/api/v2"
+DEFAULT_QUERY = "multiple sclerosis"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRACKER_", frozen=True, extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    ctgov_base_url: str = DEFAULT_CTGOV_BASE_URL
+    query: str = DEFAULT_QUERY
+    # The registry publishes no limit; robots.txt asks for one request a second. 0 switches the cap off.
+    requests_per_second: float = Field(default=1.0, ge=0)
+    request_timeout: float = Field(default=90.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    page_size: int = Field(default=1000, ge=1, le=1000)
+
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    mail_from: str = "ms-trial-tracker@localhost"
+    digest_max_per_section: int = Field(default=50, ge=1)
+    digest_send_empty: bool = False
+    public_url: str | None = None
+
+    sync_cron: str = "0 6 * * *"
+    digest_cron: str = "0 7 * * mon"
+    timezone: str = "UTC"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with non-None overrides (CLI flags) on top."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ConfigError(f"invalid setting TRACKER_{field.upper()}: {first['msg']}") from None

@@ -1,0 +1,47 @@
+"""Bring a database to the newest schema through Alembic (the only way the schema changes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from alembic import command
+from tracker.db.session import mask_url
+from tracker.errors import DatabaseError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    if engine is not None:
+        # env.py picks the live engine up from here, so URLs with passwords never pass through ini text.
+        config.attributes["engine"] = engine
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    """Run pending migrations; a no-op (one quick query) when the database is already at head."""
+    try:
+        if current_revision(engine) == head_revision():
+            return
+        command.upgrade(alembic_config(engine), "head")
+    except OperationalError as exc:
+        raise DatabaseError(f"cannot open database {mask_url(str(engine.url))}: {exc.orig}") from None
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"migration failed on {mask_url(str(engine.url))}: {exc}") from None

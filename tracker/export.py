@@ -1,0 +1,278 @@
+"""CSV export: a filtered trial frame in, CSV bytes out, columns in a fixed, documented order.
+
+The same `frame_to_csv` serves `tracker export` and the dashboard's download button, so both give
+identical bytes for the same trials. A sidecar `FILE.csv.json` records where the data came from.
+
+Cells are neutralised against CSV (formula) injection: a text cell starting with `=`, `+`, `-`, `@`,
+a tab or a carriage return gets a leading apostrophe, so spreadsheet programs show it as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from tracker.errors import ConfigError
+from tracker.filters import TrialFilter
+from tracker.taxonomy import load_taxonomy
+
+MULTI_VALUE_SEPARATOR = "; "
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
+EXCEL_BOM = "\ufeff"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportColumn:
+    """One CSV column: its header, what it holds (for the README) and how to read it from a frame row."""
+
+    name: str
+    description: str
+    value: Callable[[Mapping[str, Any]], object]
+
+
+def _field(name: str) -> Callable[[Mapping[str, Any]], object]:
+    return lambda row: row.get(name)
+
+
+def _labels(dimension: str, column: str) -> Callable[[Mapping[str, Any]], object]:
+    def labels(row: Mapping[str, Any]) -> object:
+        taxonomy = load_taxonomy()
+        return tuple(taxonomy.label(dimension, key) for key in _sequence(row.get(column)))  # type: ignore[arg-type]
+
+    return labels
+
+
+EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
+    ExportColumn("nct_id", "ClinicalTrials.gov identifier", _field("nct_id")),
+    ExportColumn(
+        "url", "Link to the study on ClinicalTrials.gov", lambda r: STUDY_URL.format(nct_id=r["nct_id"])
+    ),
+    ExportColumn("brief_title", "Brief title", _field("brief_title")),
+    ExportColumn("acronym", "Acronym", _field("acronym")),
+    ExportColumn(
+        "overall_status", "Overall status (registry enum, e.g. RECRUITING)", _field("overall_status")
+    ),
+    ExportColumn(
+        "why_stopped", "Why the study stopped (terminated, suspended, withdrawn)", _field("why_stopped")
+    ),
+    ExportColumn("phases", "Phases (registry enums, e.g. PHASE2; PHASE3)", _field("phases")),
+    ExportColumn("study_type", "INTERVENTIONAL, OBSERVATIONAL or EXPANDED_ACCESS", _field("study_type")),
+    ExportColumn("enrollment_count", "Enrollment (participants)", _field("enrollment_count")),
+    ExportColumn("enrollment_type", "ACTUAL or ESTIMATED", _field("enrollment_type")),
+    ExportColumn(
+        "start_date", "Start date as registered (YYYY, YYYY-MM or YYYY-MM-DD)", _field("start_date_raw")
+    ),
+    ExportColumn("start_date_type", "ACTUAL or ESTIMATED", _field("start_date_type")),
+    ExportColumn(
+        "primary_completion_date",
+        "Primary completion date as registered",
+        _field("primary_completion_date_raw"),
+    ),
+    ExportColumn(
+        "primary_completion_date_type", "ACTUAL or ESTIMATED", _field("primary_completion_date_type")
+    ),
+    ExportColumn("completion_date", "Study completion date as registered", _field("completion_date_raw")),
+    ExportColumn("completion_date_type", "ACTUAL or ESTIMATED", _field("completion_date_type")),
+    ExportColumn("first_posted", "First posted (YYYY-MM-DD)", _field("first_posted")),
+    ExportColumn("last_update_posted", "Last update posted (YYYY-MM-DD)", _field("last_update_posted")),
+    ExportColumn("results_first_posted", "Results first posted (YYYY-MM-DD)", _field("results_first_posted")),
+    ExportColumn("has_results", "true when results are posted", _field("has_results")),
+    ExportColumn("lead_sponsor", "Lead sponsor", _field("lead_sponsor_name")),
+    ExportColumn(
+        "sponsor_class",
+        "Lead sponsor class (registry enum: INDUSTRY, NIH, OTHER, ...)",
+        _field("lead_sponsor_class"),
+    ),
+    ExportColumn("sponsor_category", "industry, academic_other or government", _field("sponsor_category")),
+    ExportColumn("conditions", "Conditions as registered", _field("conditions")),
+    ExportColumn("interventions", "Intervention names", _field("interventions")),
+    ExportColumn("mechanisms", "Mechanism keys (taxonomy)", _field("mechanisms")),
+    ExportColumn(
+        "mechanism_labels",
+        "Mechanism labels, in the order of `mechanisms`",
+        _labels("mechanism", "mechanisms"),
+    ),
+    ExportColumn(
+        "mechanism_roles", "key:role pairs (investigational or comparator)", _field("mechanism_roles")
+    ),
+    ExportColumn("phenotypes", "MS phenotype keys (taxonomy)", _field("phenotypes")),
+    ExportColumn(
+        "phenotype_labels",
+        "Phenotype labels, in the order of `phenotypes`",
+        _labels("phenotype", "phenotypes"),
+    ),
+    ExportColumn("relevance", "ms, ms_plus, related or not_ms", _field("relevance")),
+    ExportColumn(
+        "multi_disease", "true when the study covers other diseases besides MS", _field("multi_disease")
+    ),
+    ExportColumn(
+        "manual_override", "true when a manual correction overrides the automatic labels", _field("manual")
+    ),
+    ExportColumn("countries", "Countries with a study site", _field("countries")),
+    ExportColumn(
+        "taxonomy_version", "Taxonomy version the labels were assigned with", _field("taxonomy_version")
+    ),
+)
+EXPORT_HEADER: tuple[str, ...] = tuple(column.name for column in EXPORT_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    path: Path
+    sidecar_path: Path
+    row_count: int
+    provenance: dict[str, Any]
+
+
+def neutralise_cell(text: str) -> str:
+    """Prefix an apostrophe to text a spreadsheet would read as a formula."""
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _is_missing(value: object) -> bool:
+    if value is None or value is pd.NaT or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _sequence(value: object) -> Sequence[object]:
+    """A multi-value cell as a sequence: tuples and lists as they are, numpy arrays as lists, None as ()."""
+    if _is_missing(value):
+        return ()
+    if isinstance(value, (list, tuple)):
+        return value
+    if getattr(value, "ndim", 0) > 0:
+        return list(value.tolist())  # type: ignore[attr-defined]
+    return (value,)
+
+
+def format_cell(value: object) -> str:
+    """One value as CSV text: missing → empty, booleans → true/false, dates → ISO, lists → '; '-joined."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0:
+        return MULTI_VALUE_SEPARATOR.join(format_cell(item) for item in _sequence(value))
+    if _is_missing(value):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, datetime):  # pandas Timestamps included
+        midnight = (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0)
+        return value.date().isoformat() if midnight else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def export_rows(frame: pd.DataFrame) -> Iterator[list[str]]:
+    """The CSV rows (without header) for a trial frame, in EXPORT_COLUMNS order, already neutralised."""
+    for row in frame.to_dict("records"):
+        yield [neutralise_cell(format_cell(column.value(row))) for column in EXPORT_COLUMNS]
+
+
+def frame_to_csv(frame: pd.DataFrame, *, excel: bool = False) -> bytes:
+    """CSV bytes (UTF-8, CRLF rows as RFC 4180 has them); `excel` adds a BOM so Excel reads UTF-8."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(EXPORT_HEADER)
+    writer.writerows(export_rows(frame))
+    text = buffer.getvalue()
+    return ((EXCEL_BOM if excel else "") + text).encode("utf-8")
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+def build_provenance(
+    *,
+    exported_at: datetime,
+    latest_run: Mapping[str, Any] | None,
+    trial_filter: TrialFilter,
+    row_count: int,
+    frame_taxonomy_versions: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The sidecar: when, from which data (registry timestamp, last sync run), which filter, how many rows."""
+    run = None
+    if latest_run is not None:
+        keys = ("id", "mode", "outcome", "started_at", "finished_at", "data_timestamp")
+        run = {key: _json_safe(latest_run.get(key)) for key in keys if key in latest_run}
+    return {
+        "exported_at": exported_at.isoformat(timespec="seconds") + "Z",
+        "data_timestamp": latest_run.get("data_timestamp") if latest_run else None,
+        "last_sync_run": run,
+        "filters": trial_filter.to_dict(),
+        "filter_description": trial_filter.describe(),
+        "taxonomy_version": load_taxonomy().version,
+        "classification_taxonomy_versions": sorted(set(frame_taxonomy_versions)),
+        "row_count": row_count,
+        "columns": list(EXPORT_HEADER),
+    }
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: a failed export never leaves half a file."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def sidecar_path_for(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def write_export(
+    engine: Engine,
+    trial_filter: TrialFilter,
+    path: Path,
+    *,
+    excel: bool = False,
+    now: datetime | None = None,
+) -> ExportResult:
+    """Write the trials matching the filter as CSV to `path`, and the provenance sidecar beside it."""
+    from tracker import query  # the read side; imported here so the pure helpers load without a database
+    from tracker.db.session import utcnow
+
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {path}: folder {path.parent} does not exist")
+    frame = query.select_trials(engine, trial_filter)
+    versions = [str(v) for v in frame["taxonomy_version"] if not _is_missing(v)] if len(frame) else []
+    provenance = build_provenance(
+        exported_at=now or utcnow(),
+        latest_run=query.latest_run(engine),
+        trial_filter=trial_filter,
+        row_count=len(frame),
+        frame_taxonomy_versions=versions,
+    )
+    sidecar = sidecar_path_for(path)
+    try:
+        _write_atomically(path, frame_to_csv(frame, excel=excel))
+        _write_atomically(
+            sidecar, json.dumps(provenance, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    return ExportResult(path=path, sidecar_path=sidecar, row_count=len(frame), provenance=provenance)

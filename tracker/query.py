@@ -1,0 +1,393 @@
+"""The read side: the only place that turns stored rows into what the dashboard, exports and digests show.
+
+`load_trial_frame` builds one denormalised row per study (labels, countries, interventions folded into
+tuples); `tracker.filters.apply_filter` narrows it. Everything that presents trials goes through here, so
+a filter means the same thing on the dashboard, in an export and in a digest.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, func, select
+
+from tracker.db.models import (
+    ChangeEvent,
+    Classification,
+    Collaborator,
+    Condition,
+    Intervention,
+    Keyword,
+    Location,
+    Override,
+    Study,
+    StudyLabel,
+    StudyVersion,
+    SyncRun,
+)
+from tracker.db.session import transaction
+from tracker.filters import TrialFilter, apply_filter, sponsor_category
+
+PHASE_ORDER = ("EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4")
+PHASE_LABELS = {
+    "EARLY_PHASE1": "Early Phase 1",
+    "PHASE1": "Phase 1",
+    "PHASE2": "Phase 2",
+    "PHASE3": "Phase 3",
+    "PHASE4": "Phase 4",
+    "NA": "Not applicable",
+}
+STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
+
+_STUDY_COLUMNS = (
+    Study.nct_id,
+    Study.brief_title,
+    Study.official_title,
+    Study.acronym,
+    Study.overall_status,
+    Study.last_known_status,
+    Study.why_stopped,
+    Study.phases,
+    Study.study_type,
+    Study.enrollment_count,
+    Study.enrollment_type,
+    Study.start_date,
+    Study.start_date_raw,
+    Study.start_date_type,
+    Study.primary_completion_date,
+    Study.primary_completion_date_raw,
+    Study.primary_completion_date_type,
+    Study.completion_date,
+    Study.completion_date_raw,
+    Study.completion_date_type,
+    Study.first_posted,
+    Study.last_update_posted,
+    Study.results_first_posted,
+    Study.has_results,
+    Study.lead_sponsor_name,
+    Study.lead_sponsor_class,
+    Study.removed_at,
+)
+_DATE_COLUMNS = (
+    "start_date",
+    "primary_completion_date",
+    "completion_date",
+    "first_posted",
+    "last_update_posted",
+    "results_first_posted",
+)
+TRIAL_FRAME_COLUMNS = (
+    *(column.key for column in _STUDY_COLUMNS if column.key != "removed_at"),
+    "phase_label",
+    "highest_phase",
+    "start_year",
+    "sponsor_category",
+    "conditions",
+    "interventions",
+    "countries",
+    "relevance",
+    "mechanisms",
+    "mechanism_roles",
+    "phenotypes",
+    "multi_disease",
+    "manual",
+    "taxonomy_version",
+    "removed",
+    "url",
+    "search_text",
+)
+
+
+def study_url(nct_id: str) -> str:
+    return STUDY_URL.format(nct_id=nct_id)
+
+
+def phase_label(phases: Iterable[str]) -> str:
+    """["PHASE1", "PHASE2"] → "Phase 1/2"; no phases → "—"."""
+    phases = list(phases)
+    numbered = [p for p in PHASE_ORDER if p in phases]
+    if numbered:
+        if len(numbered) == 1:
+            return PHASE_LABELS[numbered[0]]
+        return "Phase " + "/".join(PHASE_LABELS[p].split()[-1] for p in numbered)
+    return PHASE_LABELS["NA"] if "NA" in phases else "—"
+
+
+def highest_phase(phases: Iterable[str]) -> str | None:
+    ranked = [p for p in PHASE_ORDER if p in phases]
+    if ranked:
+        return ranked[-1]
+    return "NA" if "NA" in phases else None
+
+
+def _grouped(rows: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for nct_id, value in rows:
+        if value is not None and value not in grouped[nct_id]:
+            grouped[nct_id].append(value)
+    return {nct_id: tuple(values) for nct_id, values in grouped.items()}
+
+
+def load_trial_frame(engine: Engine) -> pd.DataFrame:
+    """One row per stored study with its effective labels; columns in TRIAL_FRAME_COLUMNS."""
+    with transaction(engine) as session:
+        studies = session.execute(select(*_STUDY_COLUMNS)).all()
+        conditions = _grouped(
+            session.execute(select(Condition.nct_id, Condition.name).order_by(Condition.position))
+        )
+        interventions = _grouped(
+            session.execute(select(Intervention.nct_id, Intervention.name).order_by(Intervention.position))
+        )
+        countries = _grouped(
+            session.execute(select(Location.nct_id, Location.country).order_by(Location.position))
+        )
+        labels = session.execute(
+            select(
+                StudyLabel.nct_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role, StudyLabel.source
+            ).order_by(StudyLabel.id)
+        ).all()
+        classifications = {
+            row.nct_id: row
+            for row in session.execute(
+                select(Classification.nct_id, Classification.multi_disease, Classification.taxonomy_version)
+            )
+        }
+        overridden = set(session.scalars(select(Override.nct_id)))
+
+    if not studies:
+        return pd.DataFrame(columns=list(TRIAL_FRAME_COLUMNS))
+
+    relevance: dict[str, str] = {}
+    mechanisms: dict[str, list[str]] = defaultdict(list)
+    roles: dict[str, list[str]] = defaultdict(list)
+    phenotypes: dict[str, list[str]] = defaultdict(list)
+    for nct_id, dimension, key, role, _source in labels:
+        if dimension == "relevance":
+            relevance[nct_id] = key
+        elif dimension == "mechanism":
+            if key not in mechanisms[nct_id]:
+                mechanisms[nct_id].append(key)
+            roles[nct_id].append(f"{key}:{role}" if role else key)
+        elif dimension == "phenotype" and key not in phenotypes[nct_id]:
+            phenotypes[nct_id].append(key)
+
+    frame = pd.DataFrame.from_records(studies, columns=[c.key for c in _STUDY_COLUMNS])
+    ids = frame["nct_id"]
+    frame["phases"] = frame["phases"].map(lambda value: tuple(value or ()))
+    frame["phase_label"] = frame["phases"].map(phase_label)
+    frame["highest_phase"] = frame["phases"].map(highest_phase)
+    for column in _DATE_COLUMNS:
+        frame[column] = pd.to_datetime(frame[column], errors="coerce")
+    frame["start_year"] = frame["start_date"].dt.year.astype("Int64")
+    frame["sponsor_category"] = frame["lead_sponsor_class"].map(sponsor_category)
+    frame["conditions"] = ids.map(lambda i: conditions.get(i, ()))
+    frame["interventions"] = ids.map(lambda i: interventions.get(i, ()))
+    frame["countries"] = ids.map(lambda i: countries.get(i, ()))
+    frame["relevance"] = ids.map(lambda i: relevance.get(i, "unclassified"))
+    frame["mechanisms"] = ids.map(lambda i: tuple(mechanisms.get(i, ())))
+    frame["mechanism_roles"] = ids.map(lambda i: tuple(roles.get(i, ())))
+    frame["phenotypes"] = ids.map(lambda i: tuple(phenotypes.get(i, ())))
+    frame["multi_disease"] = ids.map(
+        lambda i: bool(classifications[i].multi_disease) if i in classifications else False
+    )
+    frame["manual"] = ids.isin(overridden)
+    frame["taxonomy_version"] = ids.map(
+        lambda i: classifications[i].taxonomy_version if i in classifications else None
+    )
+    frame["removed"] = frame.pop("removed_at").notna()
+    frame["has_results"] = frame["has_results"].astype(bool)
+    frame["url"] = ids.map(study_url)
+    frame["search_text"] = (
+        ids
+        + " "
+        + frame["brief_title"].fillna("")
+        + " "
+        + frame["official_title"].fillna("")
+        + " "
+        + frame["acronym"].fillna("")
+        + " "
+        + frame["interventions"].map(" ".join)
+        + " "
+        + frame["lead_sponsor_name"].fillna("")
+    ).str.lower()
+    return frame.sort_values("nct_id", ignore_index=True)[list(TRIAL_FRAME_COLUMNS)]
+
+
+def select_trials(engine: Engine, trial_filter: TrialFilter) -> pd.DataFrame:
+    return apply_filter(load_trial_frame(engine), trial_filter)
+
+
+def change_events_frame(
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    kinds: Collection[str] | None = None,
+    nct_ids: Collection[str] | None = None,
+    include_baseline: bool = True,
+) -> pd.DataFrame:
+    """Change events, newest first, within [since, until)."""
+    statement = select(
+        ChangeEvent.id,
+        ChangeEvent.nct_id,
+        ChangeEvent.detected_at,
+        ChangeEvent.kind,
+        ChangeEvent.field,
+        ChangeEvent.old_value,
+        ChangeEvent.new_value,
+        ChangeEvent.baseline,
+    ).order_by(ChangeEvent.detected_at.desc(), ChangeEvent.id.desc())
+    if since is not None:
+        statement = statement.where(ChangeEvent.detected_at >= since)
+    if until is not None:
+        statement = statement.where(ChangeEvent.detected_at < until)
+    if kinds:
+        statement = statement.where(ChangeEvent.kind.in_(list(kinds)))
+    if not include_baseline:
+        statement = statement.where(ChangeEvent.baseline.is_(False))
+    with transaction(engine) as session:
+        rows = session.execute(statement).all()
+    columns = ["id", "nct_id", "detected_at", "kind", "field", "old_value", "new_value", "baseline"]
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    if nct_ids is not None:
+        frame = frame[frame["nct_id"].isin(set(nct_ids))]
+    frame["detected_at"] = pd.to_datetime(frame["detected_at"])
+    frame["baseline"] = frame["baseline"].astype(bool)
+    return frame.reset_index(drop=True)
+
+
+def data_version(engine: Engine) -> tuple[Any, ...]:
+    """Changes whenever a sync, import, classification or override lands: the dashboard's cache key."""
+    with transaction(engine) as session:
+        return tuple(
+            session.execute(
+                select(
+                    select(func.max(SyncRun.id)).scalar_subquery(),
+                    select(func.max(SyncRun.finished_at)).scalar_subquery(),
+                    select(func.max(ChangeEvent.id)).scalar_subquery(),
+                    select(func.max(Classification.classified_at)).scalar_subquery(),
+                    select(func.count()).select_from(Classification).scalar_subquery(),
+                    select(func.max(Override.updated_at)).scalar_subquery(),
+                    select(func.count()).select_from(Override).scalar_subquery(),
+                )
+            ).one()
+        )
+
+
+def run_as_dict(run: SyncRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "started": run.started_at.isoformat() if run.started_at else None,
+        "finished": run.finished_at.isoformat() if run.finished_at else None,
+        "mode": run.mode,
+        "query": run.query,
+        "source": run.source,
+        "data_timestamp": run.data_timestamp,
+        "baseline": run.baseline,
+        "outcome": run.outcome,
+        "error": run.error,
+        "total_count": run.total_count,
+        "pages": run.pages,
+        "seen": run.studies_seen,
+        "inserted": run.studies_inserted,
+        "updated": run.studies_updated,
+        "unchanged": run.studies_unchanged,
+        "rejected": run.studies_rejected,
+        "removed": run.studies_removed,
+    }
+
+
+def latest_run(engine: Engine, *, finished_only: bool = False) -> dict[str, Any] | None:
+    """The newest sync or import run as a dict (see `run_as_dict`), or None."""
+    statement = select(SyncRun).order_by(SyncRun.id.desc()).limit(1)
+    if finished_only:
+        statement = statement.where(SyncRun.finished_at.is_not(None))
+    with transaction(engine) as session:
+        run = session.scalars(statement).first()
+        return run_as_dict(run) if run else None
+
+
+def study_detail(engine: Engine, nct_id: str) -> dict[str, Any] | None:
+    """Everything the trial detail view shows: fields, children, classification, override, history."""
+    with transaction(engine) as session:
+        study = session.get(Study, nct_id)
+        if study is None:
+            return None
+        fields = {column.key: getattr(study, column.key) for column in _STUDY_COLUMNS}
+        description = (study.raw.get("protocolSection") or {}).get("descriptionModule") or {}
+        classification = session.get(Classification, nct_id)
+        override = session.get(Override, nct_id)
+
+        def rows(model: Any, *columns: Any) -> list[dict[str, Any]]:
+            statement = select(*columns).where(model.nct_id == nct_id).order_by(model.position)
+            return [dict(row._mapping) for row in session.execute(statement)]
+
+        return {
+            **fields,
+            "url": study_url(nct_id),
+            "brief_summary": description.get("briefSummary"),
+            "conditions": [r["name"] for r in rows(Condition, Condition.name)],
+            "keywords": [r["name"] for r in rows(Keyword, Keyword.name)],
+            "interventions": rows(
+                Intervention,
+                Intervention.type,
+                Intervention.name,
+                Intervention.other_names,
+                Intervention.description,
+                Intervention.arm_group_labels,
+                Intervention.arm_role,
+            ),
+            "collaborators": rows(Collaborator, Collaborator.name, Collaborator.agency_class),
+            "locations": rows(
+                Location, Location.facility, Location.city, Location.state, Location.country, Location.status
+            ),
+            "classification": None
+            if classification is None
+            else {
+                "taxonomy_version": classification.taxonomy_version,
+                "classified_at": classification.classified_at,
+                "relevance": classification.relevance,
+                "multi_disease": classification.multi_disease,
+                "result": classification.result,
+            },
+            "labels": [
+                dict(row._mapping)
+                for row in session.execute(
+                    select(StudyLabel.dimension, StudyLabel.key, StudyLabel.role, StudyLabel.source)
+                    .where(StudyLabel.nct_id == nct_id)
+                    .order_by(StudyLabel.id)
+                )
+            ],
+            "override": None
+            if override is None
+            else {
+                "relevance": override.relevance,
+                "mechanisms": override.mechanisms,
+                "phenotypes": override.phenotypes,
+                "note": override.note,
+                "created_at": override.created_at,
+                "updated_at": override.updated_at,
+            },
+            "changes": [
+                dict(row._mapping)
+                for row in session.execute(
+                    select(
+                        ChangeEvent.detected_at,
+                        ChangeEvent.kind,
+                        ChangeEvent.field,
+                        ChangeEvent.old_value,
+                        ChangeEvent.new_value,
+                        ChangeEvent.baseline,
+                    )
+                    .where(ChangeEvent.nct_id == nct_id)
+                    .order_by(ChangeEvent.detected_at.desc(), ChangeEvent.id.desc())
+                )
+            ],
+            "version_count": session.scalar(
+                select(func.count()).select_from(StudyVersion).where(StudyVersion.nct_id == nct_id)
+            ),
+        }

@@ -1,0 +1,272 @@
+"""`tracker sync`: fetch the registry's studies for the query and land them page by page.
+
+The walk (API_NOTES §5, §13):
+
+1. `GET /version`; its dataTimestamp is stored with the run. The registry's clock, never ours, sets the
+   watermark (`store.watermark`: the data date of the last run that finished without error).
+2. No watermark (first run) or `full=True`: a full pass over `query.cond`. Otherwise an incremental pass over
+   `AREA[LastUpdatePostDate]RANGE[watermark - 2 days, MAX]`; the overlap re-reads a trailing window, and
+   upserts are idempotent, so nothing is missed when the registry posts late.
+3. Pages of up to 1000 studies; each page lands in its own transaction (`store.ingest_page`), so a run killed
+   at any moment leaves a consistent store and the next run finishes the job. Studies are deduplicated by
+   NCT ID within a run. A refused page token (tokens die at data refreshes) restarts the walk once.
+4. A pass that receives fewer distinct studies than the registry's totalCount fails loudly
+   (`IncompleteSyncError`); whatever landed stays. A complete `full=True` pass flags studies the query no
+   longer returns (kept, with a "removed" change event).
+5. Rejected records make the outcome "partial"; the CLI turns that into exit code 3.
+6. New and changed studies are classified at the end (`tracker.classify.store.classify_pending`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+
+from tracker import store
+from tracker.config import Settings
+from tracker.ctgov.client import CtgovClient, Page, PageTokenError, validate_base_url
+from tracker.errors import ApiError, IncompleteSyncError, TrackerError
+
+logger = logging.getLogger(__name__)
+
+OVERLAP = timedelta(days=2)  # re-read window behind the watermark
+USER_AGENT = "ms-trial-tracker/0.1 (python-httpx)"
+
+
+@dataclass
+class SyncResult:
+    """What one sync or import did; `outcome` is success, partial or failed."""
+
+    run_id: int
+    mode: str
+    outcome: str = "running"
+    data_timestamp: str | None = None
+    since: date | None = None
+    total_count: int | None = None
+    pages: int = 0
+    seen: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[store.Rejection] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    restarts: int = 0
+    requests: int = 0
+    elapsed: float = 0.0
+    classified: Any = None
+
+    def add(self, outcome: store.PageOutcome) -> None:
+        self.pages += 1
+        self.seen += outcome.seen
+        self.inserted += outcome.inserted
+        self.updated += outcome.updated
+        self.unchanged += outcome.unchanged
+        self.rejected.extend(outcome.rejected)
+
+    def summary(self) -> str:
+        """One line for logs and the end of the command."""
+        return (
+            f"{self.mode} {self.outcome}: {self.inserted} inserted, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {len(self.rejected)} rejected, {len(self.removed)} removed; "
+            f"{self.pages} page{'s' if self.pages != 1 else ''} in {self.elapsed:.1f}s"
+        )
+
+
+# Called after each landed page with (result so far, studies on this page); the CLI draws a progress bar.
+ProgressCallback = Callable[[SyncResult, int], None]
+
+
+def log_progress(result: SyncResult, page_studies: int) -> None:
+    total = f" of {result.total_count}" if result.total_count is not None else ""
+    logger.info("page %d: %d studies (%d%s so far)", result.pages, page_studies, result.seen, total)
+
+
+def search_params(settings: Settings, since: date | None) -> dict[str, Any]:
+    """The /studies parameters of one walk (identical on every page, API_NOTES §5.1)."""
+    params: dict[str, Any] = {"format": "json", "pageSize": settings.page_size, "countTotal": "true"}
+    if settings.query.strip():
+        params["query.cond"] = settings.query.strip()
+    if since is not None:
+        params["filter.advanced"] = f"AREA[LastUpdatePostDate]RANGE[{since.isoformat()},MAX]"
+    return params
+
+
+def make_http_client(settings: Settings) -> httpx.Client:
+    timeout = httpx.Timeout(settings.request_timeout, connect=min(settings.request_timeout, 15.0))
+    return httpx.Client(
+        timeout=timeout,
+        follow_redirects=True,
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+    )
+
+
+def run_sync(
+    engine: Engine,
+    settings: Settings,
+    *,
+    full: bool = False,
+    http: httpx.Client | None = None,
+    backoff_base: float = 1.0,
+    progress: ProgressCallback | None = log_progress,
+    classify: bool = True,
+) -> SyncResult:
+    """Sync the store with the registry; see the module docstring. Returns the result, outcome included.
+
+    Raises `ConfigError` (bad base URL), `ApiError` (registry unreachable or failing) or
+    `IncompleteSyncError`; in each case the run is recorded as failed with the error text.
+    """
+    started = time.monotonic()
+    mark = store.watermark(engine)
+    incremental = not full and mark is not None
+    mode = "incremental" if incremental else "full"
+    since = mark - OVERLAP if incremental and mark is not None else None
+    own_http = http is None
+    http_client = http if http is not None else make_http_client(settings)
+    try:
+        try:
+            base_url = validate_base_url(settings.ctgov_base_url)
+            client = CtgovClient(
+                http_client,
+                base_url=base_url,
+                requests_per_second=settings.requests_per_second,
+                max_retries=settings.max_retries,
+                backoff_base=backoff_base,
+            )
+            version = client.version()
+        except TrackerError as exc:
+            run_id = store.begin_run(
+                engine, mode=mode, query=settings.query, source=settings.ctgov_base_url, data_timestamp=None
+            )
+            store.finish_run(engine, run_id, outcome="failed", error=str(exc))
+            raise
+        data_timestamp = version.get("dataTimestamp")
+        data_timestamp = data_timestamp if isinstance(data_timestamp, str) else None
+        run_id = store.begin_run(
+            engine, mode=mode, query=settings.query, source=base_url, data_timestamp=data_timestamp
+        )
+        result = SyncResult(run_id=run_id, mode=mode, data_timestamp=data_timestamp, since=since)
+        logger.info(
+            "%s sync of %r from %s (data %s%s)",
+            mode,
+            settings.query,
+            base_url,
+            data_timestamp or "timestamp unknown",
+            f", updated since {since}" if since else "",
+        )
+        try:
+            seen_ids = _walk(engine, client, search_params(settings, since), result, progress)
+            _check_complete(result, seen_ids)
+            if full:
+                result.removed = store.flag_removed(engine, run_id, seen_ids)
+        except BaseException as exc:
+            result.requests = client.requests_made
+            _fail(engine, result, exc)
+            raise
+        result.requests = client.requests_made
+        result.outcome = "partial" if result.rejected else "success"
+        store.finish_run(engine, run_id, outcome=result.outcome, total_count=result.total_count)
+    finally:
+        if own_http:
+            http_client.close()
+    if classify:
+        result.classified = classify_landed(engine)
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def _walk(
+    engine: Engine,
+    client: CtgovClient,
+    params: dict[str, Any],
+    result: SyncResult,
+    progress: ProgressCallback | None,
+) -> set[str]:
+    """Land every page of the walk; restart from page 1 once if a page token dies. Returns the NCT IDs seen."""
+    seen_ids: set[str] = set()
+    while True:
+        try:
+            for page in client.iter_pages(params):
+                if page.total_count is not None:
+                    result.total_count = page.total_count
+                _land_page(engine, page, seen_ids, result, progress)
+            return seen_ids
+        except PageTokenError as exc:
+            if result.restarts >= 1:
+                raise ApiError(f"page token refused again after a restart; giving up ({exc})") from None
+            result.restarts += 1
+            logger.warning("%s; restarting the walk from page 1", exc)
+
+
+def _land_page(
+    engine: Engine,
+    page: Page,
+    seen_ids: set[str],
+    result: SyncResult,
+    progress: ProgressCallback | None,
+) -> None:
+    fresh = list(_not_seen_yet(page.studies, seen_ids))
+    outcome = store.ingest_page(engine, result.run_id, fresh)
+    result.add(outcome)
+    for rejection in outcome.rejected:
+        logger.warning("rejected %s: %s", rejection.nct_id or "<no NCT ID>", rejection.reason)
+    if progress is not None:
+        progress(result, len(page.studies))
+
+
+def _not_seen_yet(raw_studies: Iterable[Any], seen_ids: set[str]) -> Iterator[Any]:
+    """Skip studies already landed in this run (pages can overlap after a restart or a data refresh)."""
+    for raw in raw_studies:
+        nct_id = study_id(raw)
+        if nct_id is None:
+            yield raw  # let the store reject it with its reason
+            continue
+        if nct_id in seen_ids:
+            continue
+        seen_ids.add(nct_id)
+        yield raw
+
+
+def study_id(raw: Any) -> str | None:
+    """The NCT ID of a raw study, if it has a readable one (no validation; parse.py does that)."""
+    try:
+        nct_id = raw["protocolSection"]["identificationModule"]["nctId"]
+    except (KeyError, TypeError):
+        return None
+    return nct_id.strip().upper() if isinstance(nct_id, str) else None
+
+
+def _check_complete(result: SyncResult, seen_ids: set[str]) -> None:
+    if result.total_count is None:
+        logger.warning("the registry sent no totalCount; completeness not checked")
+        return
+    received = len(seen_ids) + sum(1 for r in result.rejected if r.nct_id is None)
+    if received < result.total_count:
+        raise IncompleteSyncError(
+            f"incomplete {result.mode} sync: received {received} of {result.total_count} studies; "
+            "what landed is kept, run the sync again"
+        )
+
+
+def _fail(engine: Engine, result: SyncResult, exc: BaseException) -> None:
+    result.outcome = "failed"
+    error = str(exc) if isinstance(exc, TrackerError) else f"{type(exc).__name__}: {exc}".rstrip(": ")
+    if isinstance(exc, KeyboardInterrupt):
+        error = "interrupted"
+    try:
+        store.finish_run(engine, result.run_id, outcome="failed", error=error, total_count=result.total_count)
+    except TrackerError as finish_error:  # the database itself may be what failed
+        logger.error("could not record the failed run: %s", finish_error)
+
+
+def classify_landed(engine: Engine) -> Any:
+    """Classify new and changed studies (the classifier keeps track of what is pending)."""
+    from tracker.classify.store import classify_pending
+
+    return classify_pending(engine)

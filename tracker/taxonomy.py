@@ -1,0 +1,72 @@
+"""The taxonomy (mechanism, phenotype and relevance keys, labels, families), loaded from versioned data.
+
+Keys are stable identifiers used in the database, exports, URLs and digests; labels are what people see.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+from tracker.errors import FilterError
+
+Dimension = Literal["mechanism", "phenotype", "relevance"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaxonomyKey:
+    key: str
+    label: str
+    family: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Taxonomy:
+    version: str
+    mechanisms: tuple[TaxonomyKey, ...]
+    phenotypes: tuple[TaxonomyKey, ...]
+    relevance: tuple[TaxonomyKey, ...]
+
+    def keys(self, dimension: Dimension) -> tuple[TaxonomyKey, ...]:
+        return {"mechanism": self.mechanisms, "phenotype": self.phenotypes, "relevance": self.relevance}[
+            dimension
+        ]
+
+    def label(self, dimension: Dimension, key: str) -> str:
+        for item in self.keys(dimension):
+            if item.key == key:
+                return item.label
+        return key
+
+    def families(self) -> dict[str, tuple[str, ...]]:
+        """Mechanism keys grouped by family, in taxonomy order."""
+        grouped: dict[str, list[str]] = {}
+        for item in self.mechanisms:
+            grouped.setdefault(item.family or "Other", []).append(item.key)
+        return {family: tuple(keys) for family, keys in grouped.items()}
+
+    def validate(self, dimension: Dimension, keys: Iterable[str]) -> tuple[str, ...]:
+        """Return the keys unchanged, or raise FilterError naming the unknown ones and the valid list."""
+        keys = tuple(keys)
+        valid = [item.key for item in self.keys(dimension)]
+        unknown = [key for key in keys if key not in valid]
+        if unknown:
+            raise FilterError(
+                f"unknown {dimension} key(s): {', '.join(unknown)}; valid keys: {', '.join(valid)}"
+            )
+        return keys
+
+
+@cache
+def load_taxonomy() -> Taxonomy:
+    text = resources.files("tracker.classify").joinpath("data/taxonomy.json").read_text("utf-8")
+    data = json.loads(text)
+
+    def items(name: str) -> tuple[TaxonomyKey, ...]:
+        return tuple(TaxonomyKey(d["key"], d["label"], d.get("family")) for d in data[name])
+
+    return Taxonomy(data["version"], items("mechanisms"), items("phenotypes"), items("relevance"))
