@@ -35,7 +35,9 @@ _EMPTY_NOTE = "No trials in the current selection"
 # --- helpers -------------------------------------------------------------------------------------------
 
 
-def _layout(fig: go.Figure, title: str, x_title: str | None, y_title: str | None, **extra: object) -> go.Figure:
+def _layout(
+    fig: go.Figure, title: str, x_title: str | None, y_title: str | None, **extra: object
+) -> go.Figure:
     fig.update_layout(
         title={"text": title},
         xaxis_title=x_title,
@@ -84,7 +86,7 @@ def parse_partial_date(text: object) -> date | None:
 
 
 def start_year_by_phase(frame: pd.DataFrame) -> pd.DataFrame:
-    """Trials per start year (rows) and highest phase label (columns); trials without a start date left out."""
+    """Trials per start year (rows) and highest phase label (columns); undated trials left out."""
     years = _years(frame["start_date"])
     phases = frame["highest_phase"].map(labels.phase_label)
     counted = pd.DataFrame({"year": years, "phase": phases}).dropna(subset=["year"])
@@ -131,9 +133,9 @@ def recruiting_by_year(frame: pd.DataFrame, today: date) -> pd.Series:
     if not keep.any():
         return pd.Series(dtype="int64", name="trials")
     first = start[keep].to_numpy(dtype="int64")
-    last = np.minimum(np.maximum(end[keep].astype("float64").fillna(-1).to_numpy(), first), today.year).astype(
-        "int64"
-    )
+    last = np.minimum(
+        np.maximum(end[keep].astype("float64").fillna(-1).to_numpy(), first), today.year
+    ).astype("int64")
     low = int(first.min())
     # Difference array: +1 at the start year, -1 after the last year; the running sum counts overlaps.
     steps = np.zeros(today.year - low + 2, dtype="int64")
@@ -408,14 +410,20 @@ def gantt_figure(frame: pd.DataFrame, today: date, cap: int = GANTT_CAP) -> go.F
             name=label,
             marker_color=labels.STATUS_COLOURS.get(status, "#bababa"),
             customdata=np.stack(
-                [group["title"], group["start"].dt.strftime("%Y-%m-%d"), group["end"].dt.strftime("%Y-%m-%d")],
+                [
+                    group["title"],
+                    group["start"].dt.strftime("%Y-%m-%d"),
+                    group["end"].dt.strftime("%Y-%m-%d"),
+                ],
                 axis=-1,
             ),
             hovertemplate="%{y} · " + label + "<br>%{customdata[0]}<br>%{customdata[1]} → %{customdata[2]}"
             "<extra></extra>",
         )
     fig.update_xaxes(type="date")
-    fig.update_yaxes(categoryorder="array", categoryarray=list(rows["nct_id"][::-1]), showticklabels=len(rows) <= 60)
+    fig.update_yaxes(
+        categoryorder="array", categoryarray=list(rows["nct_id"][::-1]), showticklabels=len(rows) <= 60
+    )
     height = min(1400, max(360, 12 * len(rows) + 160))
     return _layout(fig, title, "Date", "Trial", height=height, barmode="overlay")
 
@@ -460,7 +468,7 @@ def events_per_week(events: pd.DataFrame) -> pd.DataFrame:
     if news.empty:
         return pd.DataFrame()
     detected = pd.to_datetime(news["detected_at"])
-    week = (detected - pd.to_timedelta(detected.dt.weekday, unit="D")).dt.normalize()
+    week = (detected - pd.to_timedelta(detected.dt.day_of_week, unit="D")).dt.normalize()
     table = pd.crosstab(week, news["kind"].map(labels.change_kind_label))
     table.index.name = "week"
     return table

@@ -85,22 +85,25 @@ CHANGE_KIND_LABELS: dict[str, str] = {
 }
 
 
-def tidy(value: str | None) -> str:
+def _text(value: object) -> str:
+    """Missing values (None, NaN, pd.NA) as the empty string."""
+    return value if isinstance(value, str) else ""
+
+
+def tidy(value: object) -> str:
     """RECRUITING_SOON → "Recruiting soon": the fallback for enum values we have no label for."""
-    if value is None or value == "":
-        return "Not stated"
-    return value.replace("_", " ").capitalize()
+    text = _text(value)
+    return text.replace("_", " ").capitalize() if text else "Not stated"
 
 
-def status_label(status: str | None) -> str:
-    return STATUS_LABELS.get(status or "", tidy(status))
+def status_label(status: object) -> str:
+    return STATUS_LABELS.get(_text(status), tidy(status))
 
 
-def phase_label(phase: str | None) -> str:
+def phase_label(phase: object) -> str:
     """One phase key (or the highest phase) → label; missing phase → "Not stated"."""
-    if phase is None or phase == "":
-        return NO_PHASE
-    return PHASE_LABELS.get(phase, tidy(phase))
+    text = _text(phase)
+    return PHASE_LABELS.get(text, tidy(text)) if text else NO_PHASE
 
 
 def phase_rank(label: str) -> int:
@@ -116,16 +119,16 @@ def phases_text(phases: tuple[str, ...] | list[str] | None) -> str:
     return "/".join(phase_label(phase) for phase in phases)
 
 
-def study_type_label(study_type: str | None) -> str:
-    return STUDY_TYPE_LABELS.get(study_type or "", tidy(study_type))
+def study_type_label(study_type: object) -> str:
+    return STUDY_TYPE_LABELS.get(_text(study_type), tidy(study_type))
 
 
-def sponsor_class_label(sponsor_class: str | None) -> str:
-    return SPONSOR_CLASS_LABELS.get(sponsor_class or "", tidy(sponsor_class))
+def sponsor_class_label(sponsor_class: object) -> str:
+    return SPONSOR_CLASS_LABELS.get(_text(sponsor_class), tidy(sponsor_class))
 
 
-def change_kind_label(kind: str | None) -> str:
-    return CHANGE_KIND_LABELS.get(kind or "", tidy(kind))
+def change_kind_label(kind: object) -> str:
+    return CHANGE_KIND_LABELS.get(_text(kind), tidy(kind))
 
 
 @cache

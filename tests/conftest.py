@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_ctgov import FakeCtgov
 from sqlalchemy import Engine, create_engine, text
 
 from tracker.db.migrate import upgrade_to_head
@@ -65,3 +66,13 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'trials.db'}"
+
+
+# --- fake ClinicalTrials.gov ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_ctgov() -> Iterator[FakeCtgov]:
+    """A fake ClinicalTrials.gov API v2 on 127.0.0.1 (empty; tests add studies with `set_studies`)."""
+    with FakeCtgov() as server:
+        yield server

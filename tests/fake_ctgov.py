@@ -3,11 +3,12 @@
 Serves a list of raw studies the way the registry does (API_NOTES §3-§6, §10, §12):
 
 - `GET /version` → {"apiVersion", "dataTimestamp"} (timestamp settable);
-- `GET /studies` with pageSize (default 10, cap 1000, 0 → 10), opaque URL-safe page tokens, totalCount only on
-  page 1 and only with countTotal=true, the same-params rule, an optional false last token (a full last page
-  gets a token that leads to an empty page), `fields` projection, filter.ids, filter.overallStatus (validated),
-  query.cond (every word, case-insensitive, in conditions/keywords/titles), query.term (substring), the Essie subset
-  AREA[LastUpdatePostDate]RANGE[a,b] with MIN/MAX, and 400 "`X` is unknown parameter";
+- `GET /studies` with pageSize (default 10, cap 1000, 0 → 10), opaque URL-safe page tokens, totalCount
+  only on page 1 and only with countTotal=true, the same-params rule, an optional false last token (a full
+  last page gets a token that leads to an empty page), `fields` projection, filter.ids,
+  filter.overallStatus (validated), query.cond (every word, case-insensitive, in conditions, keywords and
+  titles), query.term (substring), the Essie subset AREA[LastUpdatePostDate]RANGE[a,b] with MIN/MAX, and
+  400 "`X` is unknown parameter";
 - `GET /studies/{id}` → the bare study; 301 for an alias, 404 / 400 as text/plain;
 - scripted faults for the next requests (`inject`): 429 with Retry-After, 403, 503, connection reset,
   truncated body, invalid JSON, HTML with 200, expired page token, delay;
@@ -38,9 +39,22 @@ API_PREFIX = "/api/v2"
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 1000
 STATUSES = frozenset(
-    "ACTIVE_NOT_RECRUITING COMPLETED ENROLLING_BY_INVITATION NOT_YET_RECRUITING RECRUITING SUSPENDED "
-    "TERMINATED WITHDRAWN AVAILABLE NO_LONGER_AVAILABLE TEMPORARILY_NOT_AVAILABLE APPROVED_FOR_MARKETING "
-    "WITHHELD UNKNOWN".split()
+    [
+        "ACTIVE_NOT_RECRUITING",
+        "COMPLETED",
+        "ENROLLING_BY_INVITATION",
+        "NOT_YET_RECRUITING",
+        "RECRUITING",
+        "SUSPENDED",
+        "TERMINATED",
+        "WITHDRAWN",
+        "AVAILABLE",
+        "NO_LONGER_AVAILABLE",
+        "TEMPORARILY_NOT_AVAILABLE",
+        "APPROVED_FOR_MARKETING",
+        "WITHHELD",
+        "UNKNOWN",
+    ]
 )
 KNOWN_PARAMS = frozenset(
     [
@@ -143,7 +157,8 @@ FAULT_KINDS = frozenset(
 class Fault:
     """One scripted misbehaviour, used by the next request whose path starts with `path`.
 
-    `expired_token` waits for a request that carries a pageToken; `delay` sleeps `seconds`, then serves normally.
+    `expired_token` waits for a request that carries a pageToken; `delay` sleeps `seconds`, then serves
+    normally.
     """
 
     kind: str
@@ -253,8 +268,11 @@ class FakeCtgov:
         data_timestamp: str = "2025-09-25T09:00:05",
         false_last_token: bool = False,
         api_version: str = "2.0.5",
+        total_count_bias: int = 0,
     ) -> None:
         self.data_timestamp = data_timestamp
+        # Added to every totalCount: a registry that promises more than it delivers (completeness tests).
+        self.total_count_bias = total_count_bias
         self.api_version = api_version
         self.false_last_token = false_last_token
         self._lock = threading.Lock()
@@ -413,7 +431,7 @@ class FakeCtgov:
         assert blobs is not None
         head = b"{"
         if first_page and params.get("countTotal", "").lower() == "true":
-            head += b'"totalCount":%d,' % len(walk.matches)
+            head += b'"totalCount":%d,' % (len(walk.matches) + self.total_count_bias)
         head += b'"studies":['
         body = [head]
         if blobs:
@@ -581,3 +599,35 @@ def load_jsonl(path: str) -> list[dict[str, Any]]:
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as handle:
         return [orjson.loads(line) for line in handle if line.strip()]
+
+
+def make_study(
+    nct_id: str,
+    *,
+    title: str | None = None,
+    status: str = "RECRUITING",
+    last_update: str = "2025-09-20",
+    conditions: Iterable[str] = ("Multiple Sclerosis",),
+    phases: Iterable[str] = ("PHASE2",),
+    enrollment: int = 100,
+) -> dict[str, Any]:
+    """A small, valid API v2 study for tests that need many studies with chosen values."""
+    return {
+        "protocolSection": {
+            "identificationModule": {"nctId": nct_id, "briefTitle": title or f"Study {nct_id}"},
+            "statusModule": {
+                "overallStatus": status,
+                "startDateStruct": {"date": "2024-01", "type": "ACTUAL"},
+                "studyFirstPostDateStruct": {"date": "2023-12-01", "type": "ACTUAL"},
+                "lastUpdatePostDateStruct": {"date": last_update, "type": "ACTUAL"},
+            },
+            "sponsorCollaboratorsModule": {"leadSponsor": {"name": "Example University", "class": "OTHER"}},
+            "conditionsModule": {"conditions": list(conditions)},
+            "designModule": {
+                "studyType": "INTERVENTIONAL",
+                "phases": list(phases),
+                "enrollmentInfo": {"count": enrollment, "type": "ESTIMATED"},
+            },
+        },
+        "hasResults": False,
+    }

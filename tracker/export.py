@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from tracker import query
+from tracker.db.session import utcnow
 from tracker.errors import ConfigError
 from tracker.filters import TrialFilter
 from tracker.taxonomy import load_taxonomy
@@ -253,9 +255,6 @@ def write_export(
     now: datetime | None = None,
 ) -> ExportResult:
     """Write the trials matching the filter as CSV to `path`, and the provenance sidecar beside it."""
-    from tracker import query  # the read side; imported here so the pure helpers load without a database
-    from tracker.db.session import utcnow
-
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write {path}: folder {path.parent} does not exist")
     frame = query.select_trials(engine, trial_filter)

@@ -8,12 +8,26 @@ the ORM unit of work is an order of magnitude slower for thousands of child rows
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, exists, insert, select, update
+import orjson
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Engine,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from tracker.changes import (
@@ -412,8 +426,50 @@ def _insert_versions(session: Session, records: list[StudyRecord], now: datetime
 
 
 def _insert_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
-    """Core executemany on the model's table: skips the ORM bulk path, several times faster."""
-    session.connection().execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
+    """Insert many rows with one executemany; every row carries the same keys.
+
+    On SQLite the values are converted to SQLAlchemy's own storage formats here and handed to the
+    driver directly: the generic per-row parameter processing costs more than the inserts themselves.
+    """
+    table = model.__table__  # type: ignore[attr-defined]
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        connection.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    special = [
+        (index, convert)
+        for index, name in enumerate(names)
+        if (convert := _sqlite_converter(table.c[name].type)) is not None
+    ]
+    values_of = operator.itemgetter(*names)
+    params: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = list(values_of(row)) if len(names) > 1 else [row[names[0]]]
+        for index, convert in special:
+            if values[index] is not None:
+                values[index] = convert(values[index])
+        params.append(tuple(values))
+    sql = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
+        table.name, ", ".join(f'"{name}"' for name in names), ", ".join("?" * len(names))
+    )
+    connection.exec_driver_sql(sql, params)
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DATETIME storage format
+
+
+def _sqlite_converter(column_type: Any) -> Any:
+    if isinstance(column_type, DateTime):
+        return _sqlite_datetime
+    if isinstance(column_type, Date):
+        return date.isoformat
+    if isinstance(column_type, JSON):
+        return lambda value: orjson.dumps(value).decode()
+    if isinstance(column_type, Boolean):
+        return int
+    return None
 
 
 def _event(nct_id: str, change: Change) -> dict[str, Any]:

@@ -188,7 +188,7 @@ def _walk(
     result: SyncResult,
     progress: ProgressCallback | None,
 ) -> set[str]:
-    """Land every page of the walk; restart from page 1 once if a page token dies. Returns the NCT IDs seen."""
+    """Land every page; restart from page 1 once if a page token dies. Returns the NCT IDs seen."""
     seen_ids: set[str] = set()
     while True:
         try:

@@ -1,5 +1,179 @@
-"""Commands: sync_cmds."""
+"""Commands: sync, import, status, changes, db upgrade."""
 
 from __future__ import annotations
 
-from tracker.cli.app import main, pass_app  # noqa: F401
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tracker.cli.app import AppContext, main, pass_app
+from tracker.db.migrate import current_revision
+from tracker.db.session import mask_url
+from tracker.errors import PartialSyncError
+from tracker.sources import import_studies
+from tracker.status import (
+    ChangeQuery,
+    format_changes,
+    format_status,
+    list_changes,
+    parse_day,
+    parse_kinds,
+    status_summary,
+)
+from tracker.sync import ProgressCallback, SyncResult, log_progress, run_sync
+
+
+class ProgressBar:
+    """A tqdm bar over studies (and pages) for terminals; the total appears once page 1 tells it."""
+
+    def __init__(self, unit_label: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(unit=" studies", desc=unit_label, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def __call__(self, result: SyncResult, page_studies: int) -> None:
+        if result.total_count is not None and self.bar.total != result.total_count:
+            self.bar.total = result.total_count
+            self.bar.refresh()
+        self.bar.set_postfix(pages=result.pages, refresh=False)
+        self.bar.update(page_studies)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress(label: str) -> tuple[ProgressCallback, ProgressBar | None]:
+    if sys.stderr.isatty():
+        bar = ProgressBar(label)
+        return bar, bar
+    return log_progress, None
+
+
+def _report(result: SyncResult) -> None:
+    """The summary line, the rejected records, and exit code 3 when some were rejected."""
+    click.echo(result.summary())
+    if result.restarts:
+        click.echo(f"(page token refused mid-walk; restarted from page 1 {result.restarts} time)")
+    for rejection in result.rejected:
+        click.echo(f"rejected {rejection.nct_id or '<no NCT ID>'}: {rejection.reason}", err=True)
+    if result.rejected:
+        raise PartialSyncError(
+            f"{len(result.rejected)} record{'s' if len(result.rejected) != 1 else ''} rejected; "
+            "the rest landed (run outcome: partial)"
+        )
+
+
+@main.command()
+@click.option("--base-url", metavar="URL", help="API v2 base URL (default: TRACKER_CTGOV_BASE_URL).")
+@click.option("--query", metavar="TEXT", help="Condition search, query.cond (default: TRACKER_QUERY).")
+@click.option("--full", is_flag=True, help="Full pass (not incremental); flags studies no longer returned.")
+@click.option(
+    "--requests-per-second",
+    type=float,
+    metavar="N",
+    help="Request-rate cap; 0 switches it off (default: TRACKER_REQUESTS_PER_SECOND or 1).",
+)
+@pass_app
+def sync(
+    app: AppContext, base_url: str | None, query: str | None, full: bool, requests_per_second: float | None
+) -> None:
+    """Fetch new and changed studies from ClinicalTrials.gov into the database.
+
+    The first run (or --full) is a full pass; later runs fetch what the registry updated since the last
+    clean run, minus a 2-day overlap. Exit codes: 0 done, 3 some records rejected, 1/2 failure.
+    """
+    settings = app.override(ctgov_base_url=base_url, query=query, requests_per_second=requests_per_second)
+    engine = app.engine()
+    progress, bar = _progress("sync")
+    try:
+        result = run_sync(engine, settings, full=full, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    _report(result)
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@pass_app
+def import_command(app: AppContext, path: Path) -> None:
+    """Import raw API v2 studies from a directory of JSON files, a .zip of them, or JSON Lines (.gz).
+
+    Records land in chunks of 1000 through the same store as a sync; rejected records give exit code 3.
+    """
+    engine = app.engine()
+    progress, bar = _progress("import")
+    try:
+        result = import_studies(engine, path, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    _report(result)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@pass_app
+def status(app: AppContext, as_json: bool) -> None:
+    """Show what the database holds: studies by status, the latest run, data date and watermark."""
+    summary = status_summary(app.engine(), app.settings.database_url)
+    if as_json:
+        _echo_json(summary)
+    else:
+        click.echo(format_status(summary))
+
+
+@main.command()
+@click.option("--since", metavar="DATE", help="Only events detected on or after this day (YYYY-MM-DD).")
+@click.option("--until", metavar="DATE", help="Only events detected on or before this day (YYYY-MM-DD).")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    metavar="KIND",
+    help="Only these kinds (repeat or comma-separate): new, status, phase, start_date, "
+    "primary_completion_date, completion_date, enrollment, results_posted, removed, other.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@pass_app
+def changes(
+    app: AppContext,
+    since: str | None,
+    until: str | None,
+    kinds: tuple[str, ...],
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List detected changes, newest first."""
+    change_query = ChangeQuery(
+        since=parse_day(since, "--since"),
+        until=parse_day(until, "--until"),
+        kinds=parse_kinds(kinds),
+        limit=limit,
+    )
+    events = list_changes(app.engine(), change_query)
+    if as_json:
+        _echo_json(events)
+    else:
+        click.echo(format_changes(events))
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command()
+@pass_app
+def upgrade(app: AppContext) -> None:
+    """Create or migrate the database schema to the newest revision."""
+    engine = app.engine()  # migrates to head
+    click.echo(f"Database {mask_url(app.settings.database_url)} at revision {current_revision(engine)}.")

@@ -249,13 +249,13 @@ def _module(parent: Mapping[str, Any], key: str, nct_id: str | None) -> Mapping[
     value = parent.get(key)
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):  # JSON objects are dicts; abc checks cost in this hot path
         raise RecordError(f"{key} is a {type(value).__name__}, not an object", nct_id)
     return value
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def _list(value: object) -> Sequence[Any]:

@@ -125,8 +125,11 @@ def phase_label(phases: object) -> str | None:
     )
 
 
-def section_of(event: Mapping[str, Any]) -> str:
-    """The section key a change event belongs to."""
+def section_of(event: Mapping[str, Any], stopped_trials: Collection[str] = ()) -> str:
+    """The section key a change event belongs to.
+
+    A new reason for stopping joins the "stopped" section when the same trial stopped in this digest.
+    """
     kind = event.get("kind")
     if kind == "new":
         return "new"
@@ -142,6 +145,8 @@ def section_of(event: Mapping[str, Any]) -> str:
             return "closed"
         if new in STOPPED_STATUSES:
             return "stopped"
+    if kind == "status" and event.get("field") == "why_stopped" and event.get("nct_id") in stopped_trials:
+        return "stopped"
     return "other"
 
 
@@ -228,15 +233,17 @@ def build_digest(
     Baseline events, events already in `already_sent` and events of trials outside `trials` are left out.
     Items within a section are ordered newest NCT ID first (roughly: newest registration first).
     """
+    wanted = [
+        event
+        for event in sorted(events, key=lambda e: (_sort_time(e.get("detected_at")), int(e["id"])))
+        if not bool(event.get("baseline"))
+        and int(event["id"]) not in already_sent
+        and event.get("nct_id") in trials
+    ]
+    stopped_trials = {str(event["nct_id"]) for event in wanted if section_of(event) == "stopped"}
     grouped: dict[str, dict[str, list[Mapping[str, Any]]]] = {key: {} for key, _ in SECTIONS}
-    included: list[int] = []
-    for event in sorted(events, key=lambda e: (_sort_time(e.get("detected_at")), int(e.get("id") or 0))):
-        nct_id = event.get("nct_id")
-        event_id = int(event["id"])
-        if bool(event.get("baseline")) or event_id in already_sent or nct_id not in trials:
-            continue
-        included.append(event_id)
-        grouped[section_of(event)].setdefault(str(nct_id), []).append(event)
+    for event in wanted:
+        grouped[section_of(event, stopped_trials)].setdefault(str(event["nct_id"]), []).append(event)
 
     sections = []
     for key, title in SECTIONS:
@@ -256,7 +263,7 @@ def build_digest(
         period_end=period_end,
         sections=tuple(sections),
         trial_count=len(trial_ids),
-        event_ids=tuple(included),
+        event_ids=tuple(int(event["id"]) for event in wanted),
         dashboard_url=dashboard_url,
         unsubscribe_hint=unsubscribe_hint,
         counts={section.key: section.total for section in sections},
@@ -271,6 +278,8 @@ def _item(trial: Mapping[str, Any], events: Sequence[Mapping[str, Any]], section
         title = f"{title} ({acronym})"
     lines: list[str] = []
     for event in events:
+        if section == "stopped" and event.get("field") == "why_stopped":
+            continue  # shown as the item's "Why stopped" line
         line = describe_change(event, section)
         if line not in lines:
             lines.append(line)

@@ -1,0 +1,38 @@
+# Everything runs from a project-local virtualenv; `make sync` and `make test` create it on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install sync test lint bench dashboard clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## Set up and pull every MS trial from ClinicalTrials.gov into ./data/trials.db (SQLite).
+sync: install
+	$(BIN)/tracker sync
+
+## Run the whole test suite (SQLite always; PostgreSQL and chromium tests when available).
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Benchmarks against ../shared/data (the 3,616-study snapshot).
+bench: install
+	$(BIN)/python benchmarks/bench_sync.py
+	$(BIN)/python benchmarks/bench_classify.py
+	$(BIN)/python benchmarks/bench_dashboard.py
+
+dashboard: install
+	$(BIN)/tracker dashboard
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

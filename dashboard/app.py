@@ -1,0 +1,46 @@
+"""Streamlit entry point: page config → navigation → the chosen page.
+
+Run with `tracker dashboard` (or `streamlit run dashboard/app.py`); the database comes from
+TRACKER_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import data
+from dashboard.landscape import landscape_page
+from dashboard.trial_view import show_trial
+
+TRIAL_PARAM = "nct"
+
+
+def trial_page() -> None:
+    """One trial by NCT ID, from the `?nct=` link parameter or typed in."""
+    st.title("Trial detail")
+    url = data.database_url()
+    try:
+        version = data.current_version(url)
+    except data.DataUnavailable as exc:
+        st.warning(str(exc))
+        return
+    nct_id = st.text_input("NCT ID", value=st.query_params.get(TRIAL_PARAM, ""), placeholder="NCT01234567")
+    nct_id = nct_id.strip().upper()
+    if not nct_id:
+        return
+    st.query_params[TRIAL_PARAM] = nct_id
+    show_trial(data.trial_detail(url, version, nct_id), nct_id)
+
+
+def main() -> None:
+    st.set_page_config(page_title="MS trial tracker", page_icon="🧭", layout="wide")
+    page = st.navigation(
+        [
+            st.Page(landscape_page, title="Landscape", icon="📊", default=True),
+            st.Page(trial_page, title="Trial detail", icon="🔎", url_path="trial"),
+        ]
+    )
+    page.run()
+
+
+main()

@@ -1,0 +1,157 @@
+"""The landscape page: filters → headline numbers → charts → trial table, detail and CSV download."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data, sidebar
+from dashboard.metrics import headline_numbers
+from dashboard.table import TABLE_ROW_CAP, table_rows
+from dashboard.trial_view import show_trial
+from tracker.export import frame_to_csv
+from tracker.filters import TrialFilter, apply_filter
+
+HEATMAP_KEY = "heatmap_chart"
+TABLE_KEY = "trial_table"
+EMPTY_DATABASE_HELP = """
+There are no trials in this database yet. Fill it from the command line, then reload this page:
+
+```
+tracker sync                   # fetch the MS trials from ClinicalTrials.gov
+tracker import SNAPSHOT.jsonl  # or load a saved API v2 snapshot (.jsonl or .jsonl.gz)
+```
+
+The dashboard reads the database named by `TRACKER_DATABASE_URL` (or `tracker --database-url URL dashboard`).
+"""
+
+
+def show_empty(reason: str | None = None) -> None:
+    st.title("MS clinical trial landscape")
+    if reason:
+        st.warning(reason)
+    st.markdown(EMPTY_DATABASE_HELP)
+
+
+def on_heatmap_select() -> None:
+    """Callback (runs before the rerun): a clicked cell becomes the mechanism and phenotype filters."""
+    event = st.session_state.get(HEATMAP_KEY)
+    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    cell = charts.heatmap_selection(list(points))
+    if cell is not None:
+        sidebar.set_cell_filter(st.session_state, *cell)
+
+
+def today_utc() -> Any:
+    return datetime.now(UTC).date()
+
+
+def events_for(events: pd.DataFrame, filtered: pd.DataFrame, everything: pd.DataFrame) -> pd.DataFrame:
+    if len(filtered) == len(everything):
+        return events
+    return events[events["nct_id"].isin(filtered["nct_id"])]
+
+
+def headline(filtered: pd.DataFrame, events: pd.DataFrame) -> None:
+    numbers = headline_numbers(filtered, events, today_utc())
+    columns = st.columns(5)
+    columns[0].metric("Trials", f"{numbers.trials:,}")
+    columns[1].metric("Recruiting now", f"{numbers.recruiting:,}")
+    columns[2].metric("Started in the last 12 months", f"{numbers.started_last_12_months:,}")
+    columns[3].metric(
+        "Results overdue",
+        f"{numbers.results_overdue:,}",
+        help="Completed, primary completion more than 12 months ago, no results posted.",
+    )
+    columns[4].metric("Status changes, last 7 days", f"{numbers.status_changes_last_7_days:,}")
+
+
+def show_charts(filtered: pd.DataFrame, events: pd.DataFrame) -> None:
+    today = today_utc()
+    st.plotly_chart(charts.start_year_figure(filtered), key="start_year_chart")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.recruiting_figure(filtered, today), key="recruiting_chart")
+    right.plotly_chart(charts.status_figure(filtered), key="status_chart")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.results_posted_figure(filtered), key="results_posted_chart")
+    right.plotly_chart(charts.results_share_figure(filtered), key="results_share_chart")
+    st.plotly_chart(
+        charts.heatmap_figure(filtered),
+        key=HEATMAP_KEY,
+        on_select=on_heatmap_select,
+        selection_mode="points",
+    )
+    st.plotly_chart(charts.pipeline_figure(filtered), key="pipeline_chart")
+    st.plotly_chart(charts.gantt_figure(filtered, today), key="gantt_chart")
+    st.plotly_chart(charts.world_map_figure(filtered), key="world_map_chart")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.change_activity_figure(events), key="change_activity_chart")
+    right.plotly_chart(charts.slippage_figure(events), key="slippage_chart")
+
+
+def show_table(filtered: pd.DataFrame, trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) -> None:
+    st.subheader("Trials")
+    rows = table_rows(filtered)
+    note = (
+        f"Showing the {len(rows):,} most recently started of {len(filtered):,} trials. "
+        if len(filtered) > TABLE_ROW_CAP
+        else ""
+    )
+    st.caption(note + "✎ marks labels set by a manual override. Select a row to see the trial's details.")
+    st.download_button(
+        "Download CSV of the filtered trials",
+        # Built only when clicked: same bytes as `tracker export` for the same filter.
+        data=lambda: frame_to_csv(filtered),
+        file_name="ms-trials.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key="download_csv",
+    )
+    event = st.dataframe(
+        rows,
+        hide_index=True,
+        column_order=[c for c in rows.columns if c != "nct_id"],
+        column_config={
+            "NCT ID": st.column_config.LinkColumn(
+                "NCT ID", display_text=r"https://clinicaltrials\.gov/study/(NCT\d+)", width="small"
+            ),
+            "Title": st.column_config.TextColumn("Title", width="large"),
+            "Results": st.column_config.CheckboxColumn("Results"),
+        },
+        key=TABLE_KEY,
+        on_select="rerun",
+        selection_mode="single-row",
+    )
+    selected = list(getattr(event, "selection", {}).get("rows", [])) if event is not None else []
+    if selected and selected[0] < len(rows):
+        nct_id = str(rows.loc[selected[0], "nct_id"])
+        with st.container(border=True):
+            show_trial(data.trial_detail(url, version, nct_id), nct_id)
+
+
+def landscape_page() -> None:
+    url = data.database_url()
+    try:
+        version = data.current_version(url)
+        frame = data.trial_frame(url, version)
+    except data.DataUnavailable as exc:
+        show_empty(str(exc))
+        return
+    if frame.empty:
+        show_empty()
+        return
+    choices = data.filter_choices(url, version)
+    trial_filter = sidebar.filter_sidebar(choices)
+    filtered = apply_filter(frame, trial_filter)
+    events = events_for(data.event_frame(url, version), filtered, frame)
+
+    st.title("MS clinical trial landscape")
+    run = data.latest_run(url, version)
+    source = f" · data as of {run['data_timestamp']}" if run and run.get("data_timestamp") else ""
+    st.caption(f"Filter: {trial_filter.describe()}{source}")
+    headline(filtered, events)
+    show_charts(filtered, events)
+    show_table(filtered, trial_filter, url, version)

@@ -1,0 +1,205 @@
+"""The sidebar filters: widgets ↔ `TrialFilter` ↔ the page's URL query parameters.
+
+The filter model and its URL form belong to `tracker.filters`; this module only maps widget values to it.
+The URL is read once per browser session (a pasted link restores its view); after that the widgets are
+the source of truth and every change is written back to the URL, so a copied link reproduces the view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import fields
+from typing import Any
+
+import streamlit as st
+
+from dashboard import labels
+from dashboard.data import FilterChoices
+from tracker.errors import FilterError
+from tracker.filters import ACTIVE_SHORTCUT, PHASES, SPONSOR_CATEGORIES, STATUSES, STUDY_TYPES, TrialFilter
+from tracker.taxonomy import load_taxonomy
+
+PREFIX = "filter_"
+INITIALISED = "_filters_from_url"
+URL_WARNINGS = "_filter_url_warnings"
+ANY, YES, NO = "Any", "Yes", "No"
+_TRISTATE: dict[str, bool | None] = {ANY: None, YES: True, NO: False}
+ACTIVE_LABEL = "Active (not yet recruiting, recruiting, by invitation, active not recruiting)"
+LIST_FIELDS = tuple(f.name for f in fields(TrialFilter) if isinstance(f.default, tuple))
+
+
+def key(name: str) -> str:
+    return PREFIX + name
+
+
+def params_mapping(names: list[str], get_all: Callable[[str], list[str]]) -> dict[str, Any]:
+    """URL parameters as `TrialFilter.from_query_params` wants them: every value of a list field (it may
+    be repeated), the last value of the others."""
+    mapping: dict[str, Any] = {}
+    for name in names:
+        values = get_all(name)
+        if not values:
+            continue
+        mapping[name] = values if name in LIST_FIELDS else values[-1]
+    return mapping
+
+
+def widget_state(trial_filter: TrialFilter, choices: FilterChoices) -> dict[str, Any]:
+    """The session-state values that make the widgets show `trial_filter`."""
+    low, high = year_bounds(trial_filter, choices)
+    state: dict[str, Any] = {
+        key("text"): trial_filter.text or "",
+        key("start_years"): (
+            trial_filter.start_year_min if trial_filter.start_year_min is not None else low,
+            trial_filter.start_year_max if trial_filter.start_year_max is not None else high,
+        ),
+        key("has_results"): _tristate_label(trial_filter.has_results),
+        key("multi_disease"): _tristate_label(trial_filter.multi_disease),
+    }
+    for name in LIST_FIELDS:
+        state[key(name)] = list(getattr(trial_filter, name))
+    return state
+
+
+def filter_from_state(state: Mapping[str, Any], choices: FilterChoices) -> TrialFilter:
+    """The `TrialFilter` the widgets show. A year slider left at its full range means "any start year", so
+    trials without a start date stay in."""
+    low, high = state.get(key("start_years"), (choices.first_year, choices.last_year))
+    values: dict[str, Any] = {name: tuple(state.get(key(name), ())) for name in LIST_FIELDS}
+    values["relevance"] = tuple(state.get(key("relevance"), TrialFilter().relevance))
+    values["text"] = (state.get(key("text")) or "").strip() or None
+    values["start_year_min"] = int(low) if int(low) > choices.first_year else None
+    values["start_year_max"] = int(high) if int(high) < choices.last_year else None
+    values["has_results"] = _TRISTATE.get(state.get(key("has_results"), ANY))
+    values["multi_disease"] = _TRISTATE.get(state.get(key("multi_disease"), ANY))
+    return TrialFilter(**values).validate()
+
+
+def year_bounds(trial_filter: TrialFilter, choices: FilterChoices) -> tuple[int, int]:
+    """Slider bounds: the data's start years, widened to include a year asked for in the URL."""
+    low = min(choices.first_year, trial_filter.start_year_min or choices.first_year)
+    high = max(choices.last_year, trial_filter.start_year_max or choices.last_year)
+    return low, high
+
+
+def set_cell_filter(state: MutableMapping[str, Any], mechanism: str, phenotype: str) -> None:
+    """A heat-map cell was clicked: show exactly that mechanism and phenotype."""
+    state[key("mechanisms")] = [mechanism]
+    state[key("phenotypes")] = [phenotype]
+
+
+def _tristate_label(value: bool | None) -> str:
+    return ANY if value is None else YES if value else NO
+
+
+def init_from_url(choices: FilterChoices) -> None:
+    """Once per session: set the widgets from the URL; bad parameters fall back with a notice."""
+    if st.session_state.get(INITIALISED):
+        return
+    params = st.query_params
+    trial_filter, warnings = TrialFilter.from_query_params(
+        params_mapping(list(params.keys()), params.get_all)
+    )
+    try:
+        state = widget_state(trial_filter, choices)
+    except FilterError as exc:  # defensive: the parsed filter is already valid
+        state, warnings = widget_state(TrialFilter(), choices), [*warnings, str(exc)]
+    st.session_state.update(state)
+    st.session_state[URL_WARNINGS] = warnings
+    st.session_state[INITIALISED] = True
+
+
+def sync_url(trial_filter: TrialFilter) -> None:
+    """Write the filter to the URL (only when it changed, so the browser history stays quiet)."""
+    wanted = trial_filter.to_query_params()
+    current = params_mapping(list(st.query_params.keys()), st.query_params.get_all)
+    normalised = {name: value if isinstance(value, list) else str(value) for name, value in wanted.items()}
+    if current != normalised:
+        st.query_params.from_dict(wanted)
+
+
+def reset_filters(choices: FilterChoices) -> None:
+    st.session_state.update(widget_state(TrialFilter(), choices))
+
+
+def filter_sidebar(choices: FilterChoices) -> TrialFilter:
+    """Draw the filter widgets in the sidebar and return the filter they describe."""
+    init_from_url(choices)
+    taxonomy = load_taxonomy()
+    families = labels.mechanism_families()
+    sidebar = st.sidebar
+    sidebar.header("Filters")
+    for warning in st.session_state.get(URL_WARNINGS, []):
+        sidebar.warning(f"Link parameter {warning}; using the default instead.")
+
+    sidebar.text_input("Search", key=key("text"), placeholder="title, acronym, NCT ID, intervention, sponsor")
+    sidebar.multiselect(
+        "Relevance",
+        [item.key for item in taxonomy.relevance],
+        key=key("relevance"),
+        format_func=lambda k: labels.relevance_labels().get(k, k),
+        help="Trials classified as not about MS are hidden unless chosen here.",
+    )
+    ordered_mechanisms = [k for keys in taxonomy.families().values() for k in keys]
+    sidebar.multiselect(
+        "Mechanism",
+        ordered_mechanisms,
+        key=key("mechanisms"),
+        format_func=lambda k: f"{families.get(k, 'Other')} › {labels.mechanism_label(k)}",
+    )
+    sidebar.multiselect(
+        "Phenotype",
+        [item.key for item in taxonomy.phenotypes],
+        key=key("phenotypes"),
+        format_func=labels.phenotype_label,
+    )
+    sidebar.multiselect("Phase", list(PHASES), key=key("phases"), format_func=labels.phase_label)
+    sidebar.multiselect(
+        "Overall status",
+        [ACTIVE_SHORTCUT, *STATUSES],
+        key=key("statuses"),
+        format_func=lambda k: ACTIVE_LABEL if k == ACTIVE_SHORTCUT else labels.status_label(k),
+    )
+    sidebar.multiselect(
+        "Study type", list(STUDY_TYPES), key=key("study_types"), format_func=labels.study_type_label
+    )
+    sidebar.multiselect(
+        "Lead sponsor class",
+        list(SPONSOR_CATEGORIES),
+        key=key("sponsor_classes"),
+        format_func=labels.sponsor_class_label,
+    )
+    chosen_sponsors = st.session_state.get(key("lead_sponsors"), [])
+    sidebar.multiselect(
+        "Lead sponsor",
+        _with_chosen(choices.lead_sponsors, chosen_sponsors),
+        key=key("lead_sponsors"),
+        help="Sponsors with the most trials first.",
+    )
+    chosen_countries = st.session_state.get(key("countries"), [])
+    sidebar.multiselect("Country", _with_chosen(choices.countries, chosen_countries), key=key("countries"))
+    low, high = st.session_state.get(key("start_years"), (choices.first_year, choices.last_year))
+    sidebar.slider(
+        "Start year",
+        min_value=min(choices.first_year, int(low)),
+        max_value=max(choices.last_year, int(high)),
+        key=key("start_years"),
+        help="At the full range, trials without a start date are included.",
+    )
+    sidebar.radio("Has results", list(_TRISTATE), key=key("has_results"), horizontal=True)
+    sidebar.radio("Multi-disease", list(_TRISTATE), key=key("multi_disease"), horizontal=True)
+    sidebar.button("Reset filters", on_click=reset_filters, args=(choices,))
+
+    try:
+        trial_filter = filter_from_state(st.session_state, choices)
+    except FilterError as exc:
+        sidebar.warning(f"{exc}; showing all MS trials instead.")
+        trial_filter = TrialFilter()
+    sync_url(trial_filter)
+    return trial_filter
+
+
+def _with_chosen(options: tuple[str, ...], chosen: list[str]) -> list[str]:
+    """Options plus any chosen value the data no longer has (a multiselect refuses unknown defaults)."""
+    missing = [value for value in chosen if value not in options]
+    return [*missing, *options]

@@ -1,0 +1,38 @@
+"""The trial table shown under the charts. Pure: a filtered trial frame in, a display frame out."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dashboard import labels
+from tracker.export import STUDY_URL
+
+TABLE_ROW_CAP = 1000
+MANUAL_MARK = "✎ "  # marks labels set by a manual override
+
+
+def table_rows(frame: pd.DataFrame, cap: int = TABLE_ROW_CAP) -> pd.DataFrame:
+    """The `cap` most recently started trials (undated last) as display columns; only these rows are
+    formatted, so the cost does not grow with the selection."""
+    ordered = frame.sort_values(["start_date", "nct_id"], ascending=[False, True], na_position="last")
+    shown = ordered.head(cap)
+    mark = shown["manual"].astype(bool).map({True: MANUAL_MARK, False: ""})
+    mechanism_names = labels.mechanism_labels()
+    phenotype_names = labels.phenotype_labels()
+    return pd.DataFrame(
+        {
+            "NCT ID": shown["nct_id"].map(lambda nct_id: STUDY_URL.format(nct_id=nct_id)),
+            "Title": shown["brief_title"].fillna(""),
+            "Status": shown["overall_status"].map(labels.status_label),
+            "Phase": shown["phases"].map(labels.phases_text),
+            "Mechanisms": mark
+            + shown["mechanisms"].map(lambda keys: ", ".join(mechanism_names.get(k, k) for k in keys or ())),
+            "Phenotypes": mark
+            + shown["phenotypes"].map(lambda keys: ", ".join(phenotype_names.get(k, k) for k in keys or ())),
+            "Lead sponsor": shown["lead_sponsor_name"].fillna(""),
+            "Start": shown["start_date_raw"].fillna(""),
+            "Primary completion": shown["primary_completion_date_raw"].fillna(""),
+            "Results": shown["has_results"].astype(bool),
+            "nct_id": shown["nct_id"],
+        }
+    ).reset_index(drop=True)

@@ -1,0 +1,144 @@
+"""The trial detail view: registry fields, classification with its evidence, change history and sites."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import labels
+
+
+def _date_text(detail: dict[str, Any], name: str) -> str:
+    raw = detail.get(f"{name}_raw")
+    if not raw:
+        return "not stated"
+    kind = detail.get(f"{name}_type")
+    return f"{raw} ({kind.lower()})" if kind else str(raw)
+
+
+def label_rows(detail: dict[str, Any]) -> pd.DataFrame:
+    """The effective labels (what filters use), manual ones marked."""
+    rows = []
+    for label in detail.get("labels") or []:
+        dimension = label.get("dimension")
+        key = label.get("key") or ""
+        if dimension == "mechanism":
+            name = labels.mechanism_label(key)
+        elif dimension == "phenotype":
+            name = labels.phenotype_label(key)
+        else:
+            name = labels.relevance_labels().get(key, key)
+        rows.append(
+            {
+                "Dimension": dimension,
+                "Label": name,
+                "Key": key,
+                "Role": label.get("role") or "",
+                "Source": "manual override" if label.get("source") == "manual" else "automatic",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def evidence_rows(result: dict[str, Any] | None) -> pd.DataFrame:
+    """Flatten the classifier's result into one row per label with the evidence behind it."""
+    rows: list[dict[str, Any]] = []
+    if not isinstance(result, dict):
+        return pd.DataFrame(rows)
+    for dimension, value in result.items():
+        items = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            evidence = item.get("evidence")
+            if isinstance(evidence, list):
+                evidence = "; ".join(_evidence_text(entry) for entry in evidence)
+            elif isinstance(evidence, dict):
+                evidence = _evidence_text(evidence)
+            rows.append(
+                {
+                    "Dimension": dimension,
+                    "Key": item.get("key", ""),
+                    "Role": item.get("role") or "",
+                    "Evidence": evidence or "",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _evidence_text(entry: object) -> str:
+    if isinstance(entry, dict):
+        parts = [str(value) for name, value in entry.items() if value not in (None, "") and name != "key"]
+        return " · ".join(parts)
+    return str(entry)
+
+
+def show_trial(detail: dict[str, Any] | None, nct_id: str) -> None:
+    """Render one trial; `detail` is `tracker.query.study_detail` (None when the ID is not stored)."""
+    if detail is None:
+        st.info(f"{nct_id} is not in the database.")
+        return
+    st.subheader(f"{detail['nct_id']}: {detail.get('brief_title') or ''}")
+    st.markdown(f"[Open on ClinicalTrials.gov]({detail['url']})")
+    if detail.get("removed_at"):
+        st.warning("No longer returned by ClinicalTrials.gov for this search (kept for the record).")
+    left, right = st.columns(2)
+    left.markdown(
+        "\n".join(
+            [
+                f"- **Status:** {labels.status_label(detail.get('overall_status'))}",
+                f"- **Phase:** {labels.phases_text(tuple(detail.get('phases') or ()))}",
+                f"- **Study type:** {labels.study_type_label(detail.get('study_type'))}",
+                f"- **Enrollment:** {detail.get('enrollment_count') or 'not stated'}",
+                f"- **Lead sponsor:** {detail.get('lead_sponsor_name') or 'not stated'}",
+            ]
+        )
+    )
+    right.markdown(
+        "\n".join(
+            [
+                f"- **Start:** {_date_text(detail, 'start_date')}",
+                f"- **Primary completion:** {_date_text(detail, 'primary_completion_date')}",
+                f"- **Completion:** {_date_text(detail, 'completion_date')}",
+                f"- **Results posted:** {detail.get('results_first_posted') or 'no'}",
+                f"- **Conditions:** {', '.join(detail.get('conditions') or []) or 'not stated'}",
+            ]
+        )
+    )
+    if detail.get("why_stopped"):
+        st.markdown(f"**Why stopped:** {detail['why_stopped']}")
+
+    st.markdown("#### Classification")
+    override = detail.get("override")
+    if override:
+        st.info(f"Manual override: {override.get('note') or '(no note)'}")
+    label_table = label_rows(detail)
+    if label_table.empty:
+        st.write("Not classified yet.")
+    else:
+        st.dataframe(label_table, hide_index=True)
+    classification = detail.get("classification")
+    if classification:
+        st.caption(f"Automatic classification, taxonomy {classification.get('taxonomy_version')}")
+        evidence = evidence_rows(classification.get("result"))
+        if evidence.empty:
+            st.json(classification.get("result") or {}, expanded=False)
+        else:
+            st.dataframe(evidence, hide_index=True)
+
+    st.markdown("#### Change history")
+    changes = pd.DataFrame(detail.get("changes") or [])
+    if changes.empty:
+        st.write("No changes recorded.")
+    else:
+        changes["kind"] = changes["kind"].map(labels.change_kind_label)
+        st.dataframe(changes, hide_index=True)
+
+    st.markdown("#### Sites")
+    sites = pd.DataFrame(detail.get("locations") or [])
+    if sites.empty:
+        st.write("No sites listed.")
+    else:
+        st.dataframe(sites, hide_index=True)

@@ -1,0 +1,305 @@
+"""The dashboard's pure parts: chart aggregations and figures, headline numbers, table rows, labels."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from dashboard import charts, labels
+from dashboard.metrics import headline_numbers
+from dashboard.table import MANUAL_MARK, table_rows
+from tracker.query import TRIAL_FRAME_COLUMNS
+
+TODAY = date(2025, 9, 25)
+
+
+def trial(nct_id: str, **values: Any) -> dict[str, Any]:
+    """One trial-frame row with neutral defaults; dates given as 'YYYY-MM-DD' strings."""
+    row: dict[str, Any] = {column: None for column in TRIAL_FRAME_COLUMNS}
+    row.update(
+        nct_id=nct_id,
+        brief_title=f"Trial {nct_id}",
+        overall_status="COMPLETED",
+        phases=(),
+        has_results=False,
+        conditions=("Multiple Sclerosis",),
+        interventions=(),
+        countries=(),
+        relevance="ms",
+        mechanisms=(),
+        mechanism_roles=(),
+        phenotypes=(),
+        multi_disease=False,
+        manual=False,
+        removed=False,
+    )
+    row.update(values)
+    return row
+
+
+def frame_of(*rows: dict[str, Any]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows), columns=list(TRIAL_FRAME_COLUMNS))
+    for column in (
+        "start_date",
+        "primary_completion_date",
+        "completion_date",
+        "first_posted",
+        "last_update_posted",
+        "results_first_posted",
+    ):
+        frame[column] = pd.to_datetime(frame[column])
+    frame["start_year"] = frame["start_date"].dt.year.astype("Int64")
+    frame["highest_phase"] = frame["phases"].map(lambda phases: phases[-1] if phases else None)
+    return frame
+
+
+def events_of(*rows: tuple[str, str, str, str | None, str | None, bool]) -> pd.DataFrame:
+    """(nct_id, detected_at, kind, old, new, baseline) tuples → a change-event frame."""
+    frame = pd.DataFrame(
+        [
+            {
+                "id": index + 1,
+                "nct_id": nct_id,
+                "detected_at": pd.Timestamp(detected),
+                "kind": kind,
+                "field": kind,
+                "old_value": old,
+                "new_value": new,
+                "baseline": baseline,
+            }
+            for index, (nct_id, detected, kind, old, new, baseline) in enumerate(rows)
+        ],
+        columns=["id", "nct_id", "detected_at", "kind", "field", "old_value", "new_value", "baseline"],
+    )
+    frame["detected_at"] = pd.to_datetime(frame["detected_at"])
+    return frame
+
+
+@pytest.fixture
+def sample() -> pd.DataFrame:
+    return frame_of(
+        trial(
+            "NCT00000001",
+            overall_status="RECRUITING",
+            phases=("PHASE3",),
+            start_date="2024-12-01",
+            primary_completion_date="2027-06-01",
+            mechanisms=("anti_cd20",),
+            phenotypes=("rms",),
+            countries=("United States", "France"),
+        ),
+        trial(
+            "NCT00000002",
+            overall_status="COMPLETED",
+            phases=("PHASE2",),
+            start_date="2019-03-01",
+            primary_completion_date="2022-01-15",
+            has_results=False,
+            mechanisms=("anti_cd20", "btk_inhibitor"),
+            phenotypes=("rms", "spms"),
+            countries=("France",),
+        ),
+        trial(
+            "NCT00000003",
+            overall_status="COMPLETED",
+            phases=("PHASE1", "PHASE2"),
+            start_date="2019-07-01",
+            primary_completion_date="2021-02-01",
+            has_results=True,
+            results_first_posted="2022-03-01",
+            mechanisms=("btk_inhibitor",),
+            phenotypes=("ppms",),
+            manual=True,
+        ),
+        trial("NCT00000004", overall_status="WITHDRAWN", start_date=None),
+    )
+
+
+def test_start_year_by_phase_counts_each_dated_trial_once_under_its_highest_phase(sample):
+    table = charts.start_year_by_phase(sample)
+    assert table.loc[2019].to_dict() == {"Phase 2": 2, "Phase 3": 0}
+    assert table.loc[2024].to_dict() == {"Phase 2": 0, "Phase 3": 1}
+    assert int(table.to_numpy().sum()) == 3  # the undated trial is left out
+    fig = charts.start_year_figure(sample)
+    assert fig.layout.title.text and fig.layout.xaxis.title.text == "Start year"
+    assert fig.layout.barmode == "stack"
+    assert [trace.name for trace in fig.data] == ["Phase 2", "Phase 3"]
+
+
+def test_recruiting_by_year_counts_every_year_from_start_to_primary_completion(sample):
+    series = charts.recruiting_by_year(sample, TODAY)
+    assert series.index[0] == 2019 and series.index[-1] == TODAY.year
+    assert series[2019] == 2 and series[2020] == 2 and series[2021] == 2  # both 2019 trials
+    assert series[2022] == 1  # NCT…2 until its 2022 primary completion
+    assert series[2023] == 0
+    assert series[2024] == 1 and series[2025] == 1  # the recruiting trial, not beyond this year
+
+
+def test_recruiting_by_year_keeps_active_trials_without_end_until_now():
+    frame = frame_of(trial("NCT00000010", overall_status="RECRUITING", start_date="2023-01-01"))
+    assert charts.recruiting_by_year(frame, TODAY).to_dict() == {2023: 1, 2024: 1, 2025: 1}
+
+
+def test_status_breakdown_uses_labels(sample):
+    counts = charts.status_breakdown(sample)
+    assert counts.to_dict() == {"Completed": 2, "Recruiting": 1, "Withdrawn": 1}
+    fig = charts.status_figure(sample)
+    assert list(fig.data[0].y) == ["Withdrawn", "Recruiting", "Completed"]  # largest at the top
+
+
+def test_results_over_time(sample):
+    assert charts.results_posted_by_year(sample).to_dict() == {2022: 1}
+    share = charts.results_share_by_completion_year(sample)
+    assert share.loc[2021].to_dict() == {"completed": 1, "with_results": 1, "share": 1.0}
+    assert share.loc[2022].to_dict() == {"completed": 1, "with_results": 0, "share": 0.0}
+    fig = charts.results_share_figure(sample)
+    assert fig.layout.yaxis.ticksuffix == "%"
+
+
+def test_mechanism_phenotype_counts_follow_taxonomy_order(sample):
+    table = charts.mechanism_phenotype_counts(sample)
+    assert list(table.index) == ["anti_cd20", "btk_inhibitor"]
+    assert list(table.columns) == ["rms", "spms", "ppms"]
+    assert table.loc["anti_cd20"].to_dict() == {"rms": 2, "spms": 1, "ppms": 0}
+    assert table.loc["btk_inhibitor"].to_dict() == {"rms": 1, "spms": 1, "ppms": 1}
+
+
+def test_heatmap_cells_carry_their_keys_for_click_filtering(sample):
+    fig = charts.heatmap_figure(sample)
+    heat, cells = fig.data
+    assert isinstance(heat, go.Heatmap) and isinstance(cells, go.Scatter)
+    assert len(cells.customdata) == 2 * 3
+    assert [list(cell) for cell in cells.customdata][:3] == [
+        ["anti_cd20", "rms"],
+        ["anti_cd20", "spms"],
+        ["anti_cd20", "ppms"],
+    ]
+    assert cells.x[1] == labels.phenotype_label("spms") and cells.y[1] == labels.mechanism_label("anti_cd20")
+
+
+def test_heatmap_selection_reads_the_clicked_cell():
+    assert charts.heatmap_selection([{"x": "a", "customdata": ["btk_inhibitor", "ppms"]}]) == (
+        "btk_inhibitor",
+        "ppms",
+    )
+    assert charts.heatmap_selection([{"x": 2019, "y": 3}]) is None
+    assert charts.heatmap_selection([]) is None
+
+
+def test_mechanism_pipeline_by_highest_phase(sample):
+    table = charts.mechanism_pipeline(sample)
+    assert table.loc["anti_cd20"].to_dict() == {"Phase 2": 1, "Phase 3": 1}
+    assert table.loc["btk_inhibitor"].to_dict() == {"Phase 2": 2, "Phase 3": 0}
+
+
+def test_gantt_is_capped_to_the_most_recently_started(sample):
+    rows = charts.gantt_rows(sample, TODAY, cap=2)
+    assert list(rows["nct_id"]) == ["NCT00000001", "NCT00000003"]
+    assert rows.loc[0, "end"] == pd.Timestamp("2027-06-01")
+    fig = charts.gantt_figure(sample, TODAY, cap=2)
+    assert "2 most recently started of 3" in fig.layout.title.text
+    assert fig.layout.xaxis.type == "date"
+
+
+def test_trials_by_country_counts_trials_not_sites(sample):
+    assert charts.trials_by_country(sample).to_dict() == {"France": 2, "United States": 1}
+    assert charts.world_map_figure(sample).data[0].locationmode == "country names"
+
+
+def test_events_per_week_skip_baseline_and_group_by_monday():
+    events = events_of(
+        ("NCT00000001", "2025-09-22 10:00", "status", "RECRUITING", "COMPLETED", False),  # Monday
+        ("NCT00000002", "2025-09-24 10:00", "status", "RECRUITING", "COMPLETED", False),
+        ("NCT00000002", "2025-09-24 10:00", "enrollment", "10", "20", False),
+        ("NCT00000003", "2025-09-16 10:00", "new", None, None, False),
+        ("NCT00000004", "2025-09-24 10:00", "new", None, None, True),
+    )
+    table = charts.events_per_week(events)
+    assert table.loc[pd.Timestamp("2025-09-22")].to_dict() == {"Enrollment": 1, "New trial": 0, "Status": 2}
+    assert table.loc[pd.Timestamp("2025-09-15")].to_dict() == {"Enrollment": 0, "New trial": 1, "Status": 0}
+
+
+def test_completion_slippage_nets_all_moves_of_a_trial():
+    events = events_of(
+        ("NCT00000001", "2025-01-01", "primary_completion_date", "2025-06", "2025-12", False),
+        ("NCT00000001", "2025-05-01", "primary_completion_date", "2025-12", "2026-12-15", False),
+        ("NCT00000002", "2025-02-01", "primary_completion_date", "2026-01-01", "2025-10-01", False),  # earlier
+        ("NCT00000003", "2025-02-01", "primary_completion_date", "2024", "2024-03", True),  # baseline
+        ("NCT00000004", "2025-02-01", "status", "RECRUITING", "COMPLETED", False),
+    )
+    slipped = charts.completion_slippage(events)
+    assert slipped.to_dict("records") == [
+        {"nct_id": "NCT00000001", "first": "2025-06", "latest": "2026-12-15", "days": 562}
+    ]
+    buckets = charts.slippage_buckets(slipped)
+    assert buckets["1–2 years"] == 1 and buckets.sum() == 1
+    assert "1 trials" in charts.slippage_figure(events).layout.title.text
+
+
+def test_every_figure_has_a_title_and_an_empty_state():
+    empty = frame_of(trial("NCT00000001")).iloc[0:0]
+    no_events = events_of()
+    figures = [
+        charts.start_year_figure(empty),
+        charts.recruiting_figure(empty, TODAY),
+        charts.status_figure(empty),
+        charts.results_posted_figure(empty),
+        charts.results_share_figure(empty),
+        charts.heatmap_figure(empty),
+        charts.pipeline_figure(empty),
+        charts.gantt_figure(empty, TODAY),
+        charts.world_map_figure(empty),
+        charts.change_activity_figure(no_events),
+        charts.slippage_figure(no_events),
+    ]
+    for figure in figures:
+        assert figure.layout.title.text
+        assert figure.layout.annotations  # a note instead of an empty plot
+
+
+def test_headline_numbers(sample):
+    events = events_of(
+        ("NCT00000001", "2025-09-20 08:00", "status", "NOT_YET_RECRUITING", "RECRUITING", False),
+        ("NCT00000002", "2025-09-10 08:00", "status", "RECRUITING", "COMPLETED", False),  # too old
+        ("NCT00000003", "2025-09-24 08:00", "status", None, "COMPLETED", True),  # baseline
+        ("NCT00000003", "2025-09-24 08:00", "enrollment", "1", "2", False),  # not a status change
+    )
+    numbers = headline_numbers(sample, events, TODAY)
+    assert numbers.trials == 4
+    assert numbers.recruiting == 1
+    assert numbers.started_last_12_months == 1  # NCT…1 started 2024-12-01
+    assert numbers.results_overdue == 1  # NCT…2: completed 2022, no results; NCT…3 posted
+    assert numbers.status_changes_last_7_days == 1
+
+
+def test_headline_numbers_of_nothing_are_zero():
+    empty = frame_of(trial("NCT00000001")).iloc[0:0]
+    assert headline_numbers(empty, events_of(), TODAY).trials == 0
+
+
+def test_table_rows_link_to_the_registry_and_mark_manual_labels(sample):
+    rows = table_rows(sample, cap=3)
+    assert list(rows["nct_id"]) == ["NCT00000001", "NCT00000003", "NCT00000002"]
+    assert rows.loc[0, "NCT ID"] == "https://clinicaltrials.gov/study/NCT00000001"
+    assert rows.loc[1, "Mechanisms"] == MANUAL_MARK + labels.mechanism_label("btk_inhibitor")
+    assert rows.loc[1, "Phase"] == "Phase 1/Phase 2"
+    assert not rows.loc[0, "Mechanisms"].startswith(MANUAL_MARK)
+
+
+def test_parse_partial_date_handles_registry_precisions():
+    assert charts.parse_partial_date("2024") == date(2024, 1, 1)
+    assert charts.parse_partial_date("2024-05") == date(2024, 5, 1)
+    assert charts.parse_partial_date("2024-05-17") == date(2024, 5, 17)
+    assert charts.parse_partial_date("soon") is None
+    assert charts.parse_partial_date(None) is None
+
+
+def test_labels_fall_back_for_unknown_enums():
+    assert labels.status_label("RECRUITING") == "Recruiting"
+    assert labels.status_label("SOMETHING_NEW") == "Something new"
+    assert labels.phase_label(None) == labels.NO_PHASE
+    assert labels.phases_text(("PHASE2", "PHASE3")) == "Phase 2/Phase 3"

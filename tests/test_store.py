@@ -1,0 +1,134 @@
+"""The store on SQLite and Postgres: upserts, child tables, versions, change events, removal, rejection."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+
+from tracker import store
+from tracker.db.models import (
+    ChangeEvent,
+    Condition,
+    Intervention,
+    Location,
+    Study,
+    StudyVersion,
+    SyncRun,
+)
+from tracker.db.session import transaction
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SAMPLE = [json.loads(line) for line in (FIXTURES / "ms_sample.jsonl").read_text().splitlines()][:60]
+REAL = json.loads((FIXTURES / "ctgov/studies/NCT03064438.json").read_text())
+
+
+def count(engine: Engine, model: type, *where) -> int:  # type: ignore[no-untyped-def]
+    with transaction(engine) as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def load(engine: Engine, studies: list, *, mode: str = "full", stamp: str = "2025-09-25T09:00:00"):  # type: ignore[no-untyped-def]
+    run = store.begin_run(engine, mode=mode, query="multiple sclerosis", source="test", data_timestamp=stamp)
+    outcome = store.ingest_page(engine, run, studies)
+    store.finish_run(engine, run, outcome="partial" if outcome.rejected else "success")
+    return run, outcome
+
+
+def test_first_load_inserts_everything_as_baseline(engine: Engine) -> None:
+    run, outcome = load(engine, [*SAMPLE, REAL])
+    assert (outcome.inserted, outcome.updated, outcome.unchanged) == (61, 0, 0)
+    assert count(engine, Study) == 61
+    assert count(engine, StudyVersion) == 61
+    assert count(engine, ChangeEvent, ChangeEvent.kind == "new", ChangeEvent.baseline.is_(True)) == 61
+    assert count(engine, Intervention, Intervention.nct_id == "NCT03064438") == 2
+    with transaction(engine) as session:
+        assert session.get(SyncRun, run).baseline is True
+        study = session.get(Study, "NCT03064438")
+        assert study.raw == REAL
+        assert (study.start_date, study.start_date_precision, study.start_date_type) == (
+            date(2017, 11, 28),
+            "day",
+            "ACTUAL",
+        )
+        assert study.phases == ["PHASE2"]
+        roles = dict(
+            session.execute(
+                select(Intervention.name, Intervention.arm_role).where(Intervention.nct_id == "NCT03064438")
+            ).all()
+        )
+        assert roles == {"ACCU-D1": "experimental", "Vehicle": "placebo"}
+
+
+def test_reloading_unchanged_data_changes_nothing(engine: Engine) -> None:
+    load(engine, SAMPLE)
+    before = (count(engine, StudyVersion), count(engine, ChangeEvent), count(engine, Condition))
+    _, outcome = load(engine, copy.deepcopy(SAMPLE), mode="incremental", stamp="2025-09-26T09:00:00")
+    assert (outcome.inserted, outcome.updated, outcome.unchanged) == (0, 0, len(SAMPLE))
+    assert (count(engine, StudyVersion), count(engine, ChangeEvent), count(engine, Condition)) == before
+
+
+def test_a_changed_study_gets_a_version_events_and_fresh_children(engine: Engine) -> None:
+    load(engine, [REAL])
+    changed = copy.deepcopy(REAL)
+    status = changed["protocolSection"]["statusModule"]
+    status["overallStatus"] = "TERMINATED"
+    status["whyStopped"] = "Enrollment too slow"
+    status["primaryCompletionDateStruct"] = {"date": "2019-06", "type": "ACTUAL"}
+    changed["protocolSection"]["conditionsModule"]["conditions"] = ["Rosacea", "Multiple Sclerosis"]
+    _, outcome = load(engine, [changed], mode="incremental")
+    assert outcome.updated == 1
+    assert count(engine, StudyVersion) == 2
+    with transaction(engine) as session:
+        events = session.execute(
+            select(ChangeEvent.kind, ChangeEvent.field, ChangeEvent.new_value, ChangeEvent.baseline).where(
+                ChangeEvent.kind != "new"
+            )
+        ).all()
+        conditions = session.scalars(select(Condition.name).order_by(Condition.position)).all()
+        assert session.get(Study, "NCT03064438").overall_status == "TERMINATED"
+    assert ("status", "overall_status", "TERMINATED", False) in events
+    assert ("status", "why_stopped", "Enrollment too slow", False) in events
+    assert ("primary_completion_date", "primary_completion_date", "2019-06 (ACTUAL)", False) in events
+    assert conditions == ["Rosacea", "Multiple Sclerosis"]
+
+
+def test_a_bad_record_is_rejected_alone(engine: Engine) -> None:
+    bad = json.loads((FIXTURES / "ctgov/edge/bad_start_date.json").read_text())
+    run, outcome = load(engine, [SAMPLE[0], bad, {"FullStudiesResponse": {}}, SAMPLE[1]])
+    assert outcome.inserted == 2
+    assert len(outcome.rejected) == 2
+    with transaction(engine) as session:
+        row = session.get(SyncRun, run)
+        assert (row.studies_rejected, row.outcome) == (2, "partial")
+        assert any("startDateStruct" in item["reason"] for item in row.rejections)
+
+
+def test_removed_studies_are_flagged_never_deleted_and_can_return(engine: Engine) -> None:
+    run, _ = load(engine, SAMPLE[:5])
+    kept = [s["protocolSection"]["identificationModule"]["nctId"] for s in SAMPLE[:3]]
+    gone = store.flag_removed(engine, run, kept)
+    assert len(gone) == 2
+    assert count(engine, Study) == 5
+    assert count(engine, Study, Study.removed_at.is_not(None)) == 2
+    assert count(engine, ChangeEvent, ChangeEvent.kind == "removed") == 2
+    assert store.flag_removed(engine, run, kept) == []  # already flagged: no second event
+    load(engine, SAMPLE[:5], mode="incremental")
+    assert count(engine, Study, Study.removed_at.is_not(None)) == 0
+
+
+def test_watermark_is_the_registry_date_of_the_last_clean_sync(engine: Engine) -> None:
+    assert store.watermark(engine) is None
+    load(engine, SAMPLE[:2], stamp="2025-09-25T09:00:05")
+    assert store.watermark(engine) == date(2025, 9, 25)
+    run = store.begin_run(
+        engine, mode="incremental", query=None, source=None, data_timestamp="2025-10-02T09:00:00"
+    )
+    store.finish_run(engine, run, outcome="failed", error="API unreachable")
+    assert store.watermark(engine) == date(2025, 9, 25)  # a failed run never moves it
+    run = store.begin_run(engine, mode="import", query=None, source="file", data_timestamp=None)
+    store.finish_run(engine, run, outcome="success")
+    assert store.watermark(engine) == date(2025, 9, 25)  # nor does an import

@@ -1,0 +1,285 @@
+"""One digest round: for each subscription, build, render and deliver its digest, and keep the sent ledger.
+
+Period: from `--since` or, by default, the end of the subscription's last digest (first time: when it
+subscribed) up to `--until` or now. Baseline events (the first load of a fresh database) never count.
+
+The sent ledger (`digest_deliveries` + `digest_sent_events`) is written after a message has been handed to
+the SMTP server, in one transaction with the subscription's new `last_digest_until`: an event that reached a
+subscriber is never sent to them again, even when a period is re-run with explicit dates. A failed send
+leaves the ledger alone, so the next round retries the same events.
+
+A dry run (`EmlWriter`) writes messages to files and records nothing: it can be repeated freely and never
+makes the real digest skip anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+import pandas as pd
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tracker import query
+from tracker.config import Settings
+from tracker.db.models import DigestDelivery, DigestSentEvent, Subscription
+from tracker.db.session import transaction, utcnow
+from tracker.digest.build import DigestContent, build_digest
+from tracker.digest.render import render_message
+from tracker.digest.send import Sender
+from tracker.errors import ConfigError, TrackerError
+from tracker.filters import apply_filter
+from tracker.subscriptions import SubscriptionInfo, list_subscriptions
+
+log = logging.getLogger(__name__)
+
+Status = Literal["sent", "dry_run", "empty", "failed"]
+_ID_CHUNK = 900
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """What happened for one subscription: sent, dry_run (written to a file), empty (nothing sent), failed."""
+
+    subscription_id: int
+    email: str
+    status: Status
+    period_start: datetime
+    period_end: datetime
+    trial_count: int
+    event_count: int
+    detail: str | None = None  # message id, .eml path or error
+
+    def line(self) -> str:
+        period = f"{self.period_start:%Y-%m-%d %H:%M} to {self.period_end:%Y-%m-%d %H:%M}"
+        counts = f"{self.trial_count} trials, {self.event_count} changes"
+        detail = f": {self.detail}" if self.detail and self.status in ("failed", "dry_run") else ""
+        return f"#{self.subscription_id} {self.email} [{period}] {counts} -> {self.status}{detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class DigestReport:
+    outcomes: tuple[DeliveryOutcome, ...]
+
+    @property
+    def failed(self) -> tuple[DeliveryOutcome, ...]:
+        return tuple(outcome for outcome in self.outcomes if outcome.status == "failed")
+
+    def count(self, status: Status) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    def summary(self) -> str:
+        parts = [f"{self.count(s)} {s.replace('_', ' ')}" for s in ("sent", "dry_run", "empty", "failed")]
+        return f"digest: {len(self.outcomes)} subscriptions: " + ", ".join(parts)
+
+
+def dashboard_link(settings: Settings, info: SubscriptionInfo) -> str | None:
+    if not settings.public_url:
+        return None
+    params = info.trial_filter.to_query_params()
+    return settings.public_url.rstrip("/") + "/" + (f"?{urlencode(params, doseq=True)}" if params else "")
+
+
+def unsubscribe_hint(settings: Settings, info: SubscriptionInfo) -> str:
+    return (
+        f'reply to {settings.mail_from} with "unsubscribe {info.id}" '
+        f"(administrators: tracker subscribe remove {info.id})"
+    )
+
+
+def run_digests(
+    engine: Engine,
+    settings: Settings,
+    sender: Sender,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    dry_run: bool = False,
+    subscription_ids: Sequence[int] | None = None,
+    now: datetime | None = None,
+) -> DigestReport:
+    """Build and deliver every subscription's digest; one failure does not stop the others.
+
+    Datetimes are naive UTC. `dry_run` must go with a sender that does not send (`EmlWriter`); the
+    ledger is then left untouched.
+    """
+    until = until or now or utcnow()
+    if since is not None and since >= until:
+        raise ConfigError(
+            f"empty digest period: since {since:%Y-%m-%d %H:%M} is not before until {until:%Y-%m-%d %H:%M}"
+        )
+    subscriptions = list_subscriptions(engine, ids=list(subscription_ids) if subscription_ids else None)
+    if not subscriptions:
+        return DigestReport(())
+    trials = query.load_trial_frame(engine)
+    outcomes = [
+        _deliver_one(engine, settings, sender, info, trials, since=since, until=until, dry_run=dry_run)
+        for info in subscriptions
+    ]
+    report = DigestReport(tuple(outcomes))
+    log.info("%s", report.summary())
+    return report
+
+
+def build_for_subscription(
+    engine: Engine,
+    settings: Settings,
+    info: SubscriptionInfo,
+    trials: pd.DataFrame,
+    *,
+    since: datetime | None,
+    until: datetime,
+) -> DigestContent:
+    """The digest content of one subscription for its period (reads the events and the ledger)."""
+    start = since or info.digest_start
+    matching = apply_filter(trials, info.trial_filter)
+    events = query.change_events_frame(
+        engine, since=start, until=until, include_baseline=False, nct_ids=set(matching["nct_id"])
+    )
+    event_ids = [int(i) for i in events["id"]]
+    return build_digest(
+        events=events.to_dict("records"),
+        trials={row["nct_id"]: row for row in matching.to_dict("records")},
+        recipient=info.email,
+        period_start=start,
+        period_end=until,
+        filter_description=info.trial_filter.describe(),
+        max_per_section=settings.digest_max_per_section,
+        already_sent=_already_sent(engine, info.id, event_ids),
+        subscription_id=info.id,
+        subscription_name=info.name,
+        dashboard_url=dashboard_link(settings, info),
+        unsubscribe_hint=unsubscribe_hint(settings, info),
+    )
+
+
+def _deliver_one(
+    engine: Engine,
+    settings: Settings,
+    sender: Sender,
+    info: SubscriptionInfo,
+    trials: pd.DataFrame,
+    *,
+    since: datetime | None,
+    until: datetime,
+    dry_run: bool,
+) -> DeliveryOutcome:
+    start = since or info.digest_start
+
+    def outcome(
+        status: Status, content: DigestContent | None = None, detail: str | None = None
+    ) -> DeliveryOutcome:
+        return DeliveryOutcome(
+            subscription_id=info.id,
+            email=info.email,
+            status=status,
+            period_start=start,
+            period_end=until,
+            trial_count=content.trial_count if content else 0,
+            event_count=content.event_count if content else 0,
+            detail=detail,
+        )
+
+    if start >= until:
+        # Already covered up to `until` (e.g. run twice in a row): nothing new can be in the period.
+        return outcome("empty")
+    try:
+        content = build_for_subscription(engine, settings, info, trials, since=since, until=until)
+        if content.is_empty and not settings.digest_send_empty:
+            if not dry_run:
+                _record(engine, info, content, status="empty", message_ref=None)
+            return outcome("empty", content)
+        message = render_message(content, sender=settings.mail_from)
+        reference = sender.send(message, key=f"subscription-{info.id}")
+    except TrackerError as exc:
+        log.error("digest for subscription %d (%s) failed: %s", info.id, info.email, exc)
+        if not dry_run:
+            _record_failure(engine, info, start, until, str(exc))
+        return outcome("failed", detail=str(exc))
+    if dry_run:
+        return outcome("dry_run", content, reference)
+    _record(engine, info, content, status="sent", message_ref=reference)
+    return outcome("sent", content, reference)
+
+
+def _already_sent(engine: Engine, subscription_id: int, event_ids: Collection[int]) -> set[int]:
+    sent: set[int] = set()
+    with transaction(engine) as session:
+        for chunk in _chunks(sorted(event_ids)):
+            sent.update(
+                session.scalars(
+                    select(DigestSentEvent.change_event_id).where(
+                        DigestSentEvent.subscription_id == subscription_id,
+                        DigestSentEvent.change_event_id.in_(chunk),
+                    )
+                )
+            )
+    return sent
+
+
+def _record(
+    engine: Engine, info: SubscriptionInfo, content: DigestContent, *, status: Status, message_ref: str | None
+) -> None:
+    """The ledger entry, the events it covered and the subscription's new period start, in one transaction."""
+    try:
+        with transaction(engine) as session:
+            delivery = DigestDelivery(
+                subscription_id=info.id,
+                period_start=content.period_start,
+                period_end=content.period_end,
+                sent_at=utcnow(),
+                event_count=content.event_count,
+                trial_count=content.trial_count,
+                message_id=(message_ref or None) and message_ref[:300],
+                status=status,
+            )
+            session.add(delivery)
+            session.flush()
+            rows: list[dict[str, Any]] = [
+                {"subscription_id": info.id, "change_event_id": event_id, "delivery_id": delivery.id}
+                for event_id in content.event_ids
+            ]
+            if rows:
+                session.execute(insert(DigestSentEvent), rows)
+            _advance(session, info, content.period_end)
+    except IntegrityError:
+        # Another digest round recorded the same events first (two rounds at once): theirs stands.
+        log.warning("subscription %d: events already in the ledger; recorded by a concurrent round", info.id)
+
+
+def _record_failure(
+    engine: Engine, info: SubscriptionInfo, start: datetime, end: datetime, error: str
+) -> None:
+    with transaction(engine) as session:
+        session.add(
+            DigestDelivery(
+                subscription_id=info.id,
+                period_start=start,
+                period_end=end,
+                sent_at=utcnow(),
+                status="failed",
+                error=error,
+            )
+        )
+
+
+def _advance(session: Any, info: SubscriptionInfo, until: datetime) -> None:
+    """Move the subscription's period start forward (never back, even after a re-run of an old period)."""
+    session.execute(
+        update(Subscription)
+        .where(
+            Subscription.id == info.id,
+            (Subscription.last_digest_until.is_(None)) | (Subscription.last_digest_until < until),
+        )
+        .values(last_digest_until=until)
+    )
+
+
+def _chunks(items: Sequence[int], size: int = _ID_CHUNK) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

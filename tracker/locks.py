@@ -1,0 +1,169 @@
+"""Named leases in the `locks` table: at most one holder per name per database, on SQLite and Postgres alike.
+
+A holder renews its lease by heartbeat. A lease whose heartbeat is older than its time-to-live belongs to
+a holder that crashed or hung, and the next process may take it over; so a killed scheduler never blocks
+the database for longer than the time-to-live.
+
+Taking a lease is one of two atomic statements: an INSERT (the primary key refuses a second row) or,
+for an expired lease, an UPDATE guarded by the heartbeat it read (so two takers cannot both win).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+
+from sqlalchemy import Engine, delete, insert, update
+from sqlalchemy.exc import IntegrityError
+
+from tracker.db.models import Lock
+from tracker.db.session import transaction, utcnow
+from tracker.errors import TrackerError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL_SECONDS = 90.0
+
+
+class LeaseHeldError(TrackerError):
+    """Another live process holds the lease."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseHolder:
+    name: str
+    owner: str
+    acquired_at: datetime
+    heartbeat_at: datetime
+
+
+def default_owner() -> str:
+    """host:pid, so the message names the process to look for."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def current_holder(engine: Engine, name: str) -> LeaseHolder | None:
+    with transaction(engine) as session:
+        row = session.get(Lock, name)
+        if row is None:
+            return None
+        return LeaseHolder(row.name, row.owner, row.acquired_at, row.heartbeat_at)
+
+
+def try_acquire(
+    engine: Engine, name: str, owner: str, *, ttl_seconds: float, now: datetime | None = None
+) -> LeaseHolder | None:
+    """Take the lease and return None, or return the live holder that keeps us from taking it."""
+    now = now or utcnow()
+    try:
+        with transaction(engine) as session:
+            session.execute(insert(Lock).values(name=name, owner=owner, acquired_at=now, heartbeat_at=now))
+        return None
+    except IntegrityError:
+        pass  # a row exists: it is ours, stale, or live
+    holder = current_holder(engine, name)
+    if holder is None:  # released between our two statements: try once more
+        return try_acquire(engine, name, owner, ttl_seconds=ttl_seconds, now=now)
+    if holder.owner != owner and holder.heartbeat_at > now - timedelta(seconds=ttl_seconds):
+        return holder
+    with transaction(engine) as session:
+        taken = session.execute(
+            update(Lock)
+            .where(Lock.name == name, Lock.owner == holder.owner, Lock.heartbeat_at == holder.heartbeat_at)
+            .values(owner=owner, acquired_at=now, heartbeat_at=now)
+        ).rowcount
+    if taken == 1:
+        if holder.owner != owner:
+            log.warning(
+                "took over lease %r from %s (no heartbeat since %s)", name, holder.owner, holder.heartbeat_at
+            )
+        return None
+    return current_holder(engine, name) or holder
+
+
+def renew(engine: Engine, name: str, owner: str, *, now: datetime | None = None) -> bool:
+    """Refresh the heartbeat; False when the lease is no longer ours (it expired and was taken over)."""
+    with transaction(engine) as session:
+        result = session.execute(
+            update(Lock).where(Lock.name == name, Lock.owner == owner).values(heartbeat_at=now or utcnow())
+        )
+        return result.rowcount == 1
+
+
+def release(engine: Engine, name: str, owner: str) -> None:
+    with transaction(engine) as session:
+        session.execute(delete(Lock).where(Lock.name == name, Lock.owner == owner))
+
+
+class Lease:
+    """Hold a named lease for the life of a `with` block, renewing it from a background thread.
+
+    `lost` is set when a heartbeat finds the lease taken over (this process was stalled past the TTL);
+    the holder should then stop what it is doing.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        name: str,
+        *,
+        owner: str | None = None,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        heartbeat_seconds: float | None = None,
+    ) -> None:
+        self.engine = engine
+        self.name = name
+        self.owner = owner or default_owner()
+        self.ttl_seconds = ttl_seconds
+        self.heartbeat_seconds = heartbeat_seconds or ttl_seconds / 3
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> None:
+        holder = try_acquire(self.engine, self.name, self.owner, ttl_seconds=self.ttl_seconds)
+        if holder is not None:
+            age = max(0, int((utcnow() - holder.heartbeat_at).total_seconds()))
+            raise LeaseHeldError(
+                f"another {self.name} is already running against this database "
+                f"(owner {holder.owner}, last heartbeat {age}s ago); stop it first, or wait "
+                f"{int(self.ttl_seconds)}s after it died for its lease to expire"
+            )
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{self.name}", daemon=True)
+        self._thread.start()
+        log.info("holding lease %r as %s", self.name, self.owner)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat_seconds):
+            try:
+                still_ours = renew(self.engine, self.name, self.owner)
+            except TrackerError as exc:  # a database hiccup: try again at the next beat
+                log.warning("lease %r heartbeat failed: %s", self.name, exc)
+                continue
+            if not still_ours:
+                log.error("lease %r was taken over by another process", self.name)
+                self.lost.set()
+                return
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if not self.lost.is_set():
+            release(self.engine, self.name, self.owner)
+            log.info("released lease %r", self.name)
+
+    def __enter__(self) -> Lease:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
