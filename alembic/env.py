@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from tracker.config import load_settings
 from tracker.db.models import Base
 from tracker.db.session import make_engine

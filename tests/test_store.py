@@ -14,7 +14,6 @@ from tracker.db.models import (
     ChangeEvent,
     Condition,
     Intervention,
-    Location,
     Study,
     StudyVersion,
     SyncRun,
