@@ -1,0 +1,182 @@
+"""The intervention dictionary (data/agents.json), compiled once into fast matchers.
+
+Every synonym is matched on normalised text (lower case, Greek letters spelled out, trade marks dropped)
+with optional spaces, hyphens and similar separators between its tokens and between letters and digits,
+so "SAR442168", "SAR-442168" and "SAR 442168" are one code name. A match is mapped back to its agent by
+its canonical form (letters and digits only), which is why the dictionary refuses two agents sharing one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+_SEPARATOR = r"[\s\-/.,()\[\]'+:]*"
+_TOKEN = re.compile(r"[a-z]+|\d+")
+_BOUNDARY_START = r"(?<![a-z0-9])"
+_BOUNDARY_END = r"(?![a-z0-9])"
+_REPLACEMENTS = (
+    ("β", "beta"),
+    ("ß", "beta"),
+    ("α", "alpha"),
+    ("γ", "gamma"),
+    ("κ", "kappa"),
+    ("&#39;", "'"),
+    ("&amp;", "&"),
+    ("_", " "),
+    ("\u00ae", ""),  # registered sign
+    ("\u2122", ""),  # trade mark sign
+    ("\u00a9", ""),  # copyright sign
+    ("（", "("),
+    ("）", ")"),
+)
+_SPACES = re.compile(r"\s+")
+
+# Pseudo-mechanisms of the dictionary that add no taxonomy key.
+NO_KEY = "premedication"
+
+
+def normalise(text: str) -> str:
+    """Lower case, Greek letters spelled out, trade-mark signs dropped, whitespace collapsed."""
+    text = text.lower()
+    for old, new in _REPLACEMENTS:
+        if old in text:
+            text = text.replace(old, new)
+    return _SPACES.sub(" ", text).strip()
+
+
+def canonical(text: str) -> str:
+    """Letters and digits only: the identity of a name however it is spaced or hyphenated."""
+    return "".join(_TOKEN.findall(normalise(text)))
+
+
+def synonym_pattern(synonym: str) -> str:
+    """A regex for one synonym: its tokens in order, any separator (or none) between them."""
+    tokens = _TOKEN.findall(normalise(synonym))
+    return _SEPARATOR.join(re.escape(token) for token in tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    name: str
+    mechanism: str  # a taxonomy key, or NO_KEY
+    generic: bool  # a class word ("steroids", "diet"): counts only when nothing specific matched
+    conditioning: bool  # conditioning/mobilisation: belongs to the trial's transplant or cell therapy
+    prophylaxis: bool  # anti-infective prophylaxis: adds nothing next to a transplant or cell therapy
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMatch:
+    agent: Agent
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TermMatch:
+    key: str
+    text: str
+
+
+class AgentMatcher:
+    """Finds every dictionary agent named in a text, longest name first, without overlaps."""
+
+    def __init__(self, agents: list[Agent], synonyms: dict[str, tuple[str, Agent]]) -> None:
+        self.agents = agents
+        self._by_canonical = {key: agent for key, (_, agent) in synonyms.items()}
+        patterns = sorted({synonym_pattern(name) for name, _ in synonyms.values()}, key=len, reverse=True)
+        self._regex = re.compile(_BOUNDARY_START + "(?:" + "|".join(patterns) + ")" + _BOUNDARY_END)
+
+    def find(self, normalised_text: str) -> Iterator[AgentMatch]:
+        for match in self._regex.finditer(normalised_text):
+            agent = self._by_canonical.get(canonical(match.group(0)))
+            if agent is not None:
+                yield AgentMatch(agent, match.group(0).strip())
+
+
+class TermMatcher:
+    """Word rules for non-drug interventions, one regex per mechanism key."""
+
+    def __init__(self, terms: dict[str, list[str]]) -> None:
+        self._regexes = {
+            key: re.compile(_BOUNDARY_START + "(?:" + "|".join(words) + ")" + _BOUNDARY_END)
+            for key, words in terms.items()
+            if words
+        }
+
+    def find(self, normalised_text: str) -> list[TermMatch]:
+        found = []
+        for key, regex in self._regexes.items():
+            match = regex.search(normalised_text)
+            if match:
+                found.append(TermMatch(key, match.group(0)))
+        return found
+
+
+@dataclass(frozen=True)
+class Dictionary:
+    version: int
+    specific_agents: AgentMatcher
+    generic_agents: AgentMatcher
+    specific_terms: TermMatcher
+    generic_terms: TermMatcher
+    neutral_anywhere: re.Pattern[str]
+    neutral_whole: re.Pattern[str]
+    type_fallback: dict[str, str]
+
+
+def load_agents_data() -> dict[str, Any]:
+    text = resources.files("tracker.classify").joinpath("data/agents.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@cache
+def load_dictionary() -> Dictionary:
+    """Compile data/agents.json once per process."""
+    return compile_dictionary(load_agents_data())
+
+
+def compile_dictionary(data: dict[str, Any]) -> Dictionary:
+    specific: dict[str, tuple[str, Agent]] = {}
+    generic: dict[str, tuple[str, Agent]] = {}
+    agents: list[Agent] = []
+    for item in data["agents"]:
+        agent = Agent(
+            name=item["name"],
+            mechanism=item["mechanism"],
+            generic=bool(item.get("generic")),
+            conditioning=bool(item.get("conditioning")),
+            prophylaxis=bool(item.get("prophylaxis")),
+        )
+        agents.append(agent)
+        target = generic if agent.generic else specific
+        for name in (item["name"], *item.get("synonyms", ())):
+            _add_synonym(target, name, agent)
+    terms = data["intervention_terms"]
+    neutral = data["neutral_terms"]
+    return Dictionary(
+        version=int(data["version"]),
+        specific_agents=AgentMatcher([a for a in agents if not a.generic], specific),
+        generic_agents=AgentMatcher([a for a in agents if a.generic], generic),
+        specific_terms=TermMatcher({key: value["specific"] for key, value in terms.items()}),
+        generic_terms=TermMatcher({key: value["generic"] for key, value in terms.items()}),
+        # placebo-like words neutralise a whole intervention name part wherever they stand
+        neutral_anywhere=re.compile(r"(?<![a-z0-9])(?:placebos?|sham|dummy|pseudo)(?![a-z0-9])"),
+        neutral_whole=re.compile(r"(?:" + "|".join(neutral) + r")"),
+        type_fallback=dict(data["type_fallback"]),
+    )
+
+
+def _add_synonym(target: dict[str, tuple[str, Agent]], name: str, agent: Agent) -> None:
+    key = canonical(name)
+    if not key:
+        return
+    existing = target.get(key)
+    if existing is not None and existing[1].mechanism != agent.mechanism:
+        raise ValueError(f"dictionary name {name!r} is both {existing[1].name} and {agent.name}")
+    if existing is None:
+        target[key] = (name, agent)
