@@ -6,6 +6,9 @@ TRACKER_DATABASE_URL.
 
 from __future__ import annotations
 
+import logging
+import time
+
 import streamlit as st
 
 from dashboard import data
@@ -13,6 +16,8 @@ from dashboard.landscape import landscape_page
 from dashboard.trial_view import show_trial
 
 TRIAL_PARAM = "nct"
+RUN_SECONDS = "_run_seconds"
+logger = logging.getLogger("dashboard")
 
 
 def trial_page() -> None:
@@ -33,14 +38,18 @@ def trial_page() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="MS trial tracker", page_icon="🧭", layout="wide")
+    started = time.perf_counter()
+    st.set_page_config(page_title="MS trial tracker", page_icon=":material/explore:", layout="wide")
     page = st.navigation(
         [
-            st.Page(landscape_page, title="Landscape", icon="📊", default=True),
-            st.Page(trial_page, title="Trial detail", icon="🔎", url_path="trial"),
+            st.Page(landscape_page, title="Landscape", icon=":material/insights:", default=True),
+            st.Page(trial_page, title="Trial detail", icon=":material/search:", url_path="trial"),
         ]
     )
     page.run()
+    # Server time of this run, for benchmarks/bench_dashboard.py and the debug log.
+    st.session_state[RUN_SECONDS] = elapsed = time.perf_counter() - started
+    logger.debug("page %s rendered in %.3f s", page.title, elapsed)
 
 
 main()

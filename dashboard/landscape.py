@@ -86,7 +86,9 @@ def show_charts(filtered: pd.DataFrame, events: pd.DataFrame) -> None:
     )
     st.plotly_chart(charts.pipeline_figure(filtered), key="pipeline_chart")
     st.plotly_chart(charts.gantt_figure(filtered, today), key="gantt_chart")
-    st.plotly_chart(charts.world_map_figure(filtered), key="world_map_chart")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(charts.world_map_figure(filtered), key="world_map_chart")
+    right.plotly_chart(charts.top_countries_figure(filtered), key="top_countries_chart")
     left, right = st.columns(2)
     left.plotly_chart(charts.change_activity_figure(events), key="change_activity_chart")
     right.plotly_chart(charts.slippage_figure(events), key="slippage_chart")
@@ -116,7 +118,7 @@ def show_table(filtered: pd.DataFrame, trial_filter: TrialFilter, url: str, vers
         column_order=[c for c in rows.columns if c != "nct_id"],
         column_config={
             "NCT ID": st.column_config.LinkColumn(
-                "NCT ID", display_text=r"https://clinicaltrials\.gov/study/(NCT\d+)", width="small"
+                "NCT ID", display_text=r"https://clinicaltrials\.gov/study/(NCT\d+)", width=110
             ),
             "Title": st.column_config.TextColumn("Title", width="large"),
             "Results": st.column_config.CheckboxColumn("Results"),

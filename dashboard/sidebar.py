@@ -20,7 +20,7 @@ from tracker.filters import ACTIVE_SHORTCUT, PHASES, SPONSOR_CATEGORIES, STATUSE
 from tracker.taxonomy import load_taxonomy
 
 PREFIX = "filter_"
-INITIALISED = "_filters_from_url"
+LAST_FILTER = "_last_filter"
 URL_WARNINGS = "_filter_url_warnings"
 ANY, YES, NO = "Any", "Yes", "No"
 _TRISTATE: dict[str, bool | None] = {ANY: None, YES: True, NO: False}
@@ -92,39 +92,42 @@ def _tristate_label(value: bool | None) -> str:
     return ANY if value is None else YES if value else NO
 
 
-def init_from_url(choices: FilterChoices) -> None:
-    """Once per session: set the widgets from the URL; bad parameters fall back with a notice."""
-    if st.session_state.get(INITIALISED):
+def init_widgets(choices: FilterChoices) -> None:
+    """Give the widgets their values when they have none: from the URL on a session's first run (a pasted
+    link restores its view; bad parameters fall back with a notice), else from the last filter shown
+    (Streamlit forgets widget values while another page is open)."""
+    if key("text") in st.session_state:
         return
     params = st.query_params
-    trial_filter, warnings = TrialFilter.from_query_params(
-        params_mapping(list(params.keys()), params.get_all)
-    )
-    try:
-        state = widget_state(trial_filter, choices)
-    except FilterError as exc:  # defensive: the parsed filter is already valid
-        state, warnings = widget_state(TrialFilter(), choices), [*warnings, str(exc)]
-    st.session_state.update(state)
+    last = st.session_state.get(LAST_FILTER)
+    if isinstance(last, TrialFilter) and not list(params.keys()):
+        trial_filter, warnings = last, []
+    else:
+        mapping = params_mapping(list(params.keys()), params.get_all)
+        trial_filter, warnings = TrialFilter.from_query_params(mapping)
+    st.session_state.update(widget_state(trial_filter, choices))
     st.session_state[URL_WARNINGS] = warnings
-    st.session_state[INITIALISED] = True
 
 
 def sync_url(trial_filter: TrialFilter) -> None:
     """Write the filter to the URL (only when it changed, so the browser history stays quiet)."""
     wanted = trial_filter.to_query_params()
     current = params_mapping(list(st.query_params.keys()), st.query_params.get_all)
-    normalised = {name: value if isinstance(value, list) else str(value) for name, value in wanted.items()}
-    if current != normalised:
+    current = {
+        name: [v for v in value if v] if isinstance(value, list) else value for name, value in current.items()
+    }
+    if current != wanted:
         st.query_params.from_dict(wanted)
 
 
 def reset_filters(choices: FilterChoices) -> None:
     st.session_state.update(widget_state(TrialFilter(), choices))
+    st.session_state[URL_WARNINGS] = []
 
 
 def filter_sidebar(choices: FilterChoices) -> TrialFilter:
     """Draw the filter widgets in the sidebar and return the filter they describe."""
-    init_from_url(choices)
+    init_widgets(choices)
     taxonomy = load_taxonomy()
     families = labels.mechanism_families()
     sidebar = st.sidebar
@@ -196,6 +199,7 @@ def filter_sidebar(choices: FilterChoices) -> TrialFilter:
         sidebar.warning(f"{exc}; showing all MS trials instead.")
         trial_filter = TrialFilter()
     sync_url(trial_filter)
+    st.session_state[LAST_FILTER] = trial_filter
     return trial_filter
 
 

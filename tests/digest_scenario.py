@@ -51,7 +51,9 @@ def with_status(status: str) -> list[dict[str, Any]]:
 
 
 def load(engine: Engine, studies: list[dict[str, Any]], *, seen_at: datetime, stamp: str) -> int:
-    run = store.begin_run(engine, mode="full", query="multiple sclerosis", source="test", data_timestamp=stamp)
+    run = store.begin_run(
+        engine, mode="full", query="multiple sclerosis", source="test", data_timestamp=stamp
+    )
     outcome = store.ingest_page(engine, run, studies, seen_at=seen_at)
     store.finish_run(engine, run, outcome="partial" if outcome.rejected else "success")
     return run
@@ -67,11 +69,12 @@ class Scenario:
 
 
 def scenario() -> Scenario:
-    """The first 80 sample studies as a baseline, minus NEW_TRIAL_COUNT held back to appear in week 1."""
+    """The sample studies as a baseline, minus NEW_TRIAL_COUNT held back to appear in week 1."""
     held_back = [copy.deepcopy(raw) for raw in with_status("RECRUITING")[-NEW_TRIAL_COUNT:]]
     held_ids = {nct_id(raw) for raw in held_back}
-    baseline = [raw for raw in SAMPLE[:80] if nct_id(raw) not in held_ids]
-    held_back[0]["protocolSection"]["identificationModule"]["briefTitle"] = SCRIPT_TITLE
+    baseline = [raw for raw in SAMPLE if nct_id(raw) not in held_ids]
+    # The newest NCT ID: listed first in its section, so shown even under a small per-section cap.
+    held_back[-1]["protocolSection"]["identificationModule"]["briefTitle"] = SCRIPT_TITLE
     return Scenario(baseline=baseline, held_back=held_back)
 
 
@@ -89,8 +92,18 @@ def week1_edits(world: Scenario) -> list[dict[str, Any]]:
     """Modified copies of baseline studies, one or two per digest section, plus the new trials."""
     in_baseline = {nct_id(raw) for raw in world.baseline}
 
-    def pick(status: str, count: int = 1, skip: int = 0) -> list[dict[str, Any]]:
-        return [raw for raw in with_status(status) if nct_id(raw) in in_baseline][skip : skip + count]
+    taken: set[str] = set()
+
+    def pick(status: str, count: int = 1, *, no_results: bool = False) -> list[dict[str, Any]]:
+        candidates = [
+            raw
+            for raw in with_status(status)
+            if nct_id(raw) in in_baseline
+            and nct_id(raw) not in taken
+            and not (no_results and raw.get("hasResults"))
+        ][:count]
+        taken.update(nct_id(raw) for raw in candidates)
+        return candidates
 
     edits: list[dict[str, Any]] = []
 
@@ -116,14 +129,17 @@ def week1_edits(world: Scenario) -> list[dict[str, Any]]:
         status_module(raw)["primaryCompletionDateStruct"] = {"date": "2031-06", "type": "ESTIMATED"}
 
     def enrollment(raw: dict[str, Any]) -> None:
-        raw["protocolSection"].setdefault("designModule", {})["enrollmentInfo"] = {"count": 4321, "type": "ACTUAL"}
+        raw["protocolSection"].setdefault("designModule", {})["enrollmentInfo"] = {
+            "count": 4321,
+            "type": "ACTUAL",
+        }
 
     record("opened", pick("NOT_YET_RECRUITING", 2), opened)
     record("closed", pick("RECRUITING", 1), closed)
-    record("stopped", pick("RECRUITING", 1, skip=1), stopped)
-    record("results", pick("COMPLETED", 1), results)
+    record("stopped", pick("RECRUITING", 1), stopped)
+    record("results", pick("COMPLETED", 1, no_results=True), results)
     record("primary_completion", pick("ACTIVE_NOT_RECRUITING", 1), slipped)
-    record("other", pick("COMPLETED", 1, skip=1), enrollment)
+    record("other", pick("COMPLETED", 1), enrollment)
     world.changed["new"] = [nct_id(raw) for raw in world.held_back]
     return edits + world.held_back
 
@@ -174,7 +190,9 @@ class Authenticator:
     def __init__(self, user: str, password: str) -> None:
         self.user, self.password = user, password
 
-    def __call__(self, server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+    def __call__(
+        self, server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
         ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == (
             self.user,
             self.password,

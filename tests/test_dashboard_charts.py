@@ -208,6 +208,7 @@ def test_gantt_is_capped_to_the_most_recently_started(sample):
 def test_trials_by_country_counts_trials_not_sites(sample):
     assert charts.trials_by_country(sample).to_dict() == {"France": 2, "United States": 1}
     assert charts.world_map_figure(sample).data[0].locationmode == "country names"
+    assert list(charts.top_countries_figure(sample).data[0].y) == ["United States", "France"]
 
 
 def test_events_per_week_skip_baseline_and_group_by_monday():
@@ -227,7 +228,7 @@ def test_completion_slippage_nets_all_moves_of_a_trial():
     events = events_of(
         ("NCT00000001", "2025-01-01", "primary_completion_date", "2025-06", "2025-12", False),
         ("NCT00000001", "2025-05-01", "primary_completion_date", "2025-12", "2026-12-15", False),
-        ("NCT00000002", "2025-02-01", "primary_completion_date", "2026-01-01", "2025-10-01", False),  # earlier
+        ("NCT00000002", "2025-02-01", "primary_completion_date", "2026-01-01", "2025-10", False),  # earlier
         ("NCT00000003", "2025-02-01", "primary_completion_date", "2024", "2024-03", True),  # baseline
         ("NCT00000004", "2025-02-01", "status", "RECRUITING", "COMPLETED", False),
     )
@@ -253,6 +254,7 @@ def test_every_figure_has_a_title_and_an_empty_state():
         charts.pipeline_figure(empty),
         charts.gantt_figure(empty, TODAY),
         charts.world_map_figure(empty),
+        charts.top_countries_figure(empty),
         charts.change_activity_figure(no_events),
         charts.slippage_figure(no_events),
     ]

@@ -215,7 +215,7 @@ def build_provenance(
     """The sidecar: when, from which data (registry timestamp, last sync run), which filter, how many rows."""
     run = None
     if latest_run is not None:
-        keys = ("id", "mode", "outcome", "started_at", "finished_at", "data_timestamp")
+        keys = ("id", "mode", "outcome", "started", "finished", "data_timestamp")
         run = {key: _json_safe(latest_run.get(key)) for key in keys if key in latest_run}
     return {
         "exported_at": exported_at.isoformat(timespec="seconds") + "Z",
@@ -236,10 +236,17 @@ def _write_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; an export is an ordinary file
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def sidecar_path_for(path: Path) -> Path:

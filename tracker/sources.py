@@ -130,8 +130,6 @@ def import_studies(
         for chunk in chain([first] if first else [], chunks):
             outcome = store.ingest_page(engine, run_id, chunk)
             result.add(outcome)
-            for rejection in outcome.rejected:
-                logger.warning("rejected %s: %s", rejection.nct_id or "<no NCT ID>", rejection.reason)
             if progress is not None:
                 progress(result, len(chunk))
     except BaseException as exc:

@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import ColumnElement, Engine, delete, func, select
 
 from tracker.db.models import Subscription
 from tracker.db.session import transaction, utcnow
-from tracker.errors import TrackerError
+from tracker.errors import FilterError, TrackerError
 from tracker.filters import TrialFilter
 
 
@@ -33,6 +33,9 @@ class SubscriptionInfo:
     trial_filter: TrialFilter
     created_at: datetime
     last_digest_until: datetime | None
+    # Stored filter values the current taxonomy no longer knows (e.g. a renamed key); such a subscription
+    # gets no digest until it is renewed, rather than a digest for a wider filter than was asked for.
+    filter_problems: tuple[str, ...] = ()
 
     @property
     def digest_start(self) -> datetime:
@@ -54,14 +57,25 @@ def normalise_email(address: str) -> str:
         raise SubscriptionError(f"invalid email address {address!r}: {exc}") from None
 
 
+def _same_address(address: str) -> ColumnElement[bool]:
+    """Addresses match ignoring case: mail systems treat Ana@ and ana@ as one mailbox in practice."""
+    return func.lower(Subscription.email) == address.lower()
+
+
 def _info(row: Subscription) -> SubscriptionInfo:
+    stored = row.filters or {}
+    try:
+        trial_filter, problems = TrialFilter.from_dict(stored), []
+    except FilterError:
+        trial_filter, problems = TrialFilter.from_query_params(stored)
     return SubscriptionInfo(
         id=row.id,
         email=row.email,
         name=row.name,
-        trial_filter=TrialFilter.from_dict(row.filters or {}),
+        trial_filter=trial_filter,
         created_at=row.created_at,
         last_digest_until=row.last_digest_until,
+        filter_problems=tuple(problems),
     )
 
 
@@ -77,7 +91,7 @@ def add_subscription(
     address = normalise_email(email)
     filters: dict[str, Any] = trial_filter.validate().to_dict()
     with transaction(engine) as session:
-        for row in session.scalars(select(Subscription).where(Subscription.email == address)):
+        for row in session.scalars(select(Subscription).where(_same_address(address))):
             if (row.filters or {}) == filters:
                 return AddOutcome(_info(row), created=False)
         row = Subscription(
@@ -103,7 +117,7 @@ def remove_subscriptions(engine: Engine, email_or_id: str) -> list[SubscriptionI
         if target.isdigit():
             condition = Subscription.id == int(target)
         else:
-            condition = Subscription.email == normalise_email(target)
+            condition = _same_address(normalise_email(target))
         rows = [_info(row) for row in session.scalars(select(Subscription).where(condition))]
         if not rows:
             raise SubscriptionError(f"no subscription matches {target!r} (see `tracker subscribe list`)")

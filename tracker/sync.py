@@ -214,8 +214,6 @@ def _land_page(
     fresh = list(_not_seen_yet(page.studies, seen_ids))
     outcome = store.ingest_page(engine, result.run_id, fresh)
     result.add(outcome)
-    for rejection in outcome.rejected:
-        logger.warning("rejected %s: %s", rejection.nct_id or "<no NCT ID>", rejection.reason)
     if progress is not None:
         progress(result, len(page.studies))
 

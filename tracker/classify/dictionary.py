@@ -85,10 +85,12 @@ class TermMatch:
 class AgentMatcher:
     """Finds every dictionary agent named in a text, longest name first, without overlaps."""
 
-    def __init__(self, agents: list[Agent], synonyms: dict[str, tuple[str, Agent]]) -> None:
+    def __init__(self, agents: list[Agent], synonyms: dict[str, tuple[list[str], Agent]]) -> None:
         self.agents = agents
         self._by_canonical = {key: agent for key, (_, agent) in synonyms.items()}
-        patterns = sorted({synonym_pattern(name) for name, _ in synonyms.values()}, key=len, reverse=True)
+        patterns = sorted(
+            {synonym_pattern(name) for names, _ in synonyms.values() for name in names}, key=len, reverse=True
+        )
         self._regex = re.compile(_BOUNDARY_START + "(?:" + "|".join(patterns) + ")" + _BOUNDARY_END)
 
     def find(self, normalised_text: str) -> Iterator[AgentMatch]:
@@ -126,6 +128,7 @@ class Dictionary:
     generic_terms: TermMatcher
     neutral_anywhere: re.Pattern[str]
     neutral_whole: re.Pattern[str]
+    neutral_when_unmatched: re.Pattern[str]
     type_fallback: dict[str, str]
 
 
@@ -141,8 +144,8 @@ def load_dictionary() -> Dictionary:
 
 
 def compile_dictionary(data: dict[str, Any]) -> Dictionary:
-    specific: dict[str, tuple[str, Agent]] = {}
-    generic: dict[str, tuple[str, Agent]] = {}
+    specific: dict[str, tuple[list[str], Agent]] = {}
+    generic: dict[str, tuple[list[str], Agent]] = {}
     agents: list[Agent] = []
     for item in data["agents"]:
         agent = Agent(
@@ -164,19 +167,30 @@ def compile_dictionary(data: dict[str, Any]) -> Dictionary:
         generic_agents=AgentMatcher([a for a in agents if a.generic], generic),
         specific_terms=TermMatcher({key: value["specific"] for key, value in terms.items()}),
         generic_terms=TermMatcher({key: value["generic"] for key, value in terms.items()}),
-        # placebo-like words neutralise a whole intervention name part wherever they stand
-        neutral_anywhere=re.compile(r"(?<![a-z0-9])(?:placebos?|sham|dummy|pseudo)(?![a-z0-9])"),
+        # placebo-like words neutralise a whole intervention name part wherever they stand;
+        # other neutral phrases must be the whole part ("control", not "control diet")
+        neutral_anywhere=re.compile(
+            r"(?<![a-z0-9])(?:" + "|".join(data["neutral_anywhere_terms"]) + r")(?![a-z0-9])"
+        ),
         neutral_whole=re.compile(r"(?:" + "|".join(neutral) + r")"),
+        # "Control intervention", "Active comparator", "Group B": a comparator that names no content
+        neutral_when_unmatched=re.compile(
+            r"(?<![a-z0-9])(?:" + "|".join(data["neutral_when_unmatched"]) + r")(?![a-z0-9])"
+        ),
         type_fallback=dict(data["type_fallback"]),
     )
 
 
-def _add_synonym(target: dict[str, tuple[str, Agent]], name: str, agent: Agent) -> None:
+def _add_synonym(target: dict[str, tuple[list[str], Agent]], name: str, agent: Agent) -> None:
     key = canonical(name)
     if not key:
         return
     existing = target.get(key)
-    if existing is not None and existing[1].mechanism != agent.mechanism:
-        raise ValueError(f"dictionary name {name!r} is both {existing[1].name} and {agent.name}")
     if existing is None:
-        target[key] = (name, agent)
+        target[key] = ([name], agent)
+    elif existing[1].mechanism != agent.mechanism:
+        raise ValueError(f"dictionary name {name!r} is both {existing[1].name} and {agent.name}")
+    else:
+        existing[0].append(
+            name
+        )  # same name spelled another way ("abobotulinumtoxin A" / "abobotulinumtoxinA")

@@ -1,5 +1,97 @@
-"""Commands: classify_cmds."""
+"""Commands: classify, override."""
 
 from __future__ import annotations
 
-from tracker.cli.app import main, pass_app  # noqa: F401
+import json
+from pathlib import Path
+
+import click
+
+from tracker.classify.evaluate import evaluate_file, format_evaluation
+from tracker.classify.rules import CLASSIFIER_VERSION
+from tracker.classify.store import classify_pending, clear_override, parse_key_list, set_override
+from tracker.cli.app import AppContext, main, pass_app
+
+
+@main.command()
+@click.option("--all", "all_studies", is_flag=True, help="Reclassify every study (after a taxonomy change).")
+@click.option(
+    "--evaluate",
+    "labels_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="LABELS.jsonl",
+    help="Score the classifier against gold labels (nct_id, relevance, mechanisms, phenotypes).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@pass_app
+def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_json: bool) -> None:
+    """Classify new and changed studies by relevance, mechanism and MS phenotype.
+
+    Sync and import already do this for what they land; run it with --all after a taxonomy or
+    dictionary change. With --evaluate, the labelled studies are classified from the database and
+    compared with the labels (overrides do not count).
+    """
+    engine = app.engine()
+    if labels_path is not None:
+        if all_studies:
+            classify_pending(engine, all_studies=True)
+        evaluation = evaluate_file(engine, labels_path)
+        if as_json:
+            click.echo(json.dumps(evaluation.to_dict(), indent=2))
+        else:
+            click.echo(format_evaluation(evaluation))
+        return
+    count = classify_pending(engine, all_studies=all_studies)
+    if as_json:
+        click.echo(json.dumps({"classified": count, "classifier_version": CLASSIFIER_VERSION}))
+    else:
+        click.echo(
+            f"Classified {count} stud{'y' if count == 1 else 'ies'} (classifier {CLASSIFIER_VERSION})."
+        )
+
+
+@main.command()
+@click.argument("nct_id")
+@click.option("--mechanism", "mechanisms", metavar="KEY,…", help="Mechanism keys (comma-separated).")
+@click.option("--phenotype", "phenotypes", metavar="KEY,…", help="Phenotype keys (comma-separated).")
+@click.option("--relevance", metavar="KEY", help="ms, ms_plus or not_ms.")
+@click.option("--note", metavar="TEXT", help="Why (required unless --clear).")
+@click.option("--clear", is_flag=True, help="Remove the override and restore the automatic labels.")
+@pass_app
+def override(
+    app: AppContext,
+    nct_id: str,
+    mechanisms: str | None,
+    phenotypes: str | None,
+    relevance: str | None,
+    note: str | None,
+    clear: bool,
+) -> None:
+    """Correct a study's labels by hand; the correction wins over the automatic labels and survives
+    re-sync and reclassification. Only the dimensions given are overridden."""
+    engine = app.engine()
+    if clear:
+        if mechanisms is not None or phenotypes is not None or relevance is not None:
+            raise click.UsageError("--clear takes no --mechanism, --phenotype or --relevance")
+        removed = clear_override(engine, nct_id)
+        nct = nct_id.strip().upper()
+        click.echo(f"Override of {nct} removed." if removed else f"{nct} had no override.")
+        return
+    saved = set_override(
+        engine,
+        nct_id,
+        mechanisms=parse_key_list(mechanisms),
+        phenotypes=parse_key_list(phenotypes),
+        relevance=relevance.strip() if relevance else None,
+        note=note or "",
+    )
+    parts = [
+        f"{name}={','.join(value) if isinstance(value, list) else value}"
+        for name, value in (
+            ("relevance", saved.relevance),
+            ("mechanisms", saved.mechanisms),
+            ("phenotypes", saved.phenotypes),
+        )
+        if value is not None
+    ]
+    click.echo(f"Override of {saved.nct_id} saved (manual): {'; '.join(parts)}.")

@@ -44,6 +44,7 @@ def streamlit_command(
         f"--server.address={address}",
         "--server.fileWatcherType=none",
         "--browser.gatherUsageStats=false",
+        "--client.toolbarMode=viewer",
         "--global.developmentMode=false",
     ]
     env = {

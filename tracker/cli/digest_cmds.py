@@ -85,6 +85,8 @@ def subscribe_list(app: AppContext, as_json: bool) -> None:
             f"#{info.id} {info.email}{name}: {info.trial_filter.describe()}; "
             f"next digest from {info.digest_start:%Y-%m-%d %H:%M} UTC"
         )
+        for problem in info.filter_problems:
+            click.echo(f"  outdated filter, no digest until renewed: {problem}")
 
 
 @subscribe.command("remove")

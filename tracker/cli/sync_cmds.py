@@ -12,7 +12,7 @@ import click
 from tracker.cli.app import AppContext, main, pass_app
 from tracker.db.migrate import current_revision
 from tracker.db.session import mask_url
-from tracker.errors import PartialSyncError
+from tracker.errors import ConfigError, PartialSyncError
 from tracker.sources import import_studies
 from tracker.status import (
     ChangeQuery,
@@ -55,6 +55,10 @@ def _progress(label: str) -> tuple[ProgressCallback, ProgressBar | None]:
 def _report(result: SyncResult) -> None:
     """The summary line, the rejected records, and exit code 3 when some were rejected."""
     click.echo(result.summary())
+    if isinstance(result.classified, int) and result.classified:
+        click.echo(
+            f"classified {result.classified} new or changed stud{'ies' if result.classified != 1 else 'y'}"
+        )
     if result.restarts:
         click.echo(f"(page token refused mid-walk; restarted from page 1 {result.restarts} time)")
     for rejection in result.rejected:
@@ -86,6 +90,10 @@ def sync(
     clean run, minus a 2-day overlap. Exit codes: 0 done, 3 some records rejected, 1/2 failure.
     """
     settings = app.override(ctgov_base_url=base_url, query=query, requests_per_second=requests_per_second)
+    if not settings.query.strip():
+        raise ConfigError(
+            "the query is empty; refusing to fetch the whole registry (set --query or TRACKER_QUERY)"
+        )
     engine = app.engine()
     progress, bar = _progress("sync")
     try:

@@ -58,7 +58,7 @@ class DigestItem:
     title: str
     url: str
     status: str | None
-    phase: str | None
+    phase: str | None  # the trial frame's phase_label ("Phase 2/3")
     sponsor: str | None
     changes: tuple[str, ...]
     why_stopped: str | None = None
@@ -114,15 +114,6 @@ def status_label(status: str | None) -> str | None:
     if not status:
         return None
     return status.replace("_", " ").capitalize()
-
-
-def phase_label(phases: object) -> str | None:
-    values = [str(p) for p in _sequence(phases)]
-    if not values:
-        return None
-    return " / ".join(
-        value.replace("EARLY_PHASE", "Early phase ").replace("PHASE", "Phase ") for value in values
-    )
 
 
 def section_of(event: Mapping[str, Any], stopped_trials: Collection[str] = ()) -> str:
@@ -186,8 +177,15 @@ def describe_date_move(old: str | None, new: str | None) -> str:
     if amount == 0:
         return f"{old} → {new} (same {unit})"
     direction = "later" if amount > 0 else "earlier"
-    plural = "" if abs(amount) == 1 else "s"
-    return f"{abs(amount)} {unit}{plural} {direction} ({old} → {new})"
+    return f"{_amount(abs(amount), unit)} {direction} ({old} → {new})"
+
+
+def _amount(amount: int, unit: str) -> str:
+    """3 → "3 months"; 79 months → "6 years 7 months"."""
+    if unit == "month" and amount >= 12:
+        years, months = divmod(amount, 12)
+        return _amount(years, "year") + (f" {_amount(months, 'month')}" if months else "")
+    return f"{amount} {unit}{'' if amount == 1 else 's'}"
 
 
 def describe_change(event: Mapping[str, Any], section: str) -> str:
@@ -288,7 +286,7 @@ def _item(trial: Mapping[str, Any], events: Sequence[Mapping[str, Any]], section
         title=title,
         url=STUDY_URL.format(nct_id=nct_id),
         status=status_label(_text(trial.get("overall_status"))),
-        phase=phase_label(trial.get("phases")),
+        phase=_text(trial.get("phase_label")) if _text(trial.get("phase_label")) not in (None, "—") else None,
         sponsor=_text(trial.get("lead_sponsor_name")),
         changes=tuple(lines),
         why_stopped=_text(trial.get("why_stopped")) if section == "stopped" else None,
@@ -309,13 +307,3 @@ def _text(value: object) -> str | None:
         return None
     text = str(value).strip()
     return text or None
-
-
-def _sequence(value: object) -> Sequence[object]:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ()
-    if isinstance(value, (list, tuple)):
-        return value
-    if getattr(value, "ndim", 0) > 0:
-        return list(value.tolist())  # type: ignore[attr-defined]
-    return (value,)

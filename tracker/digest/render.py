@@ -38,9 +38,17 @@ def period_text(content: DigestContent) -> str:
 
 
 def subject(content: DigestContent) -> str:
+    """Short, so mail clients show it whole: "MS trials digest (Name): 12 trials changed, 01–08 Sep 2025"."""
     name = f" ({content.subscription_name})" if content.subscription_name else ""
     trials = f"{content.trial_count} trial{'' if content.trial_count == 1 else 's'} changed"
-    return f"MS trials digest{name}: {trials}, {_day(content.period_start)} to {_day(content.period_end)}"
+    start, end = content.period_start, content.period_end
+    if (start.year, start.month) == (end.year, end.month):
+        period = f"{start:%d}–{end:%d %b %Y}"
+    elif start.year == end.year:
+        period = f"{start:%d %b}–{end:%d %b %Y}"
+    else:
+        period = f"{start:%d %b %Y}–{end:%d %b %Y}"
+    return f"MS trials digest{name}: {trials}, {period}"
 
 
 def render_html(content: DigestContent) -> str:

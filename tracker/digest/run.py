@@ -142,9 +142,11 @@ def build_for_subscription(
         engine, since=start, until=until, include_baseline=False, nct_ids=set(matching["nct_id"])
     )
     event_ids = [int(i) for i in events["id"]]
+    # Only the rows of trials with events: converting every matching row costs more than the rest together.
+    changed = matching[matching["nct_id"].isin(set(events["nct_id"]))]
     return build_digest(
         events=events.to_dict("records"),
-        trials={row["nct_id"]: row for row in matching.to_dict("records")},
+        trials={row["nct_id"]: row for row in changed.to_dict("records")},
         recipient=info.email,
         period_start=start,
         period_end=until,
@@ -185,6 +187,10 @@ def _deliver_one(
             detail=detail,
         )
 
+    if info.filter_problems:
+        problem = f"outdated filter ({'; '.join(info.filter_problems)}); subscribe again with a valid filter"
+        log.error("digest for subscription %d (%s) skipped: %s", info.id, info.email, problem)
+        return outcome("failed", detail=problem)
     if start >= until:
         # Already covered up to `until` (e.g. run twice in a row): nothing new can be in the period.
         return outcome("empty")

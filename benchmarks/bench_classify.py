@@ -1,0 +1,124 @@
+"""Benchmark: reclassifying the 3,616-study snapshot (budget: under 2 s for the pure classifier).
+
+Measured in the same run, each repeated (median reported):
+
+  classify   `classify_study` over every parsed record (the pure part of `tracker classify --all`);
+  baseline   `parse_study` over the same raw records (the step every classification already pays for),
+             so the ratio says how the classifier compares with reading the records at all;
+  database   `classify_pending(all_studies=True)` on a SQLite file holding the snapshot: read raw JSON,
+             parse, classify, write classifications and labels in batches.
+
+Also prints how many drug/biological interventions the dictionary left to the type fallback.
+
+    .venv/bin/python benchmarks/bench_classify.py [--repeat 5]
+        [--data ../shared/data/ctgov_ms_2025-09-25.jsonl.gz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tracker import store  # noqa: E402
+from tracker.classify.dictionary import load_dictionary  # noqa: E402
+from tracker.classify.rules import CLASSIFIER_VERSION, _intervention_hits, classify_study  # noqa: E402
+from tracker.classify.store import classify_pending  # noqa: E402
+from tracker.ctgov.parse import StudyRecord, parse_study  # noqa: E402
+from tracker.db.migrate import upgrade_to_head  # noqa: E402
+from tracker.db.session import make_engine  # noqa: E402
+
+BUDGET_SECONDS = 2.0
+DRUG_TYPES = {"DRUG", "BIOLOGICAL", "GENETIC", "COMBINATION_PRODUCT"}
+
+
+def timed(function: Callable[[], Any], repeat: int) -> float:
+    """Median wall-clock seconds (the machine is shared: see also `cpu_timed`)."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def cpu_timed(function: Callable[[], Any], repeat: int) -> float:
+    """Median CPU seconds of this process, unaffected by other load on the machine."""
+    times = []
+    for _ in range(repeat):
+        started = time.process_time()
+        function()
+        times.append(time.process_time() - started)
+    return statistics.median(times)
+
+
+def fallback_share(records: list[StudyRecord]) -> tuple[int, int]:
+    dictionary = load_dictionary()
+    total = fallback = 0
+    for record in records:
+        for index, intervention in enumerate(record.interventions):
+            if (intervention.type or "").upper() not in DRUG_TYPES:
+                continue
+            hits = _intervention_hits(dictionary, index, intervention, False)
+            if not hits:
+                continue  # placebo and the like
+            total += 1
+            fallback += all(hit.fallback for hit in hits)
+    return fallback, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/ctgov_ms_2025-09-25.jsonl.gz")
+    args = parser.parse_args()
+
+    with gzip.open(args.data, "rt", encoding="utf-8") as handle:
+        raws = [json.loads(line) for line in handle if line.strip()]
+    records = [parse_study(raw) for raw in raws]
+    classify_study(records[0])  # compile the dictionary outside the timing
+
+    classify_seconds = timed(lambda: [classify_study(record) for record in records], args.repeat)
+    classify_cpu = cpu_timed(lambda: [classify_study(record) for record in records], args.repeat)
+    parse_seconds = timed(lambda: [parse_study(raw) for raw in raws], args.repeat)
+
+    with tempfile.TemporaryDirectory() as folder:
+        engine = make_engine(f"sqlite:///{folder}/bench.db")
+        upgrade_to_head(engine)
+        run = store.begin_run(engine, mode="import", query=None, source="bench", data_timestamp=None)
+        for start in range(0, len(raws), 1000):
+            store.ingest_page(engine, run, raws[start : start + 1000])
+        store.finish_run(engine, run, outcome="success")
+        database_seconds = timed(lambda: classify_pending(engine, all_studies=True), max(1, args.repeat // 2))
+        engine.dispose()
+
+    fallback, total = fallback_share(records)
+    print(f"classifier {CLASSIFIER_VERSION}, {len(records)} studies, median of {args.repeat}")
+    print(
+        f"  classify (pure)        {classify_seconds:6.3f} s   budget {BUDGET_SECONDS:.1f} s  "
+        f"{'OK' if classify_seconds < BUDGET_SECONDS else 'OVER BUDGET'}"
+    )
+    print(
+        f"  baseline parse_study   {parse_seconds:6.3f} s   "
+        f"classify/parse ratio {classify_seconds / parse_seconds:5.2f}"
+    )
+    print(f"  classify (pure), CPU   {classify_cpu:6.3f} s")
+    print(f"  classify --all (SQLite, read+parse+classify+write) {database_seconds:6.3f} s")
+    print(
+        f"  drug/biological interventions left to the type fallback: {fallback}/{total} "
+        f"({100 * fallback / max(total, 1):.1f}%)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""CSV export: real studies through the store, the CLI, Python's csv module on the way back."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+from digest_scenario import SAMPLE, load, nct_id, status_module
+from sqlalchemy import Engine
+
+from tracker import query
+from tracker.cli import main
+from tracker.export import EXPORT_COLUMNS, EXPORT_HEADER, format_cell, frame_to_csv, neutralise_cell
+from tracker.filters import TrialFilter
+from tracker.taxonomy import load_taxonomy
+
+STAMP = "2025-09-25T09:00:05"
+HOSTILE = {
+    "briefTitle": '=HYPERLINK("http://evil.example","click")',
+    "acronym": "+SUM(A1:A2)",
+    "whyStopped": "-2+3",
+}
+
+
+def invoke(url: str, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--database-url", url, *args], catch_exceptions=False)
+
+
+def hostile_copy(raw: dict) -> dict:  # type: ignore[type-arg]
+    edited = copy.deepcopy(raw)
+    ident = edited["protocolSection"]["identificationModule"]
+    ident["briefTitle"] = HOSTILE["briefTitle"]
+    ident["acronym"] = HOSTILE["acronym"]
+    status_module(edited)["whyStopped"] = HOSTILE["whyStopped"]
+    sponsor = edited["protocolSection"].setdefault("sponsorCollaboratorsModule", {})
+    sponsor["leadSponsor"] = {"name": "@Evil Pharma\tInc", "class": "INDUSTRY"}
+    return edited
+
+
+def read_csv(path: Path, encoding: str = "utf-8") -> list[dict[str, str]]:
+    with path.open(newline="", encoding=encoding) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def loaded(engine: Engine) -> Engine:
+    studies = [hostile_copy(SAMPLE[0]), *SAMPLE[1:]]
+    load(engine, studies, seen_at=datetime(2025, 9, 25, 10), stamp=STAMP)
+    return engine
+
+
+def test_export_round_trips_through_csv(loaded: Engine, db_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "trials.csv"
+
+    result = invoke(
+        db_url, "export", "--out", str(out), "--relevance", "all", "--status", "RECRUITING,COMPLETED"
+    )
+
+    assert result.exit_code == 0, result.output
+    expected = query.select_trials(loaded, TrialFilter(relevance=(), statuses=("RECRUITING", "COMPLETED")))
+    assert result.output.strip() == f"Wrote {len(expected)} trials to {out} (provenance: {out}.json)."
+    rows = read_csv(out)
+    assert list(rows[0]) == list(EXPORT_HEADER)
+    assert [row["nct_id"] for row in rows] == list(expected["nct_id"])
+    assert {row["overall_status"] for row in rows} == {"RECRUITING", "COMPLETED"}
+    by_id = {row["nct_id"]: row for row in rows}
+    for raw in SAMPLE[1:]:
+        if nct_id(raw) not in by_id:
+            continue
+        row, protocol = by_id[nct_id(raw)], raw["protocolSection"]
+        assert row["url"] == f"https://clinicaltrials.gov/study/{nct_id(raw)}"
+        assert row["brief_title"] == protocol["identificationModule"]["briefTitle"]
+        assert row["phases"] == "; ".join(protocol.get("designModule", {}).get("phases", []))
+        assert row["conditions"] == "; ".join(dict.fromkeys(protocol["conditionsModule"]["conditions"]))
+        start = protocol["statusModule"].get("startDateStruct", {})
+        assert (row["start_date"], row["start_date_type"]) == (start.get("date", ""), start.get("type", ""))
+        assert row["has_results"] == ("true" if raw.get("hasResults") else "false")
+        assert row["first_posted"] == protocol["statusModule"]["studyFirstPostDateStruct"]["date"]
+    assert out.read_bytes()[:3] != b"\xef\xbb\xbf"  # no BOM without --excel
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not mkstemp's 0600
+
+
+def test_dashboard_bytes_equal_the_file(loaded: Engine, db_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "all.csv"
+    assert invoke(db_url, "export", "--out", str(out), "--relevance", "all").exit_code == 0
+    frame = query.select_trials(loaded, TrialFilter(relevance=()))
+    assert out.read_bytes() == frame_to_csv(frame)
+    assert len(read_csv(out)) == len(SAMPLE)
+
+
+def test_cells_that_look_like_formulas_are_neutralised(loaded: Engine, db_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "trials.csv"
+    assert invoke(db_url, "export", "--out", str(out), "--relevance", "all").exit_code == 0
+
+    [row] = [row for row in read_csv(out) if row["nct_id"] == nct_id(SAMPLE[0])]
+
+    assert row["brief_title"] == "'" + HOSTILE["briefTitle"]
+    assert row["acronym"] == "'" + HOSTILE["acronym"]
+    assert row["why_stopped"] == "'-2+3"
+    assert row["lead_sponsor"] == "'@Evil Pharma\tInc"
+    for cell in (value for r in read_csv(out) for value in r.values()):
+        assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("a=b", "a=b"),
+        ("", ""),
+        ("'quoted", "'quoted"),
+    ],
+)
+def test_neutralise_cell(text: str, expected: str) -> None:
+    assert neutralise_cell(text) == expected
+
+
+def test_cell_formats() -> None:
+    assert format_cell(("PHASE2", "PHASE3")) == "PHASE2; PHASE3"
+    assert format_cell(()) == ""
+    assert format_cell(None) == "" and format_cell(float("nan")) == "" and format_cell(pd.NaT) == ""
+    assert format_cell(True) == "true" and format_cell(False) == "false"
+    assert format_cell(pd.Timestamp("2025-06-01")) == "2025-06-01"
+    assert format_cell(120.0) == "120"
+    assert format_cell("Ça va; très bien") == "Ça va; très bien"
+
+
+def test_excel_flag_adds_a_bom_and_keeps_utf8(loaded: Engine, db_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "excel.csv"
+    assert invoke(db_url, "export", "--out", str(out), "--relevance", "all", "--excel").exit_code == 0
+    data = out.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    rows = read_csv(out, encoding="utf-8-sig")
+    assert list(rows[0])[0] == "nct_id"
+    assert len(rows) == len(SAMPLE)
+    text = data.decode("utf-8-sig")
+    assert "\r\n" in text  # RFC 4180 line ends
+
+
+def test_provenance_sidecar(loaded: Engine, db_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "ms.csv"
+    result = invoke(db_url, "export", "--out", str(out), "--relevance", "all", "--phase", "PHASE3")
+    assert result.exit_code == 0, result.output
+
+    sidecar = json.loads((tmp_path / "ms.csv.json").read_text())
+
+    run = query.latest_run(loaded)
+    assert run is not None
+    assert sidecar["data_timestamp"] == STAMP
+    assert sidecar["last_sync_run"]["id"] == run["id"]
+    assert sidecar["last_sync_run"]["outcome"] == "success"
+    assert sidecar["last_sync_run"]["finished"] == run["finished"] is not None
+    assert sidecar["filters"] == {"relevance": [], "phases": ["PHASE3"]}
+    assert sidecar["filter_description"] == "relevance any; phase PHASE3"
+    assert sidecar["taxonomy_version"] == load_taxonomy().version
+    assert sidecar["row_count"] == len(read_csv(out)) > 0
+    assert sidecar["columns"] == list(EXPORT_HEADER)
+    assert datetime.fromisoformat(sidecar["exported_at"].rstrip("Z"))
+
+
+def test_empty_database_exports_a_header(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "empty.csv"
+    assert invoke(db_url, "export", "--out", str(out)).exit_code == 0
+    assert out.read_bytes() == (",".join(EXPORT_HEADER) + "\r\n").encode()
+    sidecar = json.loads((tmp_path / "empty.csv.json").read_text())
+    assert (
+        sidecar["row_count"] == 0 and sidecar["last_sync_run"] is None and sidecar["data_timestamp"] is None
+    )
+
+
+def test_user_errors_are_one_line(sqlite_url: str, tmp_path: Path) -> None:
+    missing = invoke(sqlite_url, "export", "--out", str(tmp_path / "no" / "such" / "dir.csv"))
+    assert missing.exit_code == 2
+    assert missing.stderr.startswith("Error: cannot write") and "does not exist" in missing.stderr
+    bad = invoke(sqlite_url, "export", "--out", str(tmp_path / "x.csv"), "--phase", "PHASE9")
+    assert bad.exit_code == 2 and bad.stderr.startswith("Error: unknown phase value(s): PHASE9")
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_every_column_is_documented() -> None:
+    assert len(set(EXPORT_HEADER)) == len(EXPORT_HEADER)
+    assert all(column.description for column in EXPORT_COLUMNS)
+    # mechanism labels follow the taxonomy
+    taxonomy = load_taxonomy()
+    first = taxonomy.mechanisms[0]
+    frame = pd.DataFrame([{"nct_id": "NCT00000001", "mechanisms": (first.key,), "phenotypes": ()}])
+    rows = list(csv.reader(io.StringIO(frame_to_csv(frame).decode())))
+    assert rows[1][EXPORT_HEADER.index("mechanism_labels")] == first.label

@@ -1,0 +1,122 @@
+"""`tracker import`: raw studies from a directory, a zip, or JSON Lines (.gz), through the same store."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import FIXTURES
+from sqlalchemy import Engine, func, select
+
+from tracker.cli import main
+from tracker.db.models import Study, StudyVersion, SyncRun
+from tracker.db.session import make_engine, transaction
+from tracker.errors import ConfigError
+from tracker.sources import import_studies, iter_raw_studies
+
+STUDY_FILES = sorted((FIXTURES / "ctgov/studies").glob("*.json"))
+SAMPLE = FIXTURES / "ms_sample.jsonl"
+
+
+def count(engine: Engine, model: type) -> int:
+    with transaction(engine) as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def last_run(engine: Engine) -> SyncRun:
+    with transaction(engine) as session:
+        return session.scalars(select(SyncRun).order_by(SyncRun.id.desc())).first()
+
+
+def test_import_a_directory_of_json_files(engine: Engine, tmp_path: Path) -> None:
+    folder = tmp_path / "studies"
+    shutil.copytree(FIXTURES / "ctgov/studies", folder)
+    shutil.copy(FIXTURES / "ctgov/pages/page_phelan_p1_pageSize5.json", folder / "nested-page.json")
+
+    result = import_studies(engine, folder)
+
+    assert (result.mode, result.outcome, result.inserted) == ("import", "success", 15)
+    run = last_run(engine)
+    assert (run.mode, run.outcome, run.source, run.studies_inserted) == ("import", "success", str(folder), 15)
+    assert count(engine, Study) == 15
+
+
+def test_import_a_zip_of_json_files(engine: Engine, tmp_path: Path) -> None:
+    archive = tmp_path / "ctg-studies.json.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in STUDY_FILES:
+            bundle.write(path, arcname=f"ctg-studies/{path.name}")
+
+    result = import_studies(engine, archive)
+
+    assert (result.outcome, result.inserted) == ("success", len(STUDY_FILES))
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["jsonl", "jsonl.gz"])
+def test_import_json_lines_in_chunks(sqlite_url: str, tmp_path: Path, compressed: bool) -> None:
+    engine = make_engine(sqlite_url)
+    from tracker.db.migrate import upgrade_to_head
+
+    upgrade_to_head(engine)
+    path = tmp_path / ("sample.jsonl.gz" if compressed else "sample.jsonl")
+    data = SAMPLE.read_bytes()
+    path.write_bytes(gzip.compress(data) if compressed else data)
+
+    result = import_studies(engine, path, chunk_size=64)
+
+    assert (result.outcome, result.inserted, result.pages) == ("success", 200, 4)
+    assert count(engine, StudyVersion) == 200
+    again = import_studies(engine, path, chunk_size=64)  # idempotent
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 200)
+    assert count(engine, StudyVersion) == 200
+
+
+def test_import_rejects_bad_records_alone(engine: Engine, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    shutil.copytree(FIXTURES / "ctgov/edge", folder)
+
+    result = import_studies(engine, folder)
+
+    assert result.outcome == "partial"
+    assert result.inserted == 1  # minimal.json
+    reasons = {r.nct_id: r.reason for r in result.rejected}
+    assert set(reasons) == {None, "NCT09999901"}
+    assert len(result.rejected) == 3
+    assert any("legacy API v1" in r.reason for r in result.rejected)
+
+
+def test_sources_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        list(iter_raw_studies(tmp_path / "missing.jsonl"))
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ConfigError, match="expected a directory, .zip"):
+        list(iter_raw_studies(tmp_path / "notes.txt"))
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(SAMPLE.read_bytes().splitlines()[0] + b"\n{not json\n")
+    with pytest.raises(ConfigError, match=r"broken.jsonl line 2: not valid JSON"):
+        list(iter_raw_studies(broken))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no .json or .jsonl files"):
+        list(iter_raw_studies(tmp_path / "empty"))
+
+
+def test_import_command(sqlite_url: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(main, ["--database-url", sqlite_url, "import", str(SAMPLE)])
+    assert ok.exit_code == 0, ok.output
+    assert "import success: 200 inserted" in ok.output
+
+    partial = runner.invoke(main, ["--database-url", sqlite_url, "import", str(FIXTURES / "ctgov/edge")])
+    assert partial.exit_code == 3
+    assert "rejected NCT09999901" in partial.output
+
+    missing = runner.invoke(main, ["--database-url", sqlite_url, "import", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 2
+    assert [line for line in missing.output.splitlines() if line.startswith("Error:")] == [
+        f"Error: no such file or directory: {tmp_path / 'nope.jsonl'}"
+    ]
+    assert "Traceback" not in missing.output

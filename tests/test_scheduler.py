@@ -1,0 +1,227 @@
+"""The scheduler: jobs in the database, catch-up of a missed run, one scheduler per database, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.triggers.interval import IntervalTrigger
+from click.testing import CliRunner
+from digest_scenario import SUBSCRIBED, MailSink, load_baseline, load_week1, parts, scenario, start_smtp
+from sqlalchemy import Engine, text
+
+from tracker.cli import main
+from tracker.config import load_settings
+from tracker.db.session import utcnow
+from tracker.filters import TrialFilter
+from tracker.locks import Lease, LeaseHeldError, current_holder, release, renew, try_acquire
+from tracker.scheduler import JOBS_TABLE, JobSpec, build_scheduler, digest_job, install_jobs, run_scheduler
+from tracker.subscriptions import add_subscription
+
+REPO = Path(__file__).resolve().parents[1]
+TICKS: list[datetime] = []
+
+
+def tick() -> str:
+    """A job stored by reference (test_scheduler:tick), as the real jobs are."""
+    TICKS.append(utcnow())
+    return f"tick {len(TICKS)}"
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll until `condition` holds; the timeout only turns a hang into a failure."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+class SchedulerThread:
+    """`run_scheduler` in a background thread, stopped through its stop event."""
+
+    def __init__(self, engine: Engine, url: str, jobs: list[JobSpec], **settings: object) -> None:
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        config = load_settings(database_url=url, **settings)
+
+        def run() -> None:
+            try:
+                run_scheduler(engine, config, jobs=jobs, stop=self.stop, handle_signals=False)
+            except BaseException as exc:  # reported by the test
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, daemon=True)
+
+    def __enter__(self) -> SchedulerThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture(autouse=True)
+def fresh_ticks() -> Iterator[None]:
+    TICKS.clear()
+    yield
+    TICKS.clear()
+
+
+def stored_jobs(engine: Engine) -> dict[str, float]:
+    with engine.connect() as connection:
+        rows = connection.execute(text("select id, next_run_time from apscheduler_jobs")).all()
+    return {row[0]: row[1] for row in rows}
+
+
+def test_short_interval_job_runs_and_stops_cleanly(engine: Engine, db_url: str) -> None:
+    job = JobSpec("tick", tick, IntervalTrigger(seconds=1))
+
+    with SchedulerThread(engine, db_url, [job]) as running:
+        wait_for(lambda: len(TICKS) >= 2, "two ticks")
+        assert current_holder(engine, "scheduler") is not None
+        assert set(stored_jobs(engine)) == {"tick"}
+
+    assert running.error is None
+    assert current_holder(engine, "scheduler") is None  # the lease is released on a clean stop
+    assert set(stored_jobs(engine)) == {"tick"}  # the job stays in the database for the next start
+
+
+def test_a_missed_run_is_caught_up_once(engine: Engine, db_url: str) -> None:
+    hourly = JobSpec("tick", tick, IntervalTrigger(hours=1))
+    settings = load_settings(database_url=db_url)
+    # A scheduler that went down three hours ago: its job was due three times since.
+    down = build_scheduler(engine, settings)
+    down.start(paused=True)
+    install_jobs(down, [hourly])
+    down.shutdown()
+    store = SQLAlchemyJobStore(engine=engine, tablename=JOBS_TABLE)
+    store.start(build_scheduler(engine, settings), "default")
+    job = store.lookup_job("tick")
+    job._modify(next_run_time=datetime.now(UTC) - timedelta(hours=3))  # what three hours of downtime leave
+    store.update_job(job)
+    assert stored_jobs(engine)["tick"] < time.time()
+
+    with SchedulerThread(engine, db_url, [JobSpec("tick", tick, IntervalTrigger(hours=1))]) as running:
+        wait_for(lambda: len(TICKS) >= 1, "the catch-up run")
+
+    assert running.error is None
+    assert len(TICKS) == 1  # coalesced: once, not three times
+    assert stored_jobs(engine)["tick"] > time.time()  # and the next run is in the future
+
+
+def test_a_changed_schedule_replaces_the_stored_job(engine: Engine, db_url: str) -> None:
+    settings = load_settings(database_url=db_url)
+    scheduler = build_scheduler(engine, settings)
+    scheduler.start(paused=True)
+    try:
+        install_jobs(
+            scheduler,
+            [JobSpec("tick", tick, IntervalTrigger(hours=1)), JobSpec("old", tick, IntervalTrigger(hours=1))],
+        )
+        install_jobs(scheduler, [JobSpec("tick", tick, IntervalTrigger(hours=2))])
+        assert [job.id for job in scheduler.get_jobs()] == ["tick"]
+        assert str(scheduler.get_job("tick").trigger) == "interval[2:00:00]"
+    finally:
+        scheduler.shutdown()
+
+
+def test_the_digest_job_sends_through_the_scheduler(engine: Engine, db_url: str) -> None:
+    world = scenario()
+    load_baseline(engine, world)
+    add_subscription(engine, "reader@example.org", TrialFilter(relevance=()), now=SUBSCRIBED)
+    load_week1(engine, world)
+    sink = MailSink()
+    controller = start_smtp(sink)
+    try:
+        job = JobSpec("digest", digest_job, IntervalTrigger(seconds=1))
+        with SchedulerThread(
+            engine, db_url, [job], smtp_host="127.0.0.1", smtp_port=controller.port
+        ) as running:
+            wait_for(lambda: len(sink.messages) >= 1, "the digest")
+        assert running.error is None
+        [message] = sink.messages  # later runs found nothing new to send
+        text_part, _ = parts(message)
+        assert "Recruitment opened: 2" in text_part
+    finally:
+        controller.stop()
+
+
+def test_lease_expires_when_its_holder_stops_beating(engine: Engine) -> None:
+    start = utcnow()
+    assert try_acquire(engine, "scheduler", "host:1", ttl_seconds=90, now=start) is None
+    holder = try_acquire(engine, "scheduler", "host:2", ttl_seconds=90, now=start + timedelta(seconds=30))
+    assert holder is not None and holder.owner == "host:1"
+    assert renew(engine, "scheduler", "host:1", now=start + timedelta(seconds=60))
+    # 60 s after the last heartbeat the lease is still live; 91 s after, it has expired.
+    assert (
+        try_acquire(engine, "scheduler", "host:2", ttl_seconds=90, now=start + timedelta(seconds=120))
+        is not None
+    )
+    assert (
+        try_acquire(engine, "scheduler", "host:2", ttl_seconds=90, now=start + timedelta(seconds=151)) is None
+    )
+    assert current_holder(engine, "scheduler").owner == "host:2"  # type: ignore[union-attr]
+    assert not renew(engine, "scheduler", "host:1")  # the stalled holder learns it lost the lease
+    release(engine, "scheduler", "host:1")  # and cannot release someone else's
+    assert current_holder(engine, "scheduler").owner == "host:2"  # type: ignore[union-attr]
+
+
+def test_lease_context_refuses_a_second_holder(engine: Engine) -> None:
+    with (
+        Lease(engine, "scheduler", owner="first"),
+        pytest.raises(LeaseHeldError, match="another scheduler is already running against this database"),
+    ):
+        Lease(engine, "scheduler", owner="second").acquire()
+    assert current_holder(engine, "scheduler") is None
+
+
+def test_only_one_scheduler_process_per_database(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TRACKER_")}
+    command = [sys.executable, "-m", "tracker", "--database-url", db_url, "schedule"]
+    first_log = (tmp_path / "first.log").open("w+")
+    first = subprocess.Popen(command, cwd=REPO, env=env, stdout=first_log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(
+            lambda: current_holder(engine, "scheduler") is not None or first.poll() is not None, "the lease"
+        )
+        assert first.poll() is None, (tmp_path / "first.log").read_text()
+
+        second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+        assert second.returncode == 1
+        assert (
+            second.stderr.strip()
+            .splitlines()[-1]
+            .startswith("Error: another scheduler is already running against this database (owner ")
+        )
+        assert "Traceback" not in second.stderr
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        first_log.close()
+    log = (tmp_path / "first.log").read_text()
+    assert "received SIGTERM" in log and "scheduler stopped" in log and "Scheduler stopped." in log
+    assert current_holder(engine, "scheduler") is None
+
+
+def test_invalid_cron_is_one_line(sqlite_url: str) -> None:
+    result = CliRunner().invoke(
+        main, ["--database-url", sqlite_url, "schedule"], env={"TRACKER_SYNC_CRON": "every day"}
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: invalid TRACKER_SYNC_CRON 'every day' (timezone UTC): ")

@@ -1,0 +1,130 @@
+"""`tracker status` and `tracker changes`: JSON shapes, human output and argument errors."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from click.testing import CliRunner
+from fake_ctgov import FakeCtgov, make_study
+
+from tracker.cli import main
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def synced(fake_ctgov: FakeCtgov, db_url: str) -> str:
+    """A database after a first sync and a second one that saw one status change."""
+    fake_ctgov.set_studies([make_study(f"NCT{n:08d}", status="RECRUITING") for n in range(1, 6)])
+    sync = ["--database-url", db_url, "sync", "--base-url", fake_ctgov.url, "--requests-per-second", "0"]
+    assert run(*sync)[0] == 0
+    fake_ctgov.data_timestamp = "2025-09-26T09:00:00"
+    fake_ctgov.upsert_study(make_study("NCT00000002", status="COMPLETED", last_update="2025-09-26"))
+    assert run(*sync)[0] == 0
+    return db_url
+
+
+def test_status_json(synced: str) -> None:
+    code, output = run("--database-url", synced, "status", "--json")
+    assert code == 0
+    summary = json.loads(output)
+    assert summary["studies"] == 5
+    assert summary["by_status"] == {"RECRUITING": 4, "COMPLETED": 1}
+    assert summary["data_timestamp"] == "2025-09-26T09:00:00"
+    assert summary["watermark"] == "2025-09-26"
+    last = summary["last_sync"]
+    assert (last["mode"], last["outcome"]) == ("incremental", "success")
+    assert last["started"] and last["finished"]
+    assert last["counts"]["updated"] == 1
+    assert set(last["counts"]) >= {"inserted", "updated", "unchanged", "rejected", "removed", "pages"}
+
+
+def test_status_masks_the_password() -> None:
+    # A URL that cannot connect still shows masked in the error line, never the password.
+    code, output = run("--database-url", "postgresql+psycopg://u:s3cret@127.0.0.1:1/x", "status")
+    assert code != 0
+    assert "s3cret" not in output
+
+
+def test_status_human(synced: str) -> None:
+    code, output = run("--database-url", synced, "status")
+    assert code == 0
+    assert "Studies:         5" in output
+    assert "Last run:        incremental success" in output
+    assert "Watermark:       2025-09-26" in output
+
+
+def test_status_of_an_empty_database(sqlite_url: str) -> None:
+    code, output = run("--database-url", sqlite_url, "status", "--json")
+    summary = json.loads(output)
+    assert (code, summary["studies"], summary["last_sync"], summary["watermark"]) == (0, 0, None, None)
+    assert summary["database"] == sqlite_url
+
+
+def test_changes_json_newest_first(synced: str) -> None:
+    code, output = run("--database-url", synced, "changes", "--json")
+    assert code == 0
+    events = json.loads(output)
+    newest = events[0]
+    assert set(newest) == {"nct_id", "detected_at", "kind", "field", "old", "new", "baseline"}
+    assert (newest["nct_id"], newest["kind"], newest["old"], newest["new"]) == (
+        "NCT00000002",
+        "status",
+        "RECRUITING",
+        "COMPLETED",
+    )
+    assert newest["baseline"] is False
+    assert [e["detected_at"] for e in events] == sorted((e["detected_at"] for e in events), reverse=True)
+    assert sum(e["kind"] == "new" for e in events) == 5
+
+
+def test_changes_filters(synced: str) -> None:
+    today = date.today().isoformat()
+    _, output = run("--database-url", synced, "changes", "--json", "--kind", "status")
+    assert [(e["nct_id"], e["old"], e["new"]) for e in json.loads(output)] == [
+        ("NCT00000002", "RECRUITING", "COMPLETED")
+    ]
+    _, output = run("--database-url", synced, "changes", "--json", "--since", today, "--until", today)
+    assert len(json.loads(output)) == 6
+    _, output = run("--database-url", synced, "changes", "--json", "--until", "2000-01-01")
+    assert json.loads(output) == []
+    _, output = run("--database-url", synced, "changes", "--kind", "status,new", "--limit", "2")
+    assert len(output.strip().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "yesterday"], "Error: invalid date for --since: 'yesterday' (expected YYYY-MM-DD)"),
+        (["--until", "2025-13-01"], "Error: invalid date for --until: '2025-13-01' (expected YYYY-MM-DD)"),
+        (["--kind", "bogus"], "Error: unknown change kind 'bogus'"),
+    ],
+)
+def test_changes_argument_errors(sqlite_url: str, args: list[str], message: str) -> None:
+    code, output = run("--database-url", sqlite_url, "changes", *args)
+    assert code == 2
+    assert output.strip().startswith(message)
+    assert len(output.strip().splitlines()) == 1
+
+
+def test_db_upgrade(sqlite_url: str) -> None:
+    code, output = run("--database-url", sqlite_url, "db", "upgrade")
+    assert code == 0
+    assert output.startswith(f"Database {sqlite_url} at revision ")
+
+
+def test_status_json_masks_the_database_password(db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite URLs carry no password")
+    # The local server trusts the connection, so any password gets in; it must never be printed.
+    with_password = db_url.replace("postgres@", "postgres:s3cret@", 1)
+    code, output = run("--database-url", with_password, "status", "--json")
+    assert code == 0, output
+    assert "s3cret" not in output
+    assert json.loads(output)["database"] == db_url.replace("postgres@", "postgres:***@", 1)

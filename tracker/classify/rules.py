@@ -1,0 +1,557 @@
+"""The classifier: one parsed study in, its relevance, mechanisms and phenotypes (with evidence) out.
+
+Pure functions over `StudyRecord`; no database, no I/O beyond reading the packaged dictionary once.
+The rules follow the taxonomy specification (taxonomy.md); each is small and named after what it decides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from tracker.classify.dictionary import NO_KEY, Dictionary, load_dictionary, normalise
+from tracker.classify.model import (
+    ClassificationResult,
+    Evidence,
+    MechanismLabel,
+    PhenotypeLabel,
+    RelevanceLabel,
+    Role,
+)
+from tracker.ctgov.parse import Intervention, StudyRecord
+from tracker.taxonomy import load_taxonomy
+
+# Bump whenever a rule or the dictionary changes the output: stored classifications then get redone.
+RULES_REVISION = 1
+
+
+def classifier_version() -> str:
+    """Taxonomy version + rules revision + dictionary version, e.g. "2026.11.1+r1.d1" (fits 20 chars)."""
+    return f"{load_taxonomy().version}+r{RULES_REVISION}.d{load_dictionary().version}"
+
+
+CLASSIFIER_VERSION = classifier_version()
+
+CELL_THERAPY_KEYS = ("car_t", "ahsct", "msc_cell_therapy")  # priority for conditioning agents
+_NAME_SPLIT = re.compile(
+    r"\s*(?:[;+&]|,(?!\d)|(?<!\d)/|/(?!\d)|\bplus\b|\band\b|\bwith\b|\bvs\.?|\bversus\b|\bor\b|\bthen\b"
+    r"|\bfollowed by\b)\s*"
+)
+_PARENTHESES = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_OBSERVATIONAL = "OBSERVATIONAL"
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    field: str
+    text: str  # original
+    norm: str  # normalised (lower case)
+    ms: re.Match[str] | None  # MS words, once other "... sclerosis" diseases are taken out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def classify_study(record: StudyRecord) -> ClassificationResult:
+    """Classify one study. Deterministic; reads only the record."""
+    texts = list(_relevance_texts(record))
+    relevance = classify_relevance(record, texts)
+    mechanisms = classify_mechanisms(record)
+    phenotypes = classify_phenotypes(record, texts) if relevance.key in ("ms", "ms_plus") else ()
+    return ClassificationResult(
+        relevance=relevance,
+        mechanisms=mechanisms,
+        phenotypes=phenotypes,
+        multi_disease=relevance.key == "ms_plus",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Relevance
+
+_MS_WORDS = re.compile(
+    r"multiple\s*scler\w*|mult\w*\s+scle?ro?sis|sclerosis,?\s*multiple"
+    r"|multiple\s+progressive\s+primary\s+sclerosis|scl[eé]rose en plaques|esclerosis m[uú]ltiple"
+    r"|multiple sklerose|sclerosi multipla|stwardnienie rozsiane"
+    r"|clinically[\s-]*isolated[\s-]*syndrome|radiologically[\s-]*isolated|optic neuritis"
+    r"|first (?:clinical )?demyelinating (?:event|episode|attack)"
+    r"|demyelinating disease of the central nervous system"
+)
+# Abbreviations count only as written in capitals ("MS" is not "ms", "CIS" is not "cis-").
+_MS_ABBREVIATIONS = re.compile(
+    r"(?<![A-Za-z])(?:MS|RRMS|RMS|SPMS|nrSPMS|PPMS|POMS|CIS|RIS|pwMS|PwMS)(?![A-Za-z])"
+)
+_OTHER_DISEASES = re.compile(
+    r"(?<![a-z])(?:neuromyelitis|\bnmosd\b|\bnmo\b|\bmogad\b|mog[\s-]*(?:antibody|igg)|myasthenia|\bcidp\b"
+    r"|chronic inflammatory demyelinating polyneuropathy|guillain|\bstrokes?\b|parkinson|alzheimer|dementia"
+    r"|amyotrophic|\bals\b|motor neurone? disease|epilep\w*|seizures?|spinal cord injur\w*|\bsci\b"
+    r"|traumatic brain injur\w*|brain injur\w*|cerebral palsy|muscular dystroph\w*|post[\s-]*polio"
+    r"|rheumatoid arthritis|lupus|\bsle\b|psoria\w*|crohn|colitis|inflammatory bowel|\bibd\b|diabet\w*"
+    r"|cancer|tumou?rs?\b|lymphoma|leuka?emia|myeloma|carcinoma|\bhiv\b|hepatitis|fibromyalgia|migraines?"
+    r"|encephalomyelitis|\badem\b|autoimmune encephalitis|sarcoidosis|uveitis|huntington|friedreich"
+    r"|spinocerebellar"
+    r"|peripheral neuropathy|polyneuropathy|sj[oö]gren|vasculitis|beh[cç]et|spondyl\w*|systemic sclerosis"
+    r"|scleroderma|tuberous sclerosis|myositis|thyroiditis|graves|addison|c[o]?eliac|autism|schizophren\w*"
+    r"|bipolar|post[\s-]*traumatic stress|\bptsd\b|tourette|glaucoma|sickle cell|chronic fatigue syndrome"
+    r"|myalgic|lyme|long covid|post[\s-]*acute covid|congenital|lateral sclerosis|transverse myelitis"
+    r"|susac|neurosarcoidosis|lymphangioleiomyomatosis|angiofibroma|arthritis|asthma|copd|heart failure"
+    r"|kidney disease|renal disease|obstructive sleep apnea|narcolepsy|dystonia|essential tremor|hemiplegi\w*"
+    r"|hemiparesis|polymyalgia|pemphig\w*|nephrotic|glomerul\w*|multiple system atrophy"
+    r"|progressive supranuclear)"
+)
+# "... in MS and other autoimmune diseases", "... for neurological diseases" (titles only)
+_OTHER_DISEASE_GROUPS = re.compile(
+    r"(?:rare|chronic|neurological|neurologic|neurodegenerative|autoimmune|immune[\s-]mediated|inflammatory"
+    r"|neuroinflammatory|brain) (?:\w+ )?(?:diseases|disorders|conditions)\b"
+    r"|persons? with disabilities|people with disabilities"
+)
+# Names of non-MS diseases that contain "sclerosis", removed before looking for MS words.
+_NOT_MS_SCLEROSIS = re.compile(
+    r"tuberous sclerosis|amyotrophic lateral sclerosis|(?:primary )?lateral sclerosis|systemic sclerosis"
+    r"|hippocampal sclerosis|mesial temporal sclerosis|\w*sclerosing\b|glomerulosclerosis|arteriosclerosis"
+    r"|atherosclerosis|otosclerosis|lichen sclerosus"
+    r"|(?:arterio|athero|oto|nephro|glomerulo|osteo|phlebo|neuro)sclerosis"
+)
+
+
+def classify_relevance(record: StudyRecord, texts: Sequence[_Text] | None = None) -> RelevanceLabel:
+    """ms when the study enrols people with MS (or CIS/RIS/MS optic neuritis); ms_plus when other
+    diseases too; not_ms when no MS population is named."""
+    texts = list(_relevance_texts(record)) if texts is None else texts
+    ms_evidence = _ms_evidence(texts)
+    if not ms_evidence:
+        other = _first_matches(texts, _NOT_MS_SCLEROSIS, limit=2) or _first_matches(texts, _OTHER_DISEASES, 2)
+        return RelevanceLabel("not_ms", tuple(other))
+    # "Obstructive sleep apnea in MS patients" names a comorbidity of the MS population, not another cohort
+    listed = [t for t in texts if t.field.startswith(("conditions", "keywords", "condition_mesh"))]
+    others = [t for t in listed if not t.ms]
+    others += [t for t in texts if t.field.endswith("title")]
+    other_evidence = _first_matches(others, _OTHER_DISEASES, limit=3)
+    if all(e.field.startswith("keywords") for e in ms_evidence) and any(
+        e.field.startswith("conditions") for e in other_evidence
+    ):
+        # MS named only among keywords of a trial whose conditions are other diseases (FTY720 in asthma)
+        return RelevanceLabel("not_ms", tuple(other_evidence))
+    other_evidence += _first_matches(
+        [t for t in texts if t.field.endswith("title")], _OTHER_DISEASE_GROUPS, limit=1
+    )
+    if other_evidence:
+        return RelevanceLabel("ms_plus", tuple(ms_evidence[:2] + other_evidence))
+    return RelevanceLabel("ms", tuple(ms_evidence[:3]))
+
+
+def _relevance_texts(record: StudyRecord) -> Iterable[_Text]:
+    for i, value in enumerate(record.conditions):
+        yield _text(f"conditions[{i}]", value)
+    for i, value in enumerate(record.condition_mesh_terms):
+        yield _text(f"condition_mesh_terms[{i}]", value)
+    for i, value in enumerate(record.keywords):
+        yield _text(f"keywords[{i}]", value)
+    for name in ("brief_title", "official_title", "acronym"):
+        value = getattr(record, name)
+        if value:
+            yield _text(name, value)
+
+
+def _without_other_scleroses(norm: str) -> str:
+    return _NOT_MS_SCLEROSIS.sub(" ", norm) if "scler" in norm else norm
+
+
+def _ms_evidence(texts: Sequence[_Text]) -> list[Evidence]:
+    found = []
+    for item in texts:
+        match = item.ms
+        if match:
+            found.append(Evidence(item.field, match.group(0)))
+            continue
+        if item.field == "acronym":
+            continue
+        match = _MS_ABBREVIATIONS.search(item.text)
+        if match:
+            found.append(Evidence(item.field, match.group(0)))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Phenotypes
+
+_RMS = re.compile(
+    r"relaps\w*[\s-]*remit\w*|remitt\w*[\s-]*relaps\w*|relapsing[\s-]+(?:forms?|onset|type)"
+    r"|relapsing (?:forms? of )?(?:multiple\s*scler\w*|ms)\b|(?:multiple sclerosis|ms) with relapses"
+    r"|multiple sclerosis,? relapsing|\brr[\s-]?ms\b|highly active (?:relapsing )?(?:multiple sclerosis|ms)\b"
+    r"|relapsing and (?:progressive|secondary)|relapsing or (?:progressive|secondary)"
+)
+_RMS_ABBREVIATIONS = re.compile(r"(?<![A-Za-z])(?:RMS|RRMS|RR-MS)(?![A-Za-z])")
+# Active or relapsing SPMS is counted among the relapsing forms, in the sponsors' own words.
+_ACTIVE_SPMS = re.compile(
+    r"(?<!non-)(?<!non )(?<!in)(?<![a-z])(?:active|relapsing)[\s-]+"
+    r"(?:secondary[\s-]*progressive(?: multiple sclerosis| ms)?|spms)"
+    r"|(?:spms|secondary[\s-]*progressive (?:multiple sclerosis|ms)) with (?:superimposed )?relapses"
+)
+_RELAPSE_TREATMENT = re.compile(
+    r"(?<!first )(?<!first clinical )(?<!no )(?<!without )"
+    r"\b(?:relapses?|exacerbations?|attacks?|flares?)\b(?![\s-]free)"
+    r"|acute (?:multiple sclerosis|ms)\b"
+)
+_SPMS = re.compile(
+    r"secondary[\s-]*progressive|\bnr[\s-]?spms\b|\bspms\b|non[\s-]*relapsing (?:secondary|spms)"
+    r"|multiple sclerosis,? secondary progressive|secondarily progressive"
+)
+_PPMS = re.compile(
+    r"primary[\s-]*progressive|progressive[\s-]*primary|\bppms\b|multiple sclerosis,? primary progressive"
+)
+_PROGRESSIVE = re.compile(
+    r"progressive[\s-]+(?:forms?[\s-]+of[\s-]+|onset[\s-]+|course[\s-]+)?(?:multiple\s*scler\w*|ms)\b"
+    r"|chronic[\s-]*progressive|multiple sclerosis,? (?:chronic )?progressive|progressive forms?"
+    r"|progressive phase|progressive disease course"
+)
+# ("PMS" is left out on purpose: in titles it is as often "post-marketing surveillance")
+_PROGRESSIVE_ABBREVIATIONS = re.compile(r"(?<![A-Za-z])(?:PwPMS|pwPMS)(?![A-Za-z])")
+_CIS = re.compile(
+    r"clinically[\s-]*isolated[\s-]*syndrome"
+    r"|first (?:clinical )?(?:demyelinating|neurologic(?:al)?) (?:event|episode|attack|symptom)s?"
+    r"|first[\s-]+clinical (?:event|episode|attack)|single (?:clinical )?demyelinating (?:event|episode)"
+    r"|high risk (?:of|for) (?:developing |converting to )?(?:multiple sclerosis|ms)\b|optic neuritis"
+    r"|monosymptomatic|first demyelinating"
+)
+_CIS_ABBREVIATIONS = re.compile(r"(?<![A-Za-z])CIS(?![A-Za-z])")
+_RIS = re.compile(r"radiologically[\s-]*isolated|radiological(?:ly)? isolated")
+_RIS_ABBREVIATIONS = re.compile(r"(?<![A-Za-z])RIS(?![A-Za-z])")
+_PEDIATRIC = re.compile(
+    r"p(?:a)?ediatric|juvenile|\bpoms\b|childhood[\s-]onset|under (?:the age of )?18"
+    r"|\b(?:children|adolescents?|youths?|teenagers|minors|kids)"
+    r"(?: and (?:adolescents|young adults|teenagers|youths?))?"
+    r" (?:with|who have|having|suffering|affected|diagnosed|living with|aged)\b"
+)
+_PEDIATRIC_WORD = re.compile(r"p(?:a)?ediatric|juvenile|\bpoms\b")
+# Cheap first look: an item without any of these stems names no phenotype, so no need to run each rule.
+_PHENOTYPE_CUES = re.compile(
+    r"relaps|remit|rms|progress|spms|ppms|\bpms|isolated|\bcis\b|\bris\b|optic|demyelinat|first|monosympt"
+    r"|high risk|ediatric|child|adolescen|juvenile|poms|teen|youth|under (?:the age of )?18"
+)
+_EXCLUSION_HEADER = re.compile(
+    r"exclusion criteria|key exclusion|exclusion:|\bexclusions?\b\s*\n", re.IGNORECASE
+)
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(year|month|week|day)s?", re.IGNORECASE)
+
+# Fields phenotype words may come from, strongest first; "summary"/"eligibility" only name what they add.
+_TITLE_FIELDS = ("brief_title", "official_title", "acronym")
+
+
+def classify_phenotypes(
+    record: StudyRecord, texts: Sequence[_Text] | None = None
+) -> tuple[PhenotypeLabel, ...]:
+    """Every phenotype the study explicitly enrols; ms_unspecified when none is named."""
+    texts = list(_phenotype_texts(record, texts))
+    strong = [
+        t for t in texts if t.field.startswith(("conditions", "condition_mesh")) or t.field in _TITLE_FIELDS
+    ]
+    found: dict[str, list[Evidence]] = {}
+
+    def add(key: str, field: str, text: str) -> None:
+        found.setdefault(key, []).append(Evidence(field, text))
+
+    for item in texts:
+        if not _PHENOTYPE_CUES.search(item.norm):
+            continue
+        without_active_spms = item.norm
+        for match in _ACTIVE_SPMS.finditer(item.norm):
+            add("rms", item.field, match.group(0))
+            without_active_spms = without_active_spms.replace(match.group(0), " ")
+        for regex, key in ((_RMS, "rms"), (_SPMS, "spms"), (_PPMS, "ppms"), (_CIS, "cis"), (_RIS, "ris")):
+            match = regex.search(without_active_spms if key == "spms" else item.norm)
+            if match:
+                add(key, item.field, match.group(0))
+        for regex, key in (
+            (_RMS_ABBREVIATIONS, "rms"),
+            (_CIS_ABBREVIATIONS, "cis"),
+            (_RIS_ABBREVIATIONS, "ris"),
+        ):
+            match = regex.search(item.text)
+            if match:
+                add(key, item.field, match.group(0))
+        specific_progressive = _SPMS.sub(" ", _PPMS.sub(" ", item.norm))
+        match = _PROGRESSIVE.search(specific_progressive) or _PROGRESSIVE_ABBREVIATIONS.search(item.text)
+        if match:
+            add("progressive_unspecified", item.field, match.group(0))
+        if _may_name_pediatric_ms(item):
+            match = _PEDIATRIC.search(item.norm) or _PEDIATRIC_WORD.search(item.norm)
+            if match:
+                add("pediatric", item.field, match.group(0))
+    if not set(found) - {
+        "pediatric"
+    }:  # relapse words alone: a trial treating or preventing relapses enrols relapsing MS
+        for item in strong + [t for t in texts if t.field.startswith("keywords")]:
+            match = _RELAPSE_TREATMENT.search(item.norm)
+            if match:
+                add("rms", item.field, match.group(0))
+                break
+    pediatric_age = _pediatric_by_age(record)
+    if pediatric_age:
+        add("pediatric", "maximum_age", pediatric_age)
+    _drop_spms_listed_among_relapsing_forms(found, strong)
+    if "spms" in found or "ppms" in found:
+        found.pop("progressive_unspecified", None)
+    order = [item.key for item in load_taxonomy().phenotypes]
+    labels = [PhenotypeLabel(key, tuple(_dedupe(found[key]))[:3]) for key in order if key in found]
+    if not labels:
+        labels = [PhenotypeLabel("ms_unspecified", ())]
+    return tuple(labels)
+
+
+def _may_name_pediatric_ms(item: _Text) -> bool:
+    """Titles, or a condition/keyword that is about MS or is just the word ("Pediatric"); not
+    "Celiac disease in children" or "Pediatric acute-onset neuropsychiatric syndrome"."""
+    if item.field in _TITLE_FIELDS:
+        return True
+    if not item.field.startswith(("conditions", "keywords")):
+        return False
+    if _OTHER_DISEASES.search(item.norm):
+        return False
+    return len(item.norm.split()) <= 2 or item.ms is not None
+
+
+def _drop_spms_listed_among_relapsing_forms(found: dict[str, list[Evidence]], strong: list[_Text]) -> None:
+    """A relapsing-MS trial that names SPMS only in keywords or summary means the active SPMS among its
+    relapsing forms, not a separate SPMS population."""
+    if "spms" not in found or "rms" not in found:
+        return
+    strong_fields = {item.field for item in strong}
+    if any(evidence.field in strong_fields for evidence in found["spms"]):
+        return
+    if any(evidence.field in strong_fields for evidence in found["rms"]):
+        found.pop("spms")
+
+
+def _phenotype_texts(record: StudyRecord, texts: Sequence[_Text] | None) -> Iterable[_Text]:
+    yield from _relevance_texts(record) if texts is None else texts
+    if record.brief_summary:
+        yield _text("brief_summary", record.brief_summary)
+    inclusion = inclusion_criteria(record.eligibility_criteria)
+    if inclusion:
+        yield _text("eligibility_criteria.inclusion", inclusion)
+
+
+def inclusion_criteria(criteria: str | None) -> str | None:
+    """The eligibility text before the exclusion criteria: words after it describe who is kept out."""
+    if not criteria:
+        return None
+    match = _EXCLUSION_HEADER.search(criteria)
+    return criteria[: match.start()] if match else criteria
+
+
+def _pediatric_by_age(record: StudyRecord) -> str | None:
+    """Maximum age under 18 years means a paediatric population."""
+    if not record.maximum_age:
+        return None
+    match = _AGE.match(record.maximum_age)
+    if not match:
+        return None
+    value, unit = float(match.group(1)), match.group(2).lower()
+    years = value if unit == "year" else value / {"month": 12, "week": 52, "day": 365}[unit]
+    return record.maximum_age if years < 18 else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Mechanisms
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    key: str  # taxonomy key, NO_KEY, or "conditioning:<fallback key>"
+    field: str
+    text: str
+    conditioning: bool = False
+    prophylaxis: bool = False
+    fallback: bool = False  # named by the intervention type only: nothing in the dictionary matched
+
+
+def classify_mechanisms(record: StudyRecord) -> tuple[MechanismLabel, ...]:
+    """Union of the interventions' mechanism keys, each with its role and evidence.
+
+    `none` when nothing is listed (or only placebo, sham, usual care)."""
+    dictionary = load_dictionary()
+    observational = (record.study_type or "").upper() == _OBSERVATIONAL
+    per_intervention = [
+        (intervention, _intervention_hits(dictionary, i, intervention, observational))
+        for i, intervention in enumerate(record.interventions)
+    ]
+    cell_context = _cell_therapy_context(dictionary, record, per_intervention)
+    roles: dict[str, Role | None] = {}
+    evidence: dict[str, list[Evidence]] = {}
+    for intervention, hits in per_intervention:
+        role = _role(intervention)
+        for hit in hits:
+            key = _resolve_key(hit, cell_context)
+            if key is None:
+                continue
+            evidence.setdefault(key, []).append(Evidence(hit.field, hit.text))
+            roles[key] = _stronger_role(roles.get(key, role), role) if key in roles else role
+    if not evidence:
+        field = "interventions" if record.interventions else "interventions (none listed)"
+        return (MechanismLabel("none", None, (Evidence(field, ""),)),)
+    order = [item.key for item in load_taxonomy().mechanisms]
+    return tuple(
+        MechanismLabel(key, roles.get(key), tuple(_dedupe(evidence[key]))[:4])
+        for key in order
+        if key in evidence
+    )
+
+
+def _resolve_key(hit: _Hit, cell_context: tuple[str, Evidence] | None) -> str | None:
+    if cell_context is not None:
+        if hit.prophylaxis:
+            return None
+        if hit.conditioning:
+            return cell_context[0]
+    if hit.key == NO_KEY:
+        return None
+    return hit.key
+
+
+def _intervention_hits(
+    dictionary: Dictionary, index: int, intervention: Intervention, observational: bool
+) -> list[_Hit]:
+    """Keys named by one intervention: its name parts and other names; the description only as a fallback,
+    then the intervention type."""
+    name_field = f"interventions[{index}].name"
+    parts = [part for part in _NAME_SPLIT.split(normalise(intervention.name)) if part.strip()]
+    active_parts = [part for part in parts if not _is_neutral(dictionary, part)]
+    if not active_parts:
+        return []  # placebo, sham, usual care, no intervention: adds nothing
+    hits: list[_Hit] = []
+    for part in active_parts:
+        hits.extend(_part_hits(dictionary, part, name_field))
+    for j, other in enumerate(intervention.other_names):
+        norm = normalise(other)
+        if _is_neutral(dictionary, norm):
+            continue
+        hits.extend(
+            _agent_hit(match.agent, f"interventions[{index}].other_names[{j}]", match.text)
+            for match in dictionary.specific_agents.find(norm)
+        )
+    if hits:
+        return hits
+    if len(active_parts) < len(parts):
+        return []  # "placebo; phase 2", "placebo cream with no active ingredients"
+    if intervention.description:
+        described = _part_hits(
+            dictionary, normalise(intervention.description), f"interventions[{index}].description"
+        )
+        if described:
+            return described
+    if dictionary.neutral_when_unmatched.search(normalise(intervention.name)):
+        return []
+    fallback = dictionary.type_fallback.get((intervention.type or "OTHER").upper(), "other")
+    if observational and fallback == "neuromodulation_device":
+        fallback = "diagnostic"  # an observational study's device measures, it does not treat
+    return [_Hit(fallback, name_field, intervention.name, fallback=True)]
+
+
+def _part_hits(dictionary: Dictionary, part: str, field: str) -> list[_Hit]:
+    """Specific agents, else word rules, else class words (generic agents), else generic word rules."""
+    agents = [_agent_hit(m.agent, field, m.text) for m in dictionary.specific_agents.find(part)]
+    if agents:
+        return agents
+    terms = dictionary.specific_terms.find(part)
+    if terms:
+        keys = {term.key for term in terms}
+        if keys & {"diagnostic", "other"}:
+            # "physical activity questionnaire", "6 minute walk test": the activity is what is measured
+            terms = [term for term in terms if term.key not in ("rehabilitation", "behavioural")]
+        return [_Hit(term.key, field, term.text) for term in terms]
+    generic = [_agent_hit(m.agent, field, m.text) for m in dictionary.generic_agents.find(part)]
+    if generic:
+        return generic
+    return [_Hit(term.key, field, term.text) for term in dictionary.generic_terms.find(part)]
+
+
+def _agent_hit(agent, field: str, text: str) -> _Hit:  # type: ignore[no-untyped-def]
+    return _Hit(agent.mechanism, field, text, conditioning=agent.conditioning, prophylaxis=agent.prophylaxis)
+
+
+def _is_neutral(dictionary: Dictionary, part: str) -> bool:
+    """Placebo, sham, standard/usual care, no intervention, unnamed background DMTs: add nothing."""
+    if dictionary.neutral_anywhere.search(part):
+        return True
+    stripped = _PARENTHESES.sub(" ", part)
+    stripped = re.sub(r"[^a-z0-9% ]+", " ", stripped)
+    stripped = re.sub(r"\b(group|arm|only|alone|therapy continuation)\b", " ", stripped)
+    stripped = " ".join(stripped.split())
+    return not stripped or dictionary.neutral_whole.fullmatch(stripped) is not None
+
+
+def _cell_therapy_context(
+    dictionary: Dictionary, record: StudyRecord, per_intervention: list[tuple[Intervention, list[_Hit]]]
+) -> tuple[str, Evidence] | None:
+    """The transplant or cell therapy that conditioning agents in this trial prepare, if any.
+
+    Looked for among the interventions first, then in titles and keywords ("AHSCT with fludarabine
+    conditioning" may list only fludarabine)."""
+    listed = {
+        hit.key: Evidence(hit.field, hit.text)
+        for _, hits in per_intervention
+        for hit in hits
+        if hit.key in CELL_THERAPY_KEYS and not hit.conditioning
+    }
+    for key in CELL_THERAPY_KEYS:
+        if key in listed:
+            return key, listed[key]
+    if not any(hit.conditioning for _, hits in per_intervention for hit in hits):
+        return None
+    texts = [_text(name, getattr(record, name)) for name in _TITLE_FIELDS if getattr(record, name)]
+    texts += [_text(f"keywords[{i}]", value) for i, value in enumerate(record.keywords)]
+    for key in CELL_THERAPY_KEYS:
+        for item in texts:
+            for matcher in (dictionary.specific_agents, dictionary.generic_agents):
+                for match in matcher.find(item.norm):
+                    if match.agent.mechanism == key and not match.agent.conditioning:
+                        return key, Evidence(item.field, match.text)
+    return None
+
+
+def _role(intervention: Intervention) -> Role | None:
+    roles = intervention.arm_roles
+    if "experimental" in roles:
+        return "investigational"
+    if "active_comparator" in roles:
+        return "comparator"
+    return None
+
+
+def _stronger_role(current: Role | None, new: Role | None) -> Role | None:
+    rank = {"investigational": 2, "comparator": 1, None: 0}
+    return current if rank[current] >= rank[new] else new
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _text(field: str, value: str) -> _Text:
+    norm = normalise(value)
+    return _Text(field, value, norm, _MS_WORDS.search(_without_other_scleroses(norm)))
+
+
+def _first_matches(texts: Sequence[_Text], regex: re.Pattern[str], limit: int) -> list[Evidence]:
+    found = []
+    for item in texts:
+        match = regex.search(item.norm)
+        if match:
+            found.append(Evidence(item.field, match.group(0)))
+            if len(found) >= limit:
+                break
+    return found
+
+
+def _dedupe(items: Iterable[Evidence]) -> list[Evidence]:
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for item in items:
+        marker = (item.field, item.text.lower())
+        if marker not in seen:
+            seen.add(marker)
+            unique.append(item)
+    return unique

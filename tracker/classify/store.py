@@ -1,0 +1,285 @@
+"""Persisting classifications and manual overrides; the database side of the pure classifier.
+
+`classifications` keeps the automatic result (with evidence) of each study, by classifier version and
+content hash. `overrides` keeps manual corrections, one row per study, each dimension nullable (= not
+overridden). `study_labels` holds the EFFECTIVE labels queries filter on: the automatic ones, replaced
+dimension by dimension where an override exists (those rows carry source "manual"). Overrides are never
+touched by a sync or a reclassification, so they survive both.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, or_, select
+from sqlalchemy.orm import Session
+
+from tracker.classify.model import ClassificationResult
+from tracker.classify.rules import CLASSIFIER_VERSION, classify_phenotypes, classify_study
+from tracker.ctgov.parse import StudyRecord, parse_study
+from tracker.db.models import Classification, Override, Study, StudyLabel
+from tracker.db.session import transaction, utcnow
+from tracker.errors import FilterError, RecordError, TrackerError
+from tracker.taxonomy import load_taxonomy
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+MS_RELEVANCE = ("ms", "ms_plus")
+
+
+class OverrideError(TrackerError):
+    """An override that cannot be applied: unknown study, nothing to change, no note."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveLabel:
+    dimension: str  # relevance / mechanism / phenotype
+    key: str
+    role: str | None
+    source: str  # auto / manual
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Classification
+
+
+def classify_pending(engine: Engine, *, all_studies: bool = False, batch_size: int = BATCH_SIZE) -> int:
+    """Classify studies never classified, changed since, or classified by another classifier version
+    (or every study with `all_studies`). Returns how many were classified."""
+    with Session(engine) as session:
+        pending = list(session.scalars(_pending_query(all_studies)))
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start : start + batch_size]
+        with transaction(engine) as session:
+            _classify_batch(session, batch)
+    if pending:
+        logger.info("classified %d studies (classifier %s)", len(pending), CLASSIFIER_VERSION)
+    return len(pending)
+
+
+def _pending_query(all_studies: bool) -> Any:
+    query = select(Study.nct_id).order_by(Study.nct_id)
+    if all_studies:
+        return query
+    return query.outerjoin(Classification, Classification.nct_id == Study.nct_id).where(
+        or_(
+            Classification.nct_id.is_(None),
+            Classification.content_hash != Study.content_hash,
+            Classification.taxonomy_version != CLASSIFIER_VERSION,
+        )
+    )
+
+
+def _classify_batch(session: Session, nct_ids: Sequence[str]) -> None:
+    now = utcnow()
+    rows = session.execute(select(Study.nct_id, Study.raw).where(Study.nct_id.in_(nct_ids)))
+    raws = {nct_id: raw for nct_id, raw in rows}
+    overrides = _overrides(session, nct_ids)
+    classification_rows: list[dict[str, Any]] = []
+    label_rows: list[dict[str, Any]] = []
+    for nct_id in nct_ids:
+        record = _record(nct_id, raws.get(nct_id))
+        if record is None:
+            continue
+        result = classify_study(record)
+        classification_rows.append(
+            {
+                "nct_id": nct_id,
+                "taxonomy_version": CLASSIFIER_VERSION,
+                "classified_at": now,
+                "content_hash": record.content_hash,
+                "relevance": result.relevance.key,
+                "multi_disease": result.multi_disease,
+                "result": result.to_dict(),
+            }
+        )
+        labels = effective_labels(result, overrides.get(nct_id), record)
+        label_rows.extend(_label_row(nct_id, label) for label in labels)
+    done = [row["nct_id"] for row in classification_rows]
+    if not done:
+        return
+    session.execute(delete(Classification).where(Classification.nct_id.in_(done)))
+    session.execute(delete(StudyLabel).where(StudyLabel.nct_id.in_(done)))
+    session.execute(insert(Classification), classification_rows)
+    if label_rows:
+        session.execute(insert(StudyLabel), label_rows)
+
+
+def _record(nct_id: str, raw: Any) -> StudyRecord | None:
+    if raw is None:
+        return None
+    try:
+        return parse_study(raw)
+    except RecordError as exc:  # stored before a parser change; keep its old labels rather than fail the run
+        logger.warning("cannot classify %s: %s", nct_id, exc)
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Effective labels
+
+
+def effective_labels(
+    result: ClassificationResult, override: Override | None, record: StudyRecord | None = None
+) -> list[EffectiveLabel]:
+    """The labels a study shows: automatic, replaced per dimension by its override (source "manual").
+
+    Phenotypes apply only to MS trials: an override to not_ms drops them; an override from not_ms to
+    ms/ms_plus brings in the phenotypes the rules find (when the record is at hand)."""
+    labels: list[EffectiveLabel] = []
+    relevance = override.relevance if override is not None and override.relevance else None
+    effective_relevance = relevance or result.relevance.key
+    labels.append(EffectiveLabel("relevance", effective_relevance, None, "manual" if relevance else "auto"))
+
+    if override is not None and override.mechanisms is not None:
+        auto_roles = {label.key: label.role for label in result.mechanisms}
+        labels += [
+            EffectiveLabel("mechanism", key, auto_roles.get(key), "manual") for key in override.mechanisms
+        ]
+    else:
+        labels += [EffectiveLabel("mechanism", m.key, m.role, "auto") for m in result.mechanisms]
+
+    if override is not None and override.phenotypes is not None:
+        labels += [EffectiveLabel("phenotype", key, None, "manual") for key in override.phenotypes]
+    elif effective_relevance in MS_RELEVANCE:
+        phenotypes = result.phenotypes
+        if not phenotypes and record is not None:
+            phenotypes = classify_phenotypes(record)
+        labels += [EffectiveLabel("phenotype", p.key, None, "auto") for p in phenotypes]
+    return labels
+
+
+def _label_row(nct_id: str, label: EffectiveLabel) -> dict[str, Any]:
+    return {
+        "nct_id": nct_id,
+        "dimension": label.dimension,
+        "key": label.key,
+        "role": label.role,
+        "source": label.source,
+    }
+
+
+def _overrides(session: Session, nct_ids: Sequence[str]) -> dict[str, Override]:
+    rows = session.scalars(select(Override).where(Override.nct_id.in_(nct_ids)))
+    return {row.nct_id: row for row in rows}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Overrides
+
+
+def set_override(
+    engine: Engine,
+    nct_id: str,
+    *,
+    mechanisms: Sequence[str] | None = None,
+    phenotypes: Sequence[str] | None = None,
+    relevance: str | None = None,
+    note: str,
+) -> Override:
+    """Record a manual correction and re-materialise the study's labels at once.
+
+    Only the dimensions given change; an earlier override of another dimension stays. Unknown keys are
+    refused with the list of valid ones (`FilterError`)."""
+    nct_id = nct_id.strip().upper()
+    taxonomy = load_taxonomy()
+    mechanisms = _dedupe(taxonomy.validate("mechanism", mechanisms)) if mechanisms is not None else None
+    phenotypes = _dedupe(taxonomy.validate("phenotype", phenotypes)) if phenotypes is not None else None
+    if relevance is not None:
+        taxonomy.validate("relevance", [relevance])
+    if mechanisms is None and phenotypes is None and relevance is None:
+        raise OverrideError("nothing to override: give --mechanism, --phenotype or --relevance (or --clear)")
+    if not note or not note.strip():
+        raise OverrideError("an override needs a --note saying why")
+    now = utcnow()
+    with transaction(engine) as session:
+        _require_study(session, nct_id)
+        override = session.get(Override, nct_id)
+        if override is None:
+            override = Override(nct_id=nct_id, note=note.strip(), created_at=now, updated_at=now)
+            session.add(override)
+        override.note = note.strip()
+        override.updated_at = now
+        if mechanisms is not None:
+            override.mechanisms = list(mechanisms)
+        if phenotypes is not None:
+            override.phenotypes = list(phenotypes)
+        if relevance is not None:
+            override.relevance = relevance
+        session.flush()
+        _rematerialise(session, nct_id, override)
+        return override
+
+
+def clear_override(engine: Engine, nct_id: str) -> bool:
+    """Remove a study's override and restore its automatic labels. False when there was none."""
+    nct_id = nct_id.strip().upper()
+    with transaction(engine) as session:
+        _require_study(session, nct_id)
+        override = session.get(Override, nct_id)
+        if override is None:
+            return False
+        session.delete(override)
+        session.flush()
+        _rematerialise(session, nct_id, None)
+        return True
+
+
+def get_override(engine: Engine, nct_id: str) -> Override | None:
+    with Session(engine, expire_on_commit=False) as session:
+        return session.get(Override, nct_id.strip().upper())
+
+
+def _require_study(session: Session, nct_id: str) -> None:
+    if session.get(Study, nct_id) is None:
+        raise OverrideError(f"{nct_id} is not in the database (sync or import it first)")
+
+
+def _rematerialise(session: Session, nct_id: str, override: Override | None) -> None:
+    """Rewrite one study's effective labels, classifying it first when it never was (or is stale)."""
+    study = session.get(Study, nct_id)
+    assert study is not None  # checked by the caller
+    classification = session.get(Classification, nct_id)
+    record = _record(nct_id, study.raw)
+    if (
+        classification is None
+        or classification.content_hash != study.content_hash
+        or classification.taxonomy_version != CLASSIFIER_VERSION
+    ):
+        _classify_batch(session, [nct_id])
+        return
+    result = ClassificationResult.from_dict(classification.result)
+    session.execute(delete(StudyLabel).where(StudyLabel.nct_id == nct_id))
+    rows = [_label_row(nct_id, label) for label in effective_labels(result, override, record)]
+    session.execute(insert(StudyLabel), rows)
+
+
+def _dedupe(keys: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(keys))
+
+
+def parse_key_list(value: str | None) -> list[str] | None:
+    """ "a,b , c" → ["a", "b", "c"]; None stays None; "" means an empty list (override to no labels)."""
+    if value is None:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+__all__ = [
+    "BATCH_SIZE",
+    "EffectiveLabel",
+    "FilterError",
+    "OverrideError",
+    "classify_pending",
+    "clear_override",
+    "effective_labels",
+    "get_override",
+    "parse_key_list",
+    "set_override",
+]
