@@ -11,16 +11,15 @@ The trial frame has the columns of `tracker.query.load_trial_frame`; the event f
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable
 from datetime import date
-from itertools import chain
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard import labels
+from dashboard.frame_index import FrameIndex, index_for
 
 GANTT_CAP = 200
 SLIPPAGE_BUCKETS: tuple[tuple[str, int, int], ...] = (
@@ -74,14 +73,6 @@ def _years(column: pd.Series) -> pd.Series:
     return pd.to_datetime(column, errors="coerce").dt.year.astype("Int64")
 
 
-def _key_rows(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """A column of key tuples flattened: (row position of each key, the key). Plain numpy and
-    itertools, because DataFrame.explode and string merges cost ten times more at 100,000 trials."""
-    lengths = np.fromiter((len(keys) for keys in column), dtype=np.int64, count=len(column))
-    keys = np.fromiter(chain.from_iterable(column), dtype=object, count=int(lengths.sum()))
-    return np.repeat(np.arange(len(column)), lengths), keys
-
-
 def _taxonomy_order(found: Iterable[str], order: Iterable[str]) -> list[str]:
     """The keys found, in taxonomy order; keys the taxonomy does not know come last, sorted."""
     found = set(found)
@@ -106,23 +97,25 @@ def parse_partial_date(text: object) -> date | None:
 # --- a. trials by start year, stacked by phase -------------------------------------------------------------
 
 
-def start_year_by_phase(frame: pd.DataFrame) -> pd.DataFrame:
+def start_year_by_phase(frame: pd.DataFrame, index: FrameIndex | None = None) -> pd.DataFrame:
     """Trials per start year (rows) and highest phase label (columns); undated trials left out."""
-    counted = pd.DataFrame({"year": _years(frame["start_date"]), "phase": frame["highest_phase"]})
-    counts = counted.dropna(subset=["year"]).value_counts(["year", "phase"], dropna=False)
-    if counts.empty:
+    index, _selected, positions = index_for(frame, index)
+    years = frame["start_year"].to_numpy(dtype="float64", na_value=np.nan)
+    dated = ~np.isnan(years)
+    if not dated.any():
         return pd.DataFrame()
-    table = counts.unstack("phase", fill_value=0)
-    table.columns = [labels.phase_label(phase) for phase in table.columns]
-    table = table.T.groupby(level=0).sum().T  # two missing-phase spellings (None, NaN) become one column
-    table = table[sorted(table.columns, key=labels.phase_rank)]
-    table.index = table.index.astype(int)
-    return table.sort_index()
+    year = years[dated].astype(np.int64)
+    first, width = int(year.min()), len(index.phase_labels)
+    cells = (year - first) * width + index.phase_codes[positions[dated]]
+    counts = np.bincount(cells, minlength=(int(year.max()) - first + 1) * width).reshape(-1, width)
+    table = pd.DataFrame(counts, index=range(first, first + len(counts)), columns=list(index.phase_labels))
+    table = table.loc[table.sum(axis=1) > 0, table.sum(axis=0) > 0]
+    return table[sorted(table.columns, key=labels.phase_rank)]
 
 
-def start_year_figure(frame: pd.DataFrame) -> go.Figure:
+def start_year_figure(frame: pd.DataFrame, index: FrameIndex | None = None) -> go.Figure:
     title = "Trials by start year, by phase"
-    table = start_year_by_phase(frame)
+    table = start_year_by_phase(frame, index)
     if table.empty:
         return _empty_figure(title)
     fig = go.Figure()
@@ -276,17 +269,18 @@ def results_share_figure(frame: pd.DataFrame) -> go.Figure:
 # --- d. mechanism × phenotype heat map ---------------------------------------------------------------------
 
 
-def mechanism_phenotype_counts(frame: pd.DataFrame) -> pd.DataFrame:
+def mechanism_phenotype_counts(frame: pd.DataFrame, index: FrameIndex | None = None) -> pd.DataFrame:
     """Trial counts with mechanism keys as rows and phenotype keys as columns, in taxonomy order; rows and
     columns with no trial are left out."""
-    mechanism_rows, mechanisms = _key_rows(frame["mechanisms"])
-    phenotype_rows, phenotypes = _key_rows(frame["phenotypes"])
-    pairs = pd.DataFrame({"row": mechanism_rows, "mechanism": mechanisms}).merge(
-        pd.DataFrame({"row": phenotype_rows, "phenotype": phenotypes}), on="row"
-    )
-    if pairs.empty:
+    index, selected, _positions = index_for(frame, index)
+    keep = selected[index.pair_rows]
+    if not keep.any():
         return pd.DataFrame()
-    table = pairs.value_counts(["mechanism", "phenotype"]).unstack("phenotype", fill_value=0)
+    width = len(index.phenotypes.keys)
+    cells = index.pair_mechanisms[keep] * width + index.pair_phenotypes[keep]
+    counts = np.bincount(cells, minlength=len(index.mechanisms.keys) * width).reshape(-1, width)
+    table = pd.DataFrame(counts, index=list(index.mechanisms.keys), columns=list(index.phenotypes.keys))
+    table = table.loc[table.sum(axis=1) > 0, table.sum(axis=0) > 0]
     rows = _taxonomy_order(table.index, labels.mechanism_labels())
     columns = _taxonomy_order(table.columns, labels.phenotype_labels())
     table = table.loc[rows, columns]
@@ -294,12 +288,12 @@ def mechanism_phenotype_counts(frame: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def heatmap_figure(frame: pd.DataFrame) -> go.Figure:
+def heatmap_figure(frame: pd.DataFrame, index: FrameIndex | None = None) -> go.Figure:
     """Heat map of mechanism × phenotype. Streamlit reports no selection on heat-map traces, so each cell
     also carries an invisible marker whose customdata is (mechanism key, phenotype key): clicking a cell
     selects that marker."""
     title = "Mechanism × phenotype (click a cell to filter)"
-    table = mechanism_phenotype_counts(frame)
+    table = mechanism_phenotype_counts(frame, index)
     if table.empty:
         return _empty_figure(title, "No classified trials in the current selection")
     x_labels = [labels.phenotype_label(key) for key in table.columns]
@@ -349,24 +343,25 @@ def heatmap_selection(points: list[dict[str, object]]) -> tuple[str, str] | None
 # --- e. mechanism pipeline ---------------------------------------------------------------------------------
 
 
-def mechanism_pipeline(frame: pd.DataFrame) -> pd.DataFrame:
+def mechanism_pipeline(frame: pd.DataFrame, index: FrameIndex | None = None) -> pd.DataFrame:
     """Trials per mechanism (rows, taxonomy order) and highest phase reached (columns, phase order)."""
-    rows, mechanisms = _key_rows(frame["mechanisms"])
-    if len(rows) == 0:
+    index, selected, _positions = index_for(frame, index)
+    mechanisms = index.mechanisms
+    keep = selected[mechanisms.rows]
+    if not keep.any():
         return pd.DataFrame()
-    phases = frame["highest_phase"].map(labels.phase_label).to_numpy()[rows]
-    table = (
-        pd.DataFrame({"mechanism": mechanisms, "phase": phases})
-        .value_counts(["mechanism", "phase"])
-        .unstack("phase", fill_value=0)
-    )
+    width = len(index.phase_labels)
+    cells = mechanisms.codes[keep] * width + index.phase_codes[mechanisms.rows[keep]]
+    counts = np.bincount(cells, minlength=len(mechanisms.keys) * width).reshape(-1, width)
+    table = pd.DataFrame(counts, index=list(mechanisms.keys), columns=list(index.phase_labels))
+    table = table.loc[table.sum(axis=1) > 0, table.sum(axis=0) > 0]
     table = table[sorted(table.columns, key=labels.phase_rank)]
     return table.loc[_taxonomy_order(table.index, labels.mechanism_labels())]
 
 
-def pipeline_figure(frame: pd.DataFrame) -> go.Figure:
+def pipeline_figure(frame: pd.DataFrame, index: FrameIndex | None = None) -> go.Figure:
     title = "Mechanism pipeline: trials by highest phase"
-    table = mechanism_pipeline(frame)
+    table = mechanism_pipeline(frame, index)
     if table.empty:
         return _empty_figure(title, "No classified trials in the current selection")
     y_labels = [labels.mechanism_label(key) for key in table.index]
@@ -463,19 +458,18 @@ def gantt_figure(frame: pd.DataFrame, today: date, cap: int = GANTT_CAP) -> go.F
 # --- g. world map ------------------------------------------------------------------------------------------
 
 
-def trials_by_country(frame: pd.DataFrame) -> pd.Series:
+def trials_by_country(frame: pd.DataFrame, index: FrameIndex | None = None) -> pd.Series:
     """Trials with at least one site in each country, largest first."""
     # Each trial's countries tuple is already de-duplicated, so counting entries counts trials.
-    counts = Counter(chain.from_iterable(frame["countries"]))
-    series = pd.Series(counts, dtype="int64", name="trials").rename_axis("country")
-    return series.sort_values(ascending=False, kind="stable")
+    index, selected, _positions = index_for(frame, index)
+    return index.countries.counts(selected).rename("trials").rename_axis("country")
 
 
-def world_map_figure(frame: pd.DataFrame) -> go.Figure:
+def world_map_figure(frame: pd.DataFrame, index: FrameIndex | None = None) -> go.Figure:
     """Choropleth of trials per country. The base map's outlines come from Plotly's CDN, so the
     neighbouring `top_countries_figure` carries the same numbers for readers offline."""
     title = "Trial sites by country"
-    counts = trials_by_country(frame)
+    counts = trials_by_country(frame, index)
     if counts.empty:
         return _empty_figure(title, "No trial sites in the current selection")
     fig = go.Figure(
@@ -492,9 +486,9 @@ def world_map_figure(frame: pd.DataFrame) -> go.Figure:
     return _layout(fig, title, None, None, height=480)
 
 
-def top_countries_figure(frame: pd.DataFrame, top: int = 15) -> go.Figure:
+def top_countries_figure(frame: pd.DataFrame, index: FrameIndex | None = None, top: int = 15) -> go.Figure:
     title = f"Countries with the most trials (top {top})"
-    counts = trials_by_country(frame).head(top)
+    counts = trials_by_country(frame, index).head(top)
     if counts.empty:
         return _empty_figure(title, "No trial sites in the current selection")
     fig = go.Figure(

@@ -16,6 +16,7 @@ import streamlit as st
 from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
+from dashboard.frame_index import FrameIndex
 from tracker import query
 from tracker.config import load_settings
 from tracker.db.session import make_engine, mask_url
@@ -31,6 +32,37 @@ class FilterChoices:
     countries: tuple[str, ...]
     first_year: int
     last_year: int
+
+
+# What `tracker.filters.apply_filter` reads, plus what the charts, headline numbers and table show.
+FILTER_COLUMNS = (
+    "search_text",
+    "relevance",
+    "mechanisms",
+    "phenotypes",
+    "phases",
+    "countries",
+    "overall_status",
+    "study_type",
+    "sponsor_category",
+    "lead_sponsor_name",
+    "start_year",
+    "has_results",
+    "multi_disease",
+)
+DISPLAY_COLUMNS = (
+    "nct_id",
+    "brief_title",
+    "highest_phase",
+    "start_date",
+    "start_date_raw",
+    "primary_completion_date",
+    "primary_completion_date_raw",
+    "completion_date",
+    "results_first_posted",
+    "manual",
+    *FILTER_COLUMNS,
+)
 
 
 class DataUnavailable(Exception):
@@ -66,6 +98,18 @@ def trial_frame(url: str, version: tuple[Any, ...]) -> pd.DataFrame:
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
+def display_frame(url: str, version: tuple[Any, ...]) -> pd.DataFrame:
+    """The trial frame cut to the columns the page filters on and shows: filtering copies every column
+    of the rows it keeps, and half the columns are only needed for the CSV download."""
+    return slim_frame(trial_frame(url, version))
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def frame_index(url: str, version: tuple[Any, ...]) -> FrameIndex:
+    return FrameIndex.build(display_frame(url, version))
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
 def event_frame(url: str, version: tuple[Any, ...]) -> pd.DataFrame:
     """Change events after the first load (baseline events are the initial import, not activity)."""
     return query.change_events_frame(get_engine(url), include_baseline=False)
@@ -73,7 +117,7 @@ def event_frame(url: str, version: tuple[Any, ...]) -> pd.DataFrame:
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def filter_choices(url: str, version: tuple[Any, ...]) -> FilterChoices:
-    return choices_from_frame(trial_frame(url, version))
+    return choices_from_frame(display_frame(url, version))
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
@@ -87,6 +131,11 @@ def trial_detail(url: str, version: tuple[Any, ...], nct_id: str) -> dict[str, A
 @st.cache_data(show_spinner=False, max_entries=2)
 def latest_run(url: str, version: tuple[Any, ...]) -> dict[str, Any] | None:
     return query.latest_run(get_engine(url))
+
+
+def slim_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Pure: the display columns of a trial frame (those it has), row labels kept."""
+    return frame[[column for column in DISPLAY_COLUMNS if column in frame.columns]]
 
 
 def choices_from_frame(frame: pd.DataFrame) -> FilterChoices:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, sidebar
+from dashboard.frame_index import FrameIndex
 from dashboard.metrics import headline_numbers
 from dashboard.table import TABLE_ROW_CAP, table_rows
 from dashboard.trial_view import show_trial
@@ -45,12 +46,12 @@ def on_heatmap_select() -> None:
         sidebar.set_cell_filter(st.session_state, *cell)
 
 
-def today_utc() -> Any:
+def today_utc() -> date:
     return datetime.now(UTC).date()
 
 
 def events_for(events: pd.DataFrame, filtered: pd.DataFrame, everything: pd.DataFrame) -> pd.DataFrame:
-    if len(filtered) == len(everything):
+    if events.empty or len(filtered) == len(everything):
         return events
     return events[events["nct_id"].isin(filtered["nct_id"])]
 
@@ -69,9 +70,9 @@ def headline(filtered: pd.DataFrame, events: pd.DataFrame) -> None:
     columns[4].metric("Status changes, last 7 days", f"{numbers.status_changes_last_7_days:,}")
 
 
-def show_charts(filtered: pd.DataFrame, events: pd.DataFrame) -> None:
+def show_charts(filtered: pd.DataFrame, events: pd.DataFrame, index: FrameIndex) -> None:
     today = today_utc()
-    st.plotly_chart(charts.start_year_figure(filtered), key="start_year_chart")
+    st.plotly_chart(charts.start_year_figure(filtered, index), key="start_year_chart")
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.recruiting_figure(filtered, today), key="recruiting_chart")
     right.plotly_chart(charts.status_figure(filtered), key="status_chart")
@@ -79,16 +80,16 @@ def show_charts(filtered: pd.DataFrame, events: pd.DataFrame) -> None:
     left.plotly_chart(charts.results_posted_figure(filtered), key="results_posted_chart")
     right.plotly_chart(charts.results_share_figure(filtered), key="results_share_chart")
     st.plotly_chart(
-        charts.heatmap_figure(filtered),
+        charts.heatmap_figure(filtered, index),
         key=HEATMAP_KEY,
         on_select=on_heatmap_select,
         selection_mode="points",
     )
-    st.plotly_chart(charts.pipeline_figure(filtered), key="pipeline_chart")
+    st.plotly_chart(charts.pipeline_figure(filtered, index), key="pipeline_chart")
     st.plotly_chart(charts.gantt_figure(filtered, today), key="gantt_chart")
     left, right = st.columns([3, 2])
-    left.plotly_chart(charts.world_map_figure(filtered), key="world_map_chart")
-    right.plotly_chart(charts.top_countries_figure(filtered), key="top_countries_chart")
+    left.plotly_chart(charts.world_map_figure(filtered, index), key="world_map_chart")
+    right.plotly_chart(charts.top_countries_figure(filtered, index), key="top_countries_chart")
     left, right = st.columns(2)
     left.plotly_chart(charts.change_activity_figure(events), key="change_activity_chart")
     right.plotly_chart(charts.slippage_figure(events), key="slippage_chart")
@@ -105,8 +106,8 @@ def show_table(filtered: pd.DataFrame, trial_filter: TrialFilter, url: str, vers
     st.caption(note + "✎ marks labels set by a manual override. Select a row to see the trial's details.")
     st.download_button(
         "Download CSV of the filtered trials",
-        # Built only when clicked: same bytes as `tracker export` for the same filter.
-        data=lambda: frame_to_csv(filtered),
+        # Built only when clicked, from all columns: the same bytes as `tracker export` for this filter.
+        data=lambda: frame_to_csv(apply_filter(data.trial_frame(url, version), trial_filter)),
         file_name="ms-trials.csv",
         mime="text/csv",
         on_click="ignore",
@@ -138,7 +139,7 @@ def landscape_page() -> None:
     url = data.database_url()
     try:
         version = data.current_version(url)
-        frame = data.trial_frame(url, version)
+        frame = data.display_frame(url, version)
     except data.DataUnavailable as exc:
         show_empty(str(exc))
         return
@@ -155,5 +156,5 @@ def landscape_page() -> None:
     source = f" · data as of {run['data_timestamp']}" if run and run.get("data_timestamp") else ""
     st.caption(f"Filter: {trial_filter.describe()}{source}")
     headline(filtered, events)
-    show_charts(filtered, events)
+    show_charts(filtered, events, data.frame_index(url, version))
     show_table(filtered, trial_filter, url, version)

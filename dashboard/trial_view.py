@@ -9,6 +9,15 @@ import streamlit as st
 
 from dashboard import labels
 
+CHANGE_COLUMNS = {
+    "detected_at": "Detected (UTC)",
+    "kind": "Kind",
+    "field": "Field",
+    "old_value": "Before",
+    "new_value": "After",
+    "baseline": "First load",
+}
+
 
 def _date_text(detail: dict[str, Any], name: str) -> str:
     raw = detail.get(f"{name}_raw")
@@ -134,11 +143,11 @@ def show_trial(detail: dict[str, Any] | None, nct_id: str) -> None:
         st.write("No changes recorded.")
     else:
         changes["kind"] = changes["kind"].map(labels.change_kind_label)
-        st.dataframe(changes, hide_index=True)
+        st.dataframe(changes.rename(columns=CHANGE_COLUMNS), hide_index=True)
 
     st.markdown("#### Sites")
     sites = pd.DataFrame(detail.get("locations") or [])
     if sites.empty:
         st.write("No sites listed.")
     else:
-        st.dataframe(sites, hide_index=True)
+        st.dataframe(sites.rename(columns=str.capitalize), hide_index=True)

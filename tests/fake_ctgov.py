@@ -10,8 +10,9 @@ Serves a list of raw studies the way the registry does (API_NOTES §3-§6, §10,
   titles), query.term (substring), the Essie subset AREA[LastUpdatePostDate]RANGE[a,b] with MIN/MAX, and
   400 "`X` is unknown parameter";
 - `GET /studies/{id}` → the bare study; 301 for an alias, 404 / 400 as text/plain;
-- scripted faults for the next requests (`inject`): 429 with Retry-After, 403, 503, connection reset,
-  truncated body, invalid JSON, HTML with 200, expired page token, delay;
+- scripted faults for the next requests (`inject`): 429 with Retry-After, 403, 500, 503, connection reset,
+  truncated body, headers then close, invalid JSON, HTML with 200 (as text/html or mislabelled as JSON),
+  expired page token (400/404/410), delay;
 - a request log (path + params) so tests can count requests.
 
 Each study is serialized with orjson once, so serving full pages costs little more than a memory copy.
@@ -512,6 +513,9 @@ class FakeCtgov:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeCtgov
     protocol_version = "HTTP/1.1"  # keep-alive, like the real API
+    # Headers and body go out in two writes; with Nagle on, each keep-alive request would stall ~40 ms on
+    # the client's delayed ACK, a fixed cost per page that would blur the benchmark.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
         return

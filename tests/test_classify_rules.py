@@ -558,3 +558,55 @@ def test_not_ms_gets_no_phenotypes() -> None:
 def test_result_round_trips_through_json() -> None:
     result = study(interventions=("Ocrelizumab",), conditions=("Relapsing Multiple Sclerosis",))
     assert ClassificationResult.from_dict(result.to_dict()) == result
+
+
+def test_non_relapsing_progressive_forms_are_not_relapsing() -> None:
+    result = study(
+        official_title="CAR T Therapy in Non-relapsing and Progressive Forms of Multiple Sclerosis",
+        conditions=("Multiple Sclerosis, Primary Progressive", "Multiple Sclerosis, Secondary Progressive"),
+    )
+    assert phenotypes(result) == {"ppms", "spms"}
+
+
+def test_pms_in_a_title_is_not_progressive_ms() -> None:
+    result = study(title="A Postmarketing Surveillance (PMS) Study of an Injector in Multiple Sclerosis")
+    assert phenotypes(result) == {"ms_unspecified"}
+
+
+def test_optic_neuritis_as_a_keyword_of_an_rms_trial_is_not_cis() -> None:
+    result = study(conditions=("Relapsing Multiple Sclerosis",), keywords=("Optic Neuritis", "Remyelination"))
+    assert phenotypes(result) == {"rms"}
+
+
+def test_children_of_people_with_ms_are_not_paediatric_ms() -> None:
+    result = study(title="Immune System Effects in Children Born to Women With Multiple Sclerosis")
+    assert phenotypes(result) == {"ms_unspecified"}
+    first_attack = study(title="Avonex Therapy Following a First Attack of Multiple Sclerosis")
+    assert phenotypes(first_attack) == {"cis"}
+
+
+def test_uninformative_comparator_names_add_nothing() -> None:
+    result = study(
+        interventions=("Ocrelizumab", ("OTHER", "Active comparator"), ("BEHAVIORAL", "Control group B"))
+    )
+    assert mechanisms(result) == {"anti_cd20"}
+
+
+def test_a_drug_delivery_device_adds_nothing_to_its_drug() -> None:
+    result = study(interventions=("Cannabis, Medical", ("DEVICE", "RYAH-Medtech Inhaler")))
+    assert mechanisms(result) == {"symptomatic"}
+    injector = study(interventions=(("DEVICE", "Single-use autoinjector"), "BG9418 (interferon beta-1a)"))
+    assert mechanisms(injector) == {"interferon_beta"}
+
+
+def test_an_unnamed_device_in_an_assessment_battery_measures() -> None:
+    result = study(
+        interventions=(
+            ("OTHER", "Questionnaires"),
+            ("BIOLOGICAL", "Blood sample"),
+            ("DEVICE", "Capacity of muscular oxygen extraction"),
+        )
+    )
+    assert mechanisms(result) == {"diagnostic", "other"}
+    therapy = study(interventions=(("DEVICE", "Exopulse Mollii suit"), ("DEVICE", "NovelStim 3000")))
+    assert mechanisms(therapy) == {"neuromodulation_device"}

@@ -262,3 +262,15 @@ def test_fake_filters_fields_ids_status_cond_and_update_range(
             }
         }
     ]
+
+
+def test_fake_redirects_an_alias_to_the_study(fake_ctgov: FakeCtgov) -> None:
+    study = make_study("NCT00000042")
+    study["protocolSection"]["identificationModule"]["nctIdAliases"] = ["NCT00000041"]
+    fake_ctgov.set_studies([study])
+    with httpx.Client(timeout=10, follow_redirects=True) as http:
+        response = http.get(f"{fake_ctgov.url}/studies/NCT00000041")
+        assert [r.status_code for r in response.history] == [301]
+        assert response.json() == study
+        found = get(fake_ctgov, http, "/studies", **{"filter.ids": "NCT00000041"}).json()["studies"]
+        assert found == [study]

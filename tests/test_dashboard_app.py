@@ -289,8 +289,8 @@ def test_trial_detail_shows_classification_history_and_sites(loaded_url: str) ->
     assert app.subheader[0].value.startswith(nct_id)
     headings = [block.value for block in app.markdown]
     assert "#### Classification" in headings and "#### Change history" in headings
-    history = [frame.value for frame in app.dataframe if "kind" in frame.value.columns]
-    assert history and "Status" in set(history[0]["kind"])
+    history = [frame.value for frame in app.dataframe if "Kind" in frame.value.columns]
+    assert history and "Status" in set(history[0]["Kind"])
 
 
 def test_trial_detail_of_unknown_id_says_so(loaded_url: str) -> None:

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from dashboard import charts, labels
+from dashboard.frame_index import FrameIndex
 from dashboard.metrics import headline_numbers
 from dashboard.table import MANUAL_MARK, table_rows
 from tracker.query import TRIAL_FRAME_COLUMNS
@@ -305,3 +306,20 @@ def test_labels_fall_back_for_unknown_enums():
     assert labels.status_label("SOMETHING_NEW") == "Something new"
     assert labels.phase_label(None) == labels.NO_PHASE
     assert labels.phases_text(("PHASE2", "PHASE3")) == "Phase 2/Phase 3"
+
+
+def test_counts_through_a_frame_index_match_counts_of_the_subset(sample):
+    """The page builds the index once from the whole frame and counts filtered subsets through it."""
+    index = FrameIndex.build(sample)
+    subset = sample[sample["overall_status"] == "COMPLETED"]
+    assert subset.index.tolist() == [1, 2]  # labels are positions in the indexed frame
+    pd.testing.assert_frame_equal(
+        charts.mechanism_phenotype_counts(subset, index), charts.mechanism_phenotype_counts(subset)
+    )
+    pd.testing.assert_frame_equal(charts.mechanism_pipeline(subset, index), charts.mechanism_pipeline(subset))
+    pd.testing.assert_frame_equal(
+        charts.start_year_by_phase(subset, index), charts.start_year_by_phase(subset)
+    )
+    pd.testing.assert_series_equal(charts.trials_by_country(subset, index), charts.trials_by_country(subset))
+    assert charts.trials_by_country(subset, index).to_dict() == {"France": 1}
+    assert charts.mechanism_pipeline(sample.iloc[0:0], index).empty

@@ -14,7 +14,8 @@ from tracker.cli import main
 
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, list(args))
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     return result.exit_code, result.output
 
 

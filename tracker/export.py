@@ -117,7 +117,11 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
         "Phenotype labels, in the order of `phenotypes`",
         _labels("phenotype", "phenotypes"),
     ),
-    ExportColumn("relevance", "ms, ms_plus, related or not_ms", _field("relevance")),
+    ExportColumn(
+        "relevance",
+        "ms, ms_plus or not_ms (unclassified before the first classification)",
+        _field("relevance"),
+    ),
     ExportColumn(
         "multi_disease", "true when the study covers other diseases besides MS", _field("multi_disease")
     ),

@@ -13,7 +13,8 @@ The walk (API_NOTES §5, §13):
 4. A pass that receives fewer distinct studies than the registry's totalCount fails loudly
    (`IncompleteSyncError`); whatever landed stays. A complete `full=True` pass flags studies the query no
    longer returns (kept, with a "removed" change event).
-5. Rejected records make the outcome "partial"; the CLI turns that into exit code 3.
+5. Rejected records (logged by the store with NCT ID and reason) make the outcome "partial"; the CLI turns
+   that into exit code 3. Only a "success" run moves the watermark.
 6. New and changed studies are classified at the end (`tracker.classify.store.classify_pending`).
 """
 
@@ -131,23 +132,21 @@ def run_sync(
     http_client = http if http is not None else make_http_client(settings)
     try:
         try:
-            base_url = validate_base_url(settings.ctgov_base_url)
             client = CtgovClient(
                 http_client,
-                base_url=base_url,
+                base_url=validate_base_url(settings.ctgov_base_url),
                 requests_per_second=settings.requests_per_second,
                 max_retries=settings.max_retries,
                 backoff_base=backoff_base,
             )
-            version = client.version()
-        except TrackerError as exc:
+            data_timestamp = _data_timestamp(client.version())
+        except TrackerError as exc:  # recorded, so `tracker status` shows why nothing was fetched
             run_id = store.begin_run(
                 engine, mode=mode, query=settings.query, source=settings.ctgov_base_url, data_timestamp=None
             )
             store.finish_run(engine, run_id, outcome="failed", error=str(exc))
             raise
-        data_timestamp = version.get("dataTimestamp")
-        data_timestamp = data_timestamp if isinstance(data_timestamp, str) else None
+        base_url = client.base_url
         run_id = store.begin_run(
             engine, mode=mode, query=settings.query, source=base_url, data_timestamp=data_timestamp
         )
@@ -179,6 +178,11 @@ def run_sync(
         result.classified = classify_landed(engine)
     result.elapsed = time.monotonic() - started
     return result
+
+
+def _data_timestamp(version: dict[str, Any]) -> str | None:
+    value = version.get("dataTimestamp")
+    return value if isinstance(value, str) and value else None
 
 
 def _walk(

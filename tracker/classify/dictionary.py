@@ -119,7 +119,7 @@ class TermMatcher:
         return found
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: compiled once per process
 class Dictionary:
     version: int
     specific_agents: AgentMatcher

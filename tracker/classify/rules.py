@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from tracker.classify.dictionary import NO_KEY, Dictionary, load_dictionary, normalise
 from tracker.classify.model import (
@@ -183,6 +184,7 @@ _RMS = re.compile(
     r"|multiple sclerosis,? relapsing|\brr[\s-]?ms\b|highly active (?:relapsing )?(?:multiple sclerosis|ms)\b"
     r"|relapsing and (?:progressive|secondary)|relapsing or (?:progressive|secondary)"
 )
+_NON_RELAPSING = re.compile(r"non[\s-]*(?:relapsing|active)\w*")
 _RMS_ABBREVIATIONS = re.compile(r"(?<![A-Za-z])(?:RMS|RRMS|RR-MS)(?![A-Za-z])")
 # Active or relapsing SPMS is counted among the relapsing forms, in the sponsors' own words.
 _ACTIVE_SPMS = re.compile(
@@ -212,10 +214,15 @@ _PROGRESSIVE_ABBREVIATIONS = re.compile(r"(?<![A-Za-z])(?:PwPMS|pwPMS)(?![A-Za-z
 _CIS = re.compile(
     r"clinically[\s-]*isolated[\s-]*syndrome"
     r"|first (?:clinical )?(?:demyelinating|neurologic(?:al)?) (?:event|episode|attack|symptom)s?"
-    r"|first[\s-]+clinical (?:event|episode|attack)|single (?:clinical )?demyelinating (?:event|episode)"
-    r"|high risk (?:of|for) (?:developing |converting to )?(?:multiple sclerosis|ms)\b|optic neuritis"
+    r"|first[\s-]+(?:acute[\s-]+)?(?:clinical[\s-]+)?(?:event|episode|attack)s?\b"
+    r"|single (?:clinical )?demyelinating (?:event|episode)"
+    r"|high risk (?:of|for) (?:developing |converting to )?(?:multiple sclerosis|ms)\b"
+    r"|(?:acute|first|isolated|monosymptomatic) (?:\w+ ){0,3}optic neuritis"
     r"|monosymptomatic|first demyelinating"
 )
+# Plain "optic neuritis" means CIS where it names who is enrolled (conditions, titles), not as a keyword
+# of an RMS trial measuring the optic nerve.
+_OPTIC_NEURITIS = re.compile(r"optic neuritis")
 _CIS_ABBREVIATIONS = re.compile(r"(?<![A-Za-z])CIS(?![A-Za-z])")
 _RIS = re.compile(r"radiologically[\s-]*isolated|radiological(?:ly)? isolated")
 _RIS_ABBREVIATIONS = re.compile(r"(?<![A-Za-z])RIS(?![A-Za-z])")
@@ -248,6 +255,7 @@ def classify_phenotypes(
     strong = [
         t for t in texts if t.field.startswith(("conditions", "condition_mesh")) or t.field in _TITLE_FIELDS
     ]
+    strong_fields = {item.field for item in strong}
     found: dict[str, list[Evidence]] = {}
 
     def add(key: str, field: str, text: str) -> None:
@@ -260,8 +268,9 @@ def classify_phenotypes(
         for match in _ACTIVE_SPMS.finditer(item.norm):
             add("rms", item.field, match.group(0))
             without_active_spms = without_active_spms.replace(match.group(0), " ")
+        texts_for = {"spms": without_active_spms, "rms": _NON_RELAPSING.sub(" ", item.norm)}
         for regex, key in ((_RMS, "rms"), (_SPMS, "spms"), (_PPMS, "ppms"), (_CIS, "cis"), (_RIS, "ris")):
-            match = regex.search(without_active_spms if key == "spms" else item.norm)
+            match = regex.search(texts_for.get(key, item.norm))
             if match:
                 add(key, item.field, match.group(0))
         for regex, key in (
@@ -272,6 +281,10 @@ def classify_phenotypes(
             match = regex.search(item.text)
             if match:
                 add(key, item.field, match.group(0))
+        if item.field in strong_fields:
+            match = _OPTIC_NEURITIS.search(item.norm)
+            if match:
+                add("cis", item.field, match.group(0))
         specific_progressive = _SPMS.sub(" ", _PPMS.sub(" ", item.norm))
         match = _PROGRESSIVE.search(specific_progressive) or _PROGRESSIVE_ABBREVIATIONS.search(item.text)
         if match:
@@ -379,6 +392,7 @@ def classify_mechanisms(record: StudyRecord) -> tuple[MechanismLabel, ...]:
         for i, intervention in enumerate(record.interventions)
     ]
     cell_context = _cell_therapy_context(dictionary, record, per_intervention)
+    per_intervention = _devices_in_an_assessment_battery(per_intervention, observational)
     roles: dict[str, Role | None] = {}
     evidence: dict[str, list[Evidence]] = {}
     for intervention, hits in per_intervention:
@@ -398,6 +412,28 @@ def classify_mechanisms(record: StudyRecord) -> tuple[MechanismLabel, ...]:
         for key in order
         if key in evidence
     )
+
+
+def _devices_in_an_assessment_battery(
+    per_intervention: list[tuple[Intervention, list[_Hit]]], observational: bool
+) -> list[tuple[Intervention, list[_Hit]]]:
+    """An unnamed device listed among measurements only ("Capacity of muscular oxygen extraction" next to
+    blood samples and questionnaires) measures: diagnostic, not neuromodulation."""
+    named = {hit.key for _, hits in per_intervention for hit in hits if not hit.fallback}
+    if observational or "diagnostic" not in named or not named <= {"diagnostic", "other"}:
+        return per_intervention
+    return [
+        (
+            intervention,
+            [
+                replace(hit, key="diagnostic")
+                if hit.fallback and hit.key == "neuromodulation_device"
+                else hit
+                for hit in hits
+            ],
+        )
+        for intervention, hits in per_intervention
+    ]
 
 
 def _resolve_key(hit: _Hit, cell_context: tuple[str, Evidence] | None) -> str | None:
@@ -451,7 +487,17 @@ def _intervention_hits(
 
 
 def _part_hits(dictionary: Dictionary, part: str, field: str) -> list[_Hit]:
-    """Specific agents, else word rules, else class words (generic agents), else generic word rules."""
+    return [replace(hit, field=field) for hit in _part_matches(dictionary, part)]
+
+
+@lru_cache(maxsize=65536)
+def _part_matches(dictionary: Dictionary, part: str) -> tuple[_Hit, ...]:
+    """Specific agents, else word rules, else class words (generic agents), else generic word rules.
+    (Cached per text: intervention names repeat across studies; the field is filled in by the caller.)"""
+    return tuple(_uncached_part_hits(dictionary, part, ""))
+
+
+def _uncached_part_hits(dictionary: Dictionary, part: str, field: str) -> list[_Hit]:
     agents = [_agent_hit(m.agent, field, m.text) for m in dictionary.specific_agents.find(part)]
     if agents:
         return agents
@@ -473,6 +519,11 @@ def _agent_hit(agent, field: str, text: str) -> _Hit:  # type: ignore[no-untyped
 
 
 def _is_neutral(dictionary: Dictionary, part: str) -> bool:
+    return _is_neutral_part(dictionary, part)
+
+
+@lru_cache(maxsize=65536)
+def _is_neutral_part(dictionary: Dictionary, part: str) -> bool:
     """Placebo, sham, standard/usual care, no intervention, unnamed background DMTs: add nothing."""
     if dictionary.neutral_anywhere.search(part):
         return True
@@ -531,8 +582,22 @@ def _stronger_role(current: Role | None, new: Role | None) -> Role | None:
 
 
 def _text(field: str, value: str) -> _Text:
+    norm, ms = _analyse(value)
+    return _Text(field, value, norm, ms)
+
+
+@lru_cache(maxsize=65536)
+def _analyse(value: str) -> tuple[str, re.Match[str] | None]:
+    """Normalised text and its MS words; cached because conditions and keywords repeat across studies."""
     norm = normalise(value)
-    return _Text(field, value, norm, _MS_WORDS.search(_without_other_scleroses(norm)))
+    return norm, _MS_WORDS.search(_without_other_scleroses(norm))
+
+
+def clear_caches() -> None:
+    """Forget cached text analyses (benchmarks measure cold runs)."""
+    _analyse.cache_clear()
+    _part_matches.cache_clear()
+    _is_neutral_part.cache_clear()
 
 
 def _first_matches(texts: Sequence[_Text], regex: re.Pattern[str], limit: int) -> list[Evidence]:

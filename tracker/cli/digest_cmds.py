@@ -154,7 +154,7 @@ def digest(
         sender = EmlWriter(out)
     else:
         sender = TextPrinter(click.echo)
-    with sender:  # type: ignore[attr-defined]
+    with sender:
         report = run_digests(
             app.engine(),
             settings,

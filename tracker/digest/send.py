@@ -33,6 +33,10 @@ class Sender(Protocol):
 
     def send(self, message: EmailMessage, *, key: str) -> str: ...
 
+    def __enter__(self) -> Sender: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
 
 class SmtpSender:
     """Sends over one SMTP connection (SSL, STARTTLS or plain), opened on first use and reused.
