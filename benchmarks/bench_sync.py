@@ -96,10 +96,19 @@ def fresh_engine(folder: Path) -> Any:
     return engine
 
 
-def timed(action: Callable[[], Any]) -> tuple[float, Any]:
-    started = time.perf_counter()
+def timed(action: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall-clock and CPU seconds (this process: both sides share the server thread) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
     value = action()
-    return time.perf_counter() - started, value
+    return time.perf_counter() - wall, time.process_time() - cpu, value
+
+
+def record(times: dict[str, list[tuple[float, float]]], name: str, wall: float, cpu: float) -> None:
+    times.setdefault(name, []).append((wall, cpu))
+
+
+def medians(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(w for w, _ in samples), statistics.median(c for _, c in samples)
 
 
 def main() -> None:
@@ -112,7 +121,7 @@ def main() -> None:
     args = parser.parse_args()
 
     studies = load_jsonl(str(args.data))
-    times: dict[str, list[float]] = {"tracker": [], "classify": [], "baseline": [], "fetch": []}
+    times: dict[str, list[tuple[float, float]]] = {}
     with FakeCtgov(studies) as fake, tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
             database_url="sqlite:///unused.db", ctgov_base_url=fake.url, query=QUERY, requests_per_second=0
@@ -129,42 +138,47 @@ def main() -> None:
             order = ["tracker", "baseline"] if repeat % 2 == 0 else ["baseline", "tracker"]
             for side in order:
                 if side == "baseline":
-                    seconds, stored = timed(lambda folder=folder: baseline(fake.url, params, folder))
+                    wall, cpu, stored = timed(lambda folder=folder: baseline(fake.url, params, folder))
                     assert stored == expected, (stored, expected)
-                    times["baseline"].append(seconds)
+                    record(times, "baseline", wall, cpu)
                 else:
                     engine = fresh_engine(folder)
-                    seconds, result = timed(lambda engine=engine: run_sync(engine, settings, classify=False))
+                    wall, cpu, result = timed(
+                        lambda engine=engine: run_sync(engine, settings, classify=False, progress=None)
+                    )
                     assert (result.outcome, result.inserted) == ("success", expected), result.summary()
-                    times["tracker"].append(seconds)
+                    record(times, "tracker", wall, cpu)
                     if not args.no_classify:
-                        times["classify"].append(timed(lambda engine=engine: classify_landed(engine))[0])
-            times["fetch"].append(timed(lambda: fetch_only(fake.url, params))[0])
-            line = f"  run {repeat + 1}: tracker {times['tracker'][-1]:.2f}s"
-            line += f", baseline {times['baseline'][-1]:.2f}s"
-            if times["classify"]:
-                line += f", classification {times['classify'][-1]:.2f}s"
+                        record(times, "classify", *timed(lambda engine=engine: classify_landed(engine))[:2])
+            record(times, "fetch", *timed(lambda: fetch_only(fake.url, params))[:2])
+            line = f"  run {repeat + 1}: tracker {times['tracker'][-1][0]:.2f}s"
+            line += f", baseline {times['baseline'][-1][0]:.2f}s"
+            if "classify" in times:
+                line += f", classification {times['classify'][-1][0]:.2f}s"
             print(line)
 
-        median = {name: statistics.median(values) for name, values in times.items() if values}
-        print()
-        print(f"fetch only (server + httpx + JSON): {median['fetch']:.2f}s")
-        print(f"baseline (flat table):              {median['baseline']:.2f}s")
+        median = {name: medians(samples) for name, samples in times.items()}
+        base_wall, base_cpu = median["baseline"]
+        print(f"\nmedian of {args.repeat} (wall-clock; CPU seconds of this process in brackets)")
+        print(f"fetch only (server + httpx + json):  {median['fetch'][0]:.2f}s ({median['fetch'][1]:.2f})")
+        print(f"baseline (flat table):               {base_wall:.2f}s ({base_cpu:.2f})")
+        tracker_wall, tracker_cpu = median["tracker"]
         print(
-            f"tracker sync (no classification):   {median['tracker']:.2f}s  "
-            f"ratio {median['tracker'] / median['baseline']:.2f}x (target <= 1.5x)"
+            f"tracker sync (no classification):    {tracker_wall:.2f}s ({tracker_cpu:.2f})  "
+            f"ratio {tracker_wall / base_wall:.2f}x ({tracker_cpu / base_cpu:.2f}x CPU); target <= 1.5x"
         )
         if "classify" in median:
-            with_classify = median["tracker"] + median["classify"]
+            wall = tracker_wall + median["classify"][0]
+            cpu = tracker_cpu + median["classify"][1]
             print(
-                f"tracker sync + classification:      {with_classify:.2f}s  "
-                f"ratio {with_classify / median['baseline']:.2f}x"
+                f"tracker sync + classification:       {wall:.2f}s ({cpu:.2f})  "
+                f"ratio {wall / base_wall:.2f}x ({cpu / base_cpu:.2f}x CPU)"
             )
 
         # An incremental sync with nothing new: the registry's data date is unchanged.
         assert engine is not None
         fake.clear_log()
-        result = run_sync(engine, settings, classify=False)
+        result = run_sync(engine, settings, classify=False, progress=None)
         requests = len(fake.requests_to("/studies"))
         print(
             f"incremental sync with nothing new: {requests} /studies request(s) (target <= 2); "

@@ -610,3 +610,11 @@ def test_an_unnamed_device_in_an_assessment_battery_measures() -> None:
     assert mechanisms(result) == {"diagnostic", "other"}
     therapy = study(interventions=(("DEVICE", "Exopulse Mollii suit"), ("DEVICE", "NovelStim 3000")))
     assert mechanisms(therapy) == {"neuromodulation_device"}
+
+
+def test_optic_neuritis_said_not_to_be_ms_is_not_ms() -> None:
+    result = study(
+        title="Optical Coherence Tomography and Optic Neuritis Not Related to Multiple Sclerosis",
+        conditions=("Optic Neuritis",),
+    )
+    assert result.relevance.key == "not_ms"

@@ -35,3 +35,9 @@ def test_bad_port_is_one_line_error() -> None:
     assert result.exit_code == 2
     assert "70000 is not in the range 1<=x<=65535" in result.output
     assert "Traceback" not in result.output
+
+
+def test_unusable_database_url_is_one_line_error_before_streamlit_starts() -> None:
+    result = CliRunner().invoke(main, ["--database-url", "not a url", "dashboard"])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: ") and "Traceback" not in result.output

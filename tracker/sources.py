@@ -30,7 +30,7 @@ from tracker.sync import ProgressCallback, SyncResult, classify_landed
 logger = logging.getLogger(__name__)
 
 IMPORT_CHUNK = 1000
-JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json.gz")
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 
 
 def iter_raw_studies(path: Path) -> Iterator[Any]:

@@ -80,6 +80,7 @@ _MS_WORDS = re.compile(
     r"|first (?:clinical )?demyelinating (?:event|episode|attack)"
     r"|demyelinating disease of the central nervous system"
 )
+_MS_NAMED = re.compile(r"scler|^ms$|^rrms$|^rms$|^spms$|^ppms$")
 # Abbreviations count only as written in capitals ("MS" is not "ms", "CIS" is not "cis-").
 _MS_ABBREVIATIONS = re.compile(
     r"(?<![A-Za-z])(?:MS|RRMS|RMS|SPMS|nrSPMS|PPMS|POMS|CIS|RIS|pwMS|PwMS)(?![A-Za-z])"
@@ -89,18 +90,22 @@ _OTHER_DISEASES = re.compile(
     r"|chronic inflammatory demyelinating polyneuropathy|guillain|\bstrokes?\b|parkinson|alzheimer|dementia"
     r"|amyotrophic|\bals\b|motor neurone? disease|epilep\w*|seizures?|spinal cord injur\w*|\bsci\b"
     r"|traumatic brain injur\w*|brain injur\w*|cerebral palsy|muscular dystroph\w*|post[\s-]*polio"
-    r"|rheumatoid arthritis|lupus|\bsle\b|psoria\w*|crohn|colitis|inflammatory bowel|\bibd\b|diabet\w*"
-    r"|cancer|tumou?rs?\b|lymphoma|leuka?emia|myeloma|carcinoma|\bhiv\b|hepatitis|fibromyalgia|migraines?"
-    r"|encephalomyelitis|\badem\b|autoimmune encephalitis|sarcoidosis|uveitis|huntington|friedreich"
+    r"|rheumatoid arthritis|lupus|\bsle\b|psoria\w*|crohn|colitis|inflammatory bowel|\bibd\b"
+    r"|(?<!non-)(?<!non )diabet\w*"
+    r"|cancer|tumou?rs?\b(?! necrosis)|lymphoma|leuka?emia|myeloma|carcinoma|\bhiv\b|hepatitis"
+    r"|fibromyalgia|migraines?"
+    r"|acute disseminated encephalomyelitis|myalgic encephalomyelitis|\badem\b|autoimmune encephalitis"
+    r"|sarcoidosis|uveitis|huntington|friedreich"
     r"|spinocerebellar"
     r"|peripheral neuropathy|polyneuropathy|sj[oö]gren|vasculitis|beh[cç]et|spondyl\w*|systemic sclerosis"
     r"|scleroderma|tuberous sclerosis|myositis|thyroiditis|graves|addison|c[o]?eliac|autism|schizophren\w*"
     r"|bipolar|post[\s-]*traumatic stress|\bptsd\b|tourette|glaucoma|sickle cell|chronic fatigue syndrome"
     r"|myalgic|lyme|long covid|post[\s-]*acute covid|congenital|lateral sclerosis|transverse myelitis"
     r"|susac|neurosarcoidosis|lymphangioleiomyomatosis|angiofibroma|arthritis|asthma|copd|heart failure"
-    r"|kidney disease|renal disease|obstructive sleep apnea|narcolepsy|dystonia|essential tremor|hemiplegi\w*"
+    r"|kidney disease|renal disease|narcolepsy|dystonia|essential tremor|hemiplegi\w*"
     r"|hemiparesis|polymyalgia|pemphig\w*|nephrotic|glomerul\w*|multiple system atrophy"
-    r"|progressive supranuclear)"
+    r"|progressive supranuclear|leukodystroph\w*|ischa?emic optic neuropathy|\bnaion\b|ehlers|\bencephalitis"
+    r"|\bmyelitis|\badhd\b|(?:opioid|alcohol|substance|cannabis) (?:dependence|use disorders?)|blistering)"
 )
 # "... in MS and other autoimmune diseases", "... for neurological diseases" (titles only)
 _OTHER_DISEASE_GROUPS = re.compile(
@@ -122,6 +127,9 @@ def classify_relevance(record: StudyRecord, texts: Sequence[_Text] | None = None
     diseases too; not_ms when no MS population is named."""
     texts = list(_relevance_texts(record)) if texts is None else texts
     ms_evidence = _ms_evidence(texts)
+    if any(t.field in _TITLE_FIELDS and _NEGATED_MS.search(t.norm) for t in texts):
+        # the title says the optic neuritis (or CIS) enrolled is not MS-related
+        ms_evidence = [e for e in ms_evidence if _MS_NAMED.search(e.text.lower())]
     if not ms_evidence:
         other = _first_matches(texts, _NOT_MS_SCLEROSIS, limit=2) or _first_matches(texts, _OTHER_DISEASES, 2)
         return RelevanceLabel("not_ms", tuple(other))
@@ -156,8 +164,17 @@ def _relevance_texts(record: StudyRecord) -> Iterable[_Text]:
             yield _text(name, value)
 
 
+# "Optic neuritis not related to multiple sclerosis", "non-MS controls": MS named only to be excluded.
+_NEGATED_MS = re.compile(
+    r"(?:not|non|unrelated)[\s-]+(?:related |associated |due |linked |secondary )?(?:to |with )?"
+    r"(?:multiple sclerosis|ms)\b|other than (?:multiple sclerosis|ms)\b|without (?:multiple sclerosis|ms)\b"
+)
+
+
 def _without_other_scleroses(norm: str) -> str:
-    return _NOT_MS_SCLEROSIS.sub(" ", norm) if "scler" in norm else norm
+    if "scler" not in norm and " ms" not in norm:
+        return norm
+    return _NEGATED_MS.sub(" ", _NOT_MS_SCLEROSIS.sub(" ", norm))
 
 
 def _ms_evidence(texts: Sequence[_Text]) -> list[Evidence]:

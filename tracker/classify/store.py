@@ -22,7 +22,7 @@ from tracker.classify.rules import CLASSIFIER_VERSION, classify_phenotypes, clas
 from tracker.ctgov.parse import StudyRecord, parse_study
 from tracker.db.models import Classification, Override, Study, StudyLabel
 from tracker.db.session import transaction, utcnow
-from tracker.errors import FilterError, RecordError, TrackerError
+from tracker.errors import RecordError, TrackerError
 from tracker.taxonomy import load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def set_override(
     """Record a manual correction and re-materialise the study's labels at once.
 
     Only the dimensions given change; an earlier override of another dimension stays. Unknown keys are
-    refused with the list of valid ones (`FilterError`)."""
+    refused with the list of valid ones (`tracker.errors.FilterError`, from `Taxonomy.validate`)."""
     nct_id = nct_id.strip().upper()
     taxonomy = load_taxonomy()
     mechanisms = _dedupe(taxonomy.validate("mechanism", mechanisms)) if mechanisms is not None else None
@@ -274,7 +274,6 @@ def parse_key_list(value: str | None) -> list[str] | None:
 __all__ = [
     "BATCH_SIZE",
     "EffectiveLabel",
-    "FilterError",
     "OverrideError",
     "classify_pending",
     "clear_override",
