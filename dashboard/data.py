@@ -49,6 +49,7 @@ FILTER_COLUMNS = (
     "start_year",
     "has_results",
     "multi_disease",
+    "removed",
 )
 DISPLAY_COLUMNS = (
     "nct_id",

@@ -73,6 +73,7 @@ def frame() -> pd.DataFrame:
         {"INDUSTRY": "industry", "NIH": "government", "OTHER": "academic_other"}
     )
     data["study_type"] = "INTERVENTIONAL"
+    data["removed"] = [False, False, False]
     data["search_text"] = (data["nct_id"] + " tolebrutinib " + data["lead_sponsor_name"]).str.lower()
     return data
 
@@ -104,6 +105,13 @@ def test_default_hides_not_ms() -> None:
 )
 def test_each_field_narrows(trial_filter: TrialFilter, expected: list[str]) -> None:
     assert ids(trial_filter.validate()) == expected
+
+
+def test_removed_trials_are_hidden_unless_asked_for() -> None:
+    data = frame()
+    data.loc[0, "removed"] = True
+    assert list(apply_filter(data, TrialFilter())["nct_id"]) == ["NCT00000002"]
+    assert len(apply_filter(data, TrialFilter(include_removed=True))) == 2
 
 
 def test_active_shortcut_expands() -> None:
@@ -149,6 +157,7 @@ def test_dict_and_query_param_round_trips() -> None:
         countries=("Korea, Republic of",),
         start_year_min=2018,
         has_results=False,
+        include_removed=True,
     )
     assert TrialFilter.from_dict(original.to_dict()) == original
     parsed, warnings = TrialFilter.from_query_params(original.to_query_params())

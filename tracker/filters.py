@@ -88,6 +88,8 @@ class TrialFilter:
     start_year_max: int | None = None
     has_results: bool | None = None
     multi_disease: bool | None = None
+    # Trials a full sync no longer finds for the query are kept but flagged; shown only on request.
+    include_removed: bool = False
 
     def validate(self) -> TrialFilter:
         """Return self, or raise FilterError naming the bad value and the valid ones."""
@@ -137,6 +139,8 @@ class TrialFilter:
                 values[name] = _as_int(name, value)
             elif name in _BOOL_FIELDS:
                 values[name] = _as_bool(name, value)
+            elif name == "include_removed":
+                values[name] = bool(_as_bool(name, value))
             else:
                 values[name] = str(value).strip() or None if value is not None else None
         return cls(**values).validate()
@@ -204,6 +208,8 @@ class TrialFilter:
             parts.append("with results" if self.has_results else "without results")
         if self.multi_disease is not None:
             parts.append("multi-disease" if self.multi_disease else "MS only")
+        if self.include_removed:
+            parts.append("including trials no longer found by the registry search")
         return "; ".join(parts) if parts else "all MS trials"
 
 
@@ -241,6 +247,8 @@ def apply_filter(frame: pd.DataFrame, trial_filter: TrialFilter) -> pd.DataFrame
         mask &= frame["has_results"] == f.has_results
     if f.multi_disease is not None:
         mask &= frame["multi_disease"] == f.multi_disease
+    if not f.include_removed:
+        mask &= ~frame["removed"].astype(bool)
     return frame[mask]
 
 

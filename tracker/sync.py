@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -197,7 +196,7 @@ def _walk(
     seen_ids: set[str] = set()
     while True:
         try:
-            for page in prefetched(client.iter_pages(params)):
+            for page in client.iter_pages(params):
                 if page.total_count is not None:
                     result.total_count = page.total_count
                 _land_page(engine, page, seen_ids, result, progress)
@@ -207,23 +206,6 @@ def _walk(
                 raise ApiError(f"page token refused again after a restart; giving up ({exc})") from None
             result.restarts += 1
             logger.warning("%s; restarting the walk from page 1", exc)
-
-
-def prefetched(pages: Iterator[Page]) -> Iterator[Page]:
-    """Fetch page n+1 in a worker thread while page n is being stored.
-
-    The network wait and SQLite's executemany both release the GIL, so the two overlap; the walk itself
-    stays strictly sequential (one request in flight), as the registry asks.
-    """
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctgov-prefetch")
-    try:
-        pending = pool.submit(next, pages, None)
-        while (page := pending.result()) is not None:
-            pending = pool.submit(next, pages, None)
-            yield page
-    finally:
-        # On an error or interrupt downstream, do not wait for a fetch nobody will use.
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _land_page(

@@ -24,6 +24,7 @@ FILTER_OPTION_NAMES = (
     "start_year_max",
     "has_results",
     "multi_disease",
+    "include_removed",
 )
 
 _KEYS_HELP = "comma-separated or repeated"
@@ -53,6 +54,12 @@ _OPTIONS = (
         "--has-results/--no-results", default=None, help="Only trials with (or without) posted results."
     ),
     click.option("--multi-disease/--ms-only", default=None, help="Only multi-disease (or MS-only) trials."),
+    click.option(
+        "--include-removed",
+        is_flag=True,
+        default=None,
+        help="Also trials the registry search no longer returns.",
+    ),
 )
 
 
@@ -83,6 +90,7 @@ def filter_from_options(options: dict[str, Any]) -> TrialFilter:
         "start_year_max": options.get("start_year_max"),
         "has_results": options.get("has_results"),
         "multi_disease": options.get("multi_disease"),
+        "include_removed": options.get("include_removed") or None,
     }
     given = {key: value for key, value in data.items() if value not in (None, [])}
     relevance = _split(options.get("relevance") or ())

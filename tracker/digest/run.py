@@ -137,7 +137,8 @@ def build_for_subscription(
 ) -> DigestContent:
     """The digest content of one subscription for its period (reads the events and the ledger)."""
     start = since or info.digest_start
-    matching = apply_filter(trials, info.trial_filter)
+    # A trial the registry search stopped returning is news for its subscribers, not something to hide.
+    matching = apply_filter(trials, info.trial_filter.with_changes(include_removed=True))
     events = query.change_events_frame(
         engine, since=start, until=until, include_baseline=False, nct_ids=set(matching["nct_id"])
     )
