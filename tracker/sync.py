@@ -160,7 +160,8 @@ def run_sync(
             f", updated since {since}" if since else "",
         )
         try:
-            seen_ids = _walk(engine, client, search_params(settings, since), result, progress)
+            with store.gc_paused():
+                seen_ids = _walk(engine, client, search_params(settings, since), result, progress)
             _check_complete(result, seen_ids)
             if full:
                 result.removed = store.flag_removed(engine, run_id, seen_ids)
