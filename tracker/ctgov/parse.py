@@ -50,7 +50,10 @@ class PartialDate:
     first_day: date  # the earliest day the partial date can mean, for sorting and range filters
 
 
-@dataclass(frozen=True, slots=True)
+# The parts of a StudyRecord are read-only by convention, like the record itself (see there).
+
+
+@dataclass(slots=True)
 class ArmGroup:
     label: str
     type: str | None
@@ -58,7 +61,7 @@ class ArmGroup:
     intervention_names: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Intervention:
     type: str | None
     name: str
@@ -72,13 +75,13 @@ class Intervention:
         return self.arm_roles[0] if self.arm_roles else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Organization:
     name: str
     agency_class: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Location:
     facility: str | None
     city: str | None
