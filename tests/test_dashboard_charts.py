@@ -13,7 +13,7 @@ from dashboard import charts, labels
 from dashboard.frame_index import FrameIndex
 from dashboard.metrics import headline_numbers
 from dashboard.table import MANUAL_MARK, table_rows
-from tracker.query import TRIAL_FRAME_COLUMNS
+from tracker.query import DATE_COLUMNS, TRIAL_FRAME_COLUMNS
 
 TODAY = date(2025, 9, 25)
 
@@ -44,14 +44,7 @@ def trial(nct_id: str, **values: Any) -> dict[str, Any]:
 
 def frame_of(*rows: dict[str, Any]) -> pd.DataFrame:
     frame = pd.DataFrame(list(rows), columns=list(TRIAL_FRAME_COLUMNS))
-    for column in (
-        "start_date",
-        "primary_completion_date",
-        "completion_date",
-        "first_posted",
-        "last_update_posted",
-        "results_first_posted",
-    ):
+    for column in DATE_COLUMNS:
         frame[column] = pd.to_datetime(frame[column])
     frame["start_year"] = frame["start_date"].dt.year.astype("Int64")
     frame["highest_phase"] = frame["phases"].map(lambda phases: phases[-1] if phases else None)

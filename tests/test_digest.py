@@ -30,8 +30,9 @@ from digest_scenario import (
 from sqlalchemy import Engine, func, select
 
 from tracker.cli import main
+from tracker.db.migrate import upgrade_to_head
 from tracker.db.models import DigestDelivery, DigestSentEvent, Subscription
-from tracker.db.session import transaction
+from tracker.db.session import make_engine, transaction
 from tracker.digest.build import build_digest, describe_date_move, section_of
 from tracker.filters import TrialFilter
 from tracker.subscriptions import add_subscription
@@ -50,6 +51,19 @@ def sink() -> Iterator[MailSink]:
     mail.port = controller.port  # type: ignore[attr-defined]
     yield mail
     controller.stop()
+
+
+@pytest.fixture
+def reader_week1(sqlite_url: str) -> Iterator[Engine]:
+    """A SQLite store after the baseline and one week of changes, with one subscriber to everything."""
+    engine = make_engine(sqlite_url)
+    upgrade_to_head(engine)
+    world = scenario()
+    load_baseline(engine, world)
+    add_subscription(engine, "reader@example.org", EVERYTHING, now=SUBSCRIBED)
+    load_week1(engine, world)
+    yield engine
+    engine.dispose()
 
 
 def smtp_env(port: int, **extra: str) -> dict[str, str]:
@@ -245,17 +259,8 @@ def test_one_failed_recipient_does_not_stop_the_others(engine: Engine, db_url: s
 
 
 def test_smtp_login_and_the_password_stays_secret(
-    sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    sqlite_url: str, reader_week1: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tracker.db.migrate import upgrade_to_head
-    from tracker.db.session import make_engine
-
-    engine = make_engine(sqlite_url)
-    upgrade_to_head(engine)
-    world = scenario()
-    load_baseline(engine, world)
-    add_subscription(engine, "reader@example.org", EVERYTHING, now=SUBSCRIBED)
-    load_week1(engine, world)
     mail = MailSink()
     controller = start_smtp(mail, auth=Authenticator("digest", "right-pass-9f3a"))
     try:
@@ -274,19 +279,9 @@ def test_smtp_login_and_the_password_stays_secret(
         assert "right-pass-9f3a" not in right.output + caplog.text
     finally:
         controller.stop()
-        engine.dispose()
 
 
-def test_unreachable_server_fails_every_digest_clearly(sqlite_url: str) -> None:
-    from tracker.db.migrate import upgrade_to_head
-    from tracker.db.session import make_engine
-
-    engine = make_engine(sqlite_url)
-    upgrade_to_head(engine)
-    world = scenario()
-    load_baseline(engine, world)
-    add_subscription(engine, "reader@example.org", EVERYTHING, now=SUBSCRIBED)
-    load_week1(engine, world)
+def test_unreachable_server_fails_every_digest_clearly(sqlite_url: str, reader_week1: Engine) -> None:
     port = free_port()  # nothing listens here
 
     result = invoke(sqlite_url, "digest", "--send", env=smtp_env(port))
@@ -294,7 +289,6 @@ def test_unreachable_server_fails_every_digest_clearly(sqlite_url: str) -> None:
     assert result.exit_code == 1
     assert f"cannot send to reader@example.org via 127.0.0.1:{port}: ConnectionRefusedError" in result.stderr
     assert "Traceback" not in result.output + result.stderr
-    engine.dispose()
 
 
 def test_bad_options_give_one_line(sqlite_url: str) -> None:

@@ -72,7 +72,7 @@ _STUDY_COLUMNS = (
     Study.lead_sponsor_class,
     Study.removed_at,
 )
-_DATE_COLUMNS = (
+DATE_COLUMNS = (
     "start_date",
     "primary_completion_date",
     "completion_date",
@@ -180,7 +180,7 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
     frame["phases"] = frame["phases"].map(lambda value: tuple(value or ()))
     frame["phase_label"] = frame["phases"].map(phase_label)
     frame["highest_phase"] = frame["phases"].map(highest_phase)
-    for column in _DATE_COLUMNS:
+    for column in DATE_COLUMNS:
         frame[column] = pd.to_datetime(frame[column], errors="coerce")
     frame["start_year"] = frame["start_date"].dt.year.astype("Int64")
     frame["sponsor_category"] = frame["lead_sponsor_class"].map(sponsor_category)
