@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_sync.py
 	$(BIN)/python benchmarks/bench_classify.py
 	$(BIN)/python benchmarks/bench_dashboard.py
+	$(BIN)/python benchmarks/bench_export_digest.py
 
 dashboard: install
 	$(BIN)/tracker dashboard
