@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from tracker.config import Settings, load_settings
 from tracker.db.migrate import upgrade_to_head
-from tracker.db.session import make_engine
+from tracker.db.session import make_engine, one_line
 from tracker.errors import TrackerError
 
 
@@ -50,7 +50,7 @@ class TrackerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except TrackerError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {one_line(exc)}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
@@ -78,6 +78,6 @@ def main(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
     try:
         settings = load_settings(database_url=database_url)
     except TrackerError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {one_line(exc)}", err=True)
         sys.exit(exc.exit_code)
     ctx.obj = AppContext(settings)

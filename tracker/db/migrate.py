@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from tracker.db.session import mask_url
+from tracker.db.session import mask_url, one_line
 from tracker.errors import DatabaseError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,8 @@ def upgrade_to_head(engine: Engine) -> None:
             return
         command.upgrade(alembic_config(engine), "head")
     except OperationalError as exc:
-        raise DatabaseError(f"cannot open database {mask_url(str(engine.url))}: {exc.orig}") from None
+        raise DatabaseError(
+            f"cannot open database {mask_url(str(engine.url))}: {one_line(exc.orig)}"
+        ) from None
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"migration failed on {mask_url(str(engine.url))}: {exc}") from None
+        raise DatabaseError(f"migration failed on {mask_url(str(engine.url))}: {one_line(exc)}") from None

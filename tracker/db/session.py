@@ -30,6 +30,11 @@ def mask_url(url: str) -> str:
         return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
+def one_line(error: object) -> str:
+    """A driver's message folded onto one line (psycopg adds hints on lines of their own)."""
+    return " ".join(str(error).split())
+
+
 def _json_dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
@@ -53,7 +58,7 @@ def make_engine(url: str) -> Engine:
             parsed, json_serializer=_json_dumps, json_deserializer=orjson.loads, future=True
         )
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
-        raise ConfigError(f"cannot use database URL {mask_url(url)}: {exc}") from None
+        raise ConfigError(f"cannot use database URL {mask_url(url)}: {one_line(exc)}") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -82,7 +87,7 @@ def transaction(engine: Engine) -> Iterator[Session]:
         session.commit()
     except OperationalError as exc:
         session.rollback()
-        raise DatabaseError(f"database error on {mask_url(str(engine.url))}: {exc.orig}") from None
+        raise DatabaseError(f"database error on {mask_url(str(engine.url))}: {one_line(exc.orig)}") from None
     except BaseException:
         session.rollback()
         raise
