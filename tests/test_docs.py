@@ -9,6 +9,7 @@ import pytest
 
 from tracker.cli import main
 from tracker.config import Settings
+from tracker.export import EXPORT_HEADER
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -39,3 +40,8 @@ def test_every_command_has_help(path: str) -> None:
 @pytest.mark.parametrize("field", sorted(Settings.model_fields))
 def test_every_setting_is_documented(field: str) -> None:
     assert f"TRACKER_{field.upper()}" in README
+
+
+@pytest.mark.parametrize("column", EXPORT_HEADER)
+def test_every_export_column_is_documented(column: str) -> None:
+    assert f"`{column}`" in README
