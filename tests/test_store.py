@@ -131,3 +131,19 @@ def test_watermark_is_the_registry_date_of_the_last_clean_sync(engine: Engine) -
     run = store.begin_run(engine, mode="import", query=None, source="file", data_timestamp=None)
     store.finish_run(engine, run, outcome="success")
     assert store.watermark(engine) == date(2025, 9, 25)  # nor does an import
+
+
+def test_an_older_copy_never_rolls_a_study_back(engine: Engine) -> None:
+    newer = copy.deepcopy(REAL)
+    newer["protocolSection"]["statusModule"]["overallStatus"] = "TERMINATED"
+    newer["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {
+        "date": "2026-03-01",
+        "type": "ACTUAL",
+    }
+    load(engine, [newer])
+    _, outcome = load(engine, [REAL], mode="import")  # an old bulk download, imported later
+    assert (outcome.updated, outcome.unchanged) == (0, 1)
+    assert count(engine, StudyVersion) == 1
+    assert count(engine, ChangeEvent, ChangeEvent.kind != "new") == 0
+    with transaction(engine) as session:
+        assert session.get(Study, "NCT03064438").overall_status == "TERMINATED"

@@ -194,7 +194,11 @@ def _ingest_page(engine: Engine, run_id: int, raw_studies: Iterable[object], now
         restored: list[str] = []
         for nct_id, record in records.items():
             previous = stored.get(nct_id)
-            snapshot, removed_at = previous if previous else (None, None)
+            snapshot, removed_at, posted = previous if previous else (None, None, None)
+            if _is_older(record, posted):
+                # An older bulk download imported after a sync must not roll the study back.
+                log.info("kept %s: stored version (posted %s) is newer than the one received", nct_id, posted)
+                continue
             if removed_at is not None:
                 restored.append(nct_id)
                 events.append(_event(nct_id, Change("other", "removed_at", str(removed_at), None)))
@@ -218,7 +222,7 @@ def _ingest_page(engine: Engine, run_id: int, raw_studies: Iterable[object], now
             _insert_rows(session, ChangeEvent, events)
 
         outcome.inserted, outcome.updated = len(new), len(changed)
-        outcome.unchanged = len(records) - len(new) - len(changed)
+        outcome.unchanged = len(records) - len(new) - len(changed)  # older copies count as unchanged
         outcome.changed_ids = [r.nct_id for r in new] + [r.nct_id for r in changed]
         _count_page(session, run_id, outcome)
     return outcome
@@ -264,9 +268,15 @@ def _chunks(items: Sequence[str], size: int = _ID_CHUNK) -> Iterable[Sequence[st
         yield items[start : start + size]
 
 
+def _is_older(record: StudyRecord, stored_posted: date | None) -> bool:
+    posted = record.last_update_posted
+    return stored_posted is not None and posted is not None and posted < stored_posted
+
+
 def _stored_snapshots(
     session: Session, nct_ids: list[str]
-) -> dict[str, tuple[StudySnapshot, datetime | None]]:
+) -> dict[str, tuple[StudySnapshot, datetime | None, date | None]]:
+    """What is stored for these studies: the snapshot to diff, when flagged removed, last update posted."""
     columns = (
         Study.nct_id,
         Study.content_hash,
@@ -284,8 +294,9 @@ def _stored_snapshots(
         Study.has_results,
         Study.results_first_posted,
         Study.removed_at,
+        Study.last_update_posted,
     )
-    found: dict[str, tuple[StudySnapshot, datetime | None]] = {}
+    found: dict[str, tuple[StudySnapshot, datetime | None, date | None]] = {}
     for chunk in _chunks(nct_ids):
         for row in session.execute(select(*columns).where(Study.nct_id.in_(chunk))):
             found[row.nct_id] = (
@@ -304,6 +315,7 @@ def _stored_snapshots(
                     results_first_posted=row.results_first_posted,
                 ),
                 row.removed_at,
+                row.last_update_posted,
             )
     return found
 
