@@ -22,6 +22,8 @@ from dashboard import labels
 from dashboard.frame_index import FrameIndex, index_for
 
 GANTT_CAP = 200
+GANTT_TOP_MARGIN = 140  # pixels: title, legend, then the date axis above the bars
+GANTT_LEGEND_OFFSET = 40
 SLIPPAGE_BUCKETS: tuple[tuple[str, int, int], ...] = (
     ("Up to 3 months", 0, 91),
     ("3–6 months", 91, 183),
@@ -452,7 +454,15 @@ def gantt_figure(frame: pd.DataFrame, today: date, cap: int = GANTT_CAP) -> go.F
         categoryorder="array", categoryarray=list(rows["nct_id"][::-1]), showticklabels=len(rows) <= 60
     )
     height = min(1400, max(360, 12 * len(rows) + 160))
-    return _layout(fig, title, "Date", "Trial", height=height, barmode="overlay")
+    fig = _layout(fig, title, "Date", "Trial", height=height, barmode="overlay")
+    # The chart is taller than a screen and the newest trials are at the top, so the dates go on top too;
+    # the legend moves up under the title (in pixels from the top) to make room for them.
+    fig.update_xaxes(side="top")
+    fig.update_layout(
+        margin={"t": GANTT_TOP_MARGIN},
+        legend={"yref": "container", "y": 1 - GANTT_LEGEND_OFFSET / height, "yanchor": "top"},
+    )
+    return fig
 
 
 # --- g. world map ------------------------------------------------------------------------------------------

@@ -60,5 +60,7 @@ def recent_status_changes(events: pd.DataFrame, today: date) -> int:
         return 0
     since = datetime.combine(today, datetime.min.time()) - timedelta(days=RECENT_CHANGE_DAYS - 1)
     detected = pd.to_datetime(events["detected_at"])
-    recent = (events["kind"] == "status") & ~events["baseline"].astype(bool) & (detected >= since)
+    # Status events also carry a changed reason for stopping (field why_stopped): not a change of status.
+    status_changed = (events["kind"] == "status") & (events["field"] == "overall_status")
+    recent = status_changed & ~events["baseline"].astype(bool) & (detected >= since)
     return int(recent.sum())

@@ -25,6 +25,8 @@ URL_WARNINGS = "_filter_url_warnings"
 ANY, YES, NO = "Any", "Yes", "No"
 _TRISTATE: dict[str, bool | None] = {ANY: None, YES: True, NO: False}
 ACTIVE_LABEL = "Active (not yet recruiting, recruiting, by invitation, active not recruiting)"
+# Start years a link may ask for; beyond them the slider would span centuries.
+PLAUSIBLE_YEARS = (1900, 2100)
 LIST_FIELDS = tuple(f.name for f in fields(TrialFilter) if isinstance(f.default, tuple))
 
 
@@ -46,15 +48,12 @@ def params_mapping(names: list[str], get_all: Callable[[str], list[str]]) -> dic
 
 def widget_state(trial_filter: TrialFilter, choices: FilterChoices) -> dict[str, Any]:
     """The session-state values that make the widgets show `trial_filter`."""
-    low, high = year_bounds(trial_filter, choices)
     state: dict[str, Any] = {
         key("text"): trial_filter.text or "",
-        key("start_years"): (
-            trial_filter.start_year_min if trial_filter.start_year_min is not None else low,
-            trial_filter.start_year_max if trial_filter.start_year_max is not None else high,
-        ),
+        key("start_years"): year_bounds(trial_filter, choices),
         key("has_results"): _tristate_label(trial_filter.has_results),
         key("multi_disease"): _tristate_label(trial_filter.multi_disease),
+        key("include_removed"): trial_filter.include_removed,
     }
     for name in LIST_FIELDS:
         state[key(name)] = list(getattr(trial_filter, name))
@@ -72,14 +71,32 @@ def filter_from_state(state: Mapping[str, Any], choices: FilterChoices) -> Trial
     values["start_year_max"] = int(high) if int(high) < choices.last_year else None
     values["has_results"] = _TRISTATE.get(state.get(key("has_results"), ANY))
     values["multi_disease"] = _TRISTATE.get(state.get(key("multi_disease"), ANY))
+    values["include_removed"] = bool(state.get(key("include_removed"), False))
     return TrialFilter(**values).validate()
 
 
 def year_bounds(trial_filter: TrialFilter, choices: FilterChoices) -> tuple[int, int]:
-    """Slider bounds: the data's start years, widened to include a year asked for in the URL."""
-    low = min(choices.first_year, trial_filter.start_year_min or choices.first_year)
-    high = max(choices.last_year, trial_filter.start_year_max or choices.last_year)
+    """The slider's (low, high): the filter's years, the data's first and last start year where it has
+    none. An open end stays at or beyond the other end (e.g. a minimum later than every trial's start)."""
+    low, high = trial_filter.start_year_min, trial_filter.start_year_max
+    if low is None:
+        low = choices.first_year if high is None else min(choices.first_year, high)
+    if high is None:
+        high = max(choices.last_year, low)
     return low, high
+
+
+def implausible_years(trial_filter: TrialFilter) -> tuple[TrialFilter, list[str]]:
+    """The filter without start years outside PLAUSIBLE_YEARS (a slider cannot span them), and the notices."""
+    first, last = PLAUSIBLE_YEARS
+    changes: dict[str, None] = {}
+    warnings = []
+    for name in ("start_year_min", "start_year_max"):
+        year = getattr(trial_filter, name)
+        if year is not None and not first <= year <= last:
+            changes[name] = None
+            warnings.append(f"ignored {name}={year}: not a start year between {first} and {last}")
+    return trial_filter.with_changes(**changes), warnings
 
 
 def set_cell_filter(state: MutableMapping[str, Any], mechanism: str, phenotype: str) -> None:
@@ -105,6 +122,8 @@ def init_widgets(choices: FilterChoices) -> None:
     else:
         mapping = params_mapping(list(params.keys()), params.get_all)
         trial_filter, warnings = TrialFilter.from_query_params(mapping)
+        trial_filter, year_warnings = implausible_years(trial_filter)
+        warnings += year_warnings
     st.session_state.update(widget_state(trial_filter, choices))
     st.session_state[URL_WARNINGS] = warnings
 
@@ -184,13 +203,18 @@ def filter_sidebar(choices: FilterChoices) -> TrialFilter:
     low, high = st.session_state.get(key("start_years"), (choices.first_year, choices.last_year))
     sidebar.slider(
         "Start year",
-        min_value=min(choices.first_year, int(low)),
-        max_value=max(choices.last_year, int(high)),
+        min_value=min(choices.first_year, int(low), int(high)),
+        max_value=max(choices.last_year, int(low), int(high)),
         key=key("start_years"),
         help="At the full range, trials without a start date are included.",
     )
     sidebar.radio("Has results", list(_TRISTATE), key=key("has_results"), horizontal=True)
     sidebar.radio("Multi-disease", list(_TRISTATE), key=key("multi_disease"), horizontal=True)
+    sidebar.checkbox(
+        "Include removed trials",
+        key=key("include_removed"),
+        help="Trials a full sync no longer finds for the registry search are kept, but hidden unless ticked.",
+    )
     sidebar.button("Reset filters", on_click=reset_filters, args=(choices,))
 
     try:

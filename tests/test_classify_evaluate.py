@@ -106,3 +106,27 @@ def test_cli_evaluate_json(sqlite_url: str) -> None:
     assert {"nct_id", "relevance", "mechanisms", "phenotypes"} == set(data["predictions"][0])
     text = runner.invoke(main, ["--database-url", sqlite_url, "classify", "--evaluate", str(GOLD)])
     assert "mechanism_micro_f1" in text.output and "140 labelled studies found" in text.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "no labels in"), (b"\n\n", "no labels in"), (b"\xff\xfe{", "is not UTF-8 text")],
+    ids=["empty", "blank", "binary"],
+)
+def test_a_label_file_without_labels_is_a_clear_error(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "labels.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message):
+        read_gold_labels(path)
+
+
+def test_evaluating_labels_none_of_which_is_stored_fails_in_one_line(sqlite_url: str, tmp_path: Path) -> None:
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"nct_id": "NCT00000001", "relevance": "ms", "mechanisms": [], "phenotypes": []}\n')
+
+    result = CliRunner().invoke(main, ["--database-url", sqlite_url, "classify", "--evaluate", str(labels)])
+
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: none of the 1 labelled studies in {labels} is in the database (sync or import them first)"
+    ]

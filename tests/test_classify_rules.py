@@ -113,6 +113,11 @@ def test_code_names_match_however_spaced(written: str) -> None:
         ("GNbAC1", "neuroprotection"),
         ("KYV-101 anti-CD19 CAR-T cell therapy", "car_t"),
         ("Autologous mesenchymal stem cells", "msc_cell_therapy"),
+        ("25(OH)D3", "vitamin_d"),
+        ("Nicotinamid riboside", "diet_supplement"),  # misspelling
+        ("Vivomixx®", "diet_supplement"),
+        ("Propionic acid 1000 mg capsule", "diet_supplement"),
+        ("Coenzyme Q", "diet_supplement"),
     ],
 )
 def test_brand_names_codes_and_misspellings(written: str, key: str) -> None:
@@ -338,6 +343,28 @@ def test_non_drug_interventions(item: tuple[str, str], key: str) -> None:
     assert mechanisms(study(interventions=(item,))) == {key}
 
 
+@pytest.mark.parametrize(
+    ("item", "key"),
+    [
+        (("OTHER", "Computerized CT (Cognitive Training)"), "rehabilitation"),
+        (("DEVICE", "CT-100-D-004-A"), "neuromodulation_device"),  # a code name, not a CT scan
+        (("DIAGNOSTIC_TEST", "18F-florbetaben PET/CT"), "diagnostic"),
+        (("BEHAVIORAL", "JASPER"), "behavioural"),
+        (("OTHER", "Neuropsychological and emotional evaluation"), "diagnostic"),
+        (("BEHAVIORAL", "Emotional processing training"), "behavioural"),
+    ],
+)
+def test_abbreviations_and_words_that_mean_two_things(item: tuple[str, str], key: str) -> None:
+    assert mechanisms(study(interventions=(item,))) == {key}
+
+
+def test_follow_up_is_diagnostic_only_when_nothing_else_is_named() -> None:
+    assert mechanisms(study(interventions=(("OTHER", "Clinical follow-up"),))) == {"diagnostic"}
+    assert mechanisms(study(interventions=(("BEHAVIORAL", "Nurse follow-up coaching calls"),))) == {
+        "behavioural"
+    }
+
+
 def test_background_drug_named_only_in_the_title_adds_nothing() -> None:
     result = study(
         title="Ponesimod Add-on in Patients Treated With Dimethyl Fumarate (Tecfidera)",
@@ -429,6 +456,21 @@ def test_other_diseases_named_in_the_title_group_make_ms_plus() -> None:
     assert result.relevance.key == "ms_plus"
 
 
+@pytest.mark.parametrize(
+    ("official_title", "relevance"),
+    [
+        ("Detection of Spinal Cord Injuries in Patients With Multiple Sclerosis by MRI", "ms"),
+        ("Cognition in Clinically Isolated Syndrome Suggestive of MS: the SCI-COG Study", "ms"),
+        ("Botulinum Toxin for Allodynic Pain in SCI and MS", "ms_plus"),
+        ("Robot-Assisted Gait Training in Stroke and Multiple Sclerosis", "ms_plus"),
+    ],
+)
+def test_a_title_naming_what_happens_within_the_ms_population_is_not_another_cohort(
+    official_title: str, relevance: str
+) -> None:
+    assert study(official_title=official_title).relevance.key == relevance
+
+
 def test_ms_symptoms_and_comorbidities_are_not_other_diseases() -> None:
     result = study(
         conditions=("Multiple Sclerosis", "Fatigue", "Depression", "Neuropathic Pain", "Spasticity")
@@ -436,6 +478,8 @@ def test_ms_symptoms_and_comorbidities_are_not_other_diseases() -> None:
     assert result.relevance.key == "ms"
     comorbidity = study(conditions=("Obstructive Sleep Apnea in Multiple Sclerosis Patients",))
     assert comorbidity.relevance.key == "ms"
+    symptom = study(conditions=("Primary Progressive Multiple Sclerosis", "Hemiparesis"))
+    assert symptom.relevance.key == "ms"
 
 
 def test_ms_only_among_keywords_of_another_disease_trial_is_not_ms() -> None:
@@ -514,6 +558,18 @@ def test_exclusion_criteria_do_not_count() -> None:
     assert "Primary progressive" not in (inclusion_criteria(eligibility) or "")
 
 
+def test_a_summary_adds_phenotypes_only_when_conditions_and_titles_name_none() -> None:
+    summary = "Ocrelizumab is approved for relapsing MS; this trial asks whether it slows PPMS further."
+    named = study(title="Higher-Dose Ocrelizumab in Primary Progressive Multiple Sclerosis", summary=summary)
+    assert phenotypes(named) == {"ppms"}
+    unnamed = study(title="Higher-Dose Ocrelizumab in Multiple Sclerosis", summary=summary)
+    assert phenotypes(unnamed) == {"rms", "ppms"}
+    inclusion = "Inclusion Criteria:\n* Relapsing-remitting or secondary progressive multiple sclerosis"
+    assert phenotypes(study(eligibility=inclusion)) == {"rms", "spms"}
+    paediatric = study(title="Ofatumumab in Paediatric Multiple Sclerosis", eligibility=inclusion)
+    assert phenotypes(paediatric) == {"pediatric", "rms", "spms"}
+
+
 def test_exclusion_only_phenotype_leaves_ms_unspecified() -> None:
     eligibility = "Inclusion Criteria:\n* Multiple sclerosis\nExclusion Criteria:\n* Primary progressive MS"
     assert phenotypes(study(eligibility=eligibility)) == {"ms_unspecified"}
@@ -536,6 +592,17 @@ def test_acute_optic_neuritis_is_cis() -> None:
     result = study(conditions=("Acute Optic Neuritis",), interventions=("Methylprednisolone",))
     assert result.relevance.key == "ms"
     assert phenotypes(result) == {"cis"}
+
+
+def test_a_first_attack_as_the_outcome_of_a_ris_trial_is_not_cis() -> None:
+    result = study(
+        title="Assessment of Tecfidera in Radiologically Isolated Syndrome (RIS)",
+        official_title="Assessment of Dimethyl Fumarate in Extending the Time to a First Attack in RIS",
+        conditions=("Multiple Sclerosis",),
+    )
+    assert phenotypes(result) == {"ris"}
+    first_episode = study(title="Cell Therapy in Patients With a First Clinical Episode Suggestive of MS")
+    assert phenotypes(first_episode) == {"cis"}
 
 
 def test_pediatric_by_maximum_age() -> None:

@@ -222,6 +222,87 @@ def test_bad_link_parameter_falls_back_with_a_notice(
     assert "phases" not in app.query_params
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start_year_min": "abc"},
+        {"start_year_max": "1e3"},
+        {"mechanisms": "nope"},
+        {"start_year_min": "2020", "start_year_max": "2000"},
+        {"has_results": "maybe"},
+        {"include_removed": "perhaps"},
+        {"relevance": ["ms", "bogus"]},
+    ],
+)
+def test_any_bad_link_parameter_gives_the_default_view_and_a_notice(
+    loaded_url: str, monkeypatch: pytest.MonkeyPatch, params: dict[str, str | list[str]]
+) -> None:
+    app = run_app(loaded_url, monkeypatch, **params)
+    assert app.warning, "a notice names the ignored parameter"
+    shown = metrics(app)["Trials"]
+    kept, _warnings = TrialFilter.from_query_params(params)
+    assert shown == expected_metrics(loaded_url, kept)["Trials"]
+
+
+@pytest.mark.parametrize("params", [{"start_year_min": "99999999999999999999"}, {"start_year_max": "-5"}])
+def test_an_implausible_start_year_in_a_link_is_ignored_with_a_notice(
+    loaded_url: str, monkeypatch: pytest.MonkeyPatch, params: dict[str, str]
+) -> None:
+    app = run_app(loaded_url, monkeypatch, **params)
+    assert "not a start year between 1900 and 2100" in " ".join(warning.value for warning in app.warning)
+    assert metrics(app) == expected_metrics(loaded_url, TrialFilter())
+    assert dict(app.query_params) == {}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"start_year_min": "2099"},  # later than every start: no trial, but a valid view
+        {"start_year_max": "1950"},  # earlier than every start
+    ],
+)
+def test_a_start_year_beyond_the_data_widens_the_slider(
+    loaded_url: str, monkeypatch: pytest.MonkeyPatch, params: dict[str, str]
+) -> None:
+    app = run_app(loaded_url, monkeypatch, **params)
+    wanted, _warnings = TrialFilter.from_query_params(params)
+    assert not app.warning
+    assert metrics(app) == expected_metrics(loaded_url, wanted)
+    low, high = app.slider(key=sidebar.key("start_years")).value
+    assert low <= int(params.get("start_year_min", low)) and high >= int(params.get("start_year_max", high))
+    for name, value in params.items():
+        assert url_values(app, name) == [value]
+
+
+def test_removed_trials_show_only_when_asked_for_by_checkbox_or_link(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade_to_head(engine)
+    import_studies(engine, SAMPLE)
+    everything = query.load_trial_frame(engine)
+    shown = apply_filter(everything, TrialFilter())
+    run_id = store.begin_run(engine, mode="full", query=None, source="test", data_timestamp=None)
+    seen = set(everything["nct_id"]) - {shown["nct_id"].iloc[0]}
+    gone = store.flag_removed(engine, run_id, seen_ids=seen)
+    store.finish_run(engine, run_id, outcome="success")
+    engine.dispose()
+    assert gone == [shown["nct_id"].iloc[0]]
+    default_count = f"{len(shown) - 1:,}"
+    with_removed = f"{len(shown):,}"
+
+    app = run_app(sqlite_url, monkeypatch)
+    assert metrics(app)["Trials"] == default_count
+    app.checkbox(key=sidebar.key("include_removed")).check().run()
+    assert metrics(app)["Trials"] == with_removed
+    assert url_values(app, "include_removed") == ["true"]
+
+    linked = run_app(sqlite_url, monkeypatch, include_removed="true")
+    assert metrics(linked)["Trials"] == with_removed
+    assert linked.checkbox(key=sidebar.key("include_removed")).value is True
+    assert url_values(linked, "include_removed") == ["true"]
+
+
 def test_start_year_slider_narrows_and_full_range_means_any(
     loaded_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -254,6 +335,7 @@ def test_widget_state_round_trips_every_filter_field(loaded_url: str) -> None:
         start_year_max=choices.last_year - 1,
         has_results=True,
         multi_disease=False,
+        include_removed=True,
     )
     assert sidebar.filter_from_state(sidebar.widget_state(full, choices), choices) == full
     assert sidebar.filter_from_state(sidebar.widget_state(TrialFilter(), choices), choices) == TrialFilter()

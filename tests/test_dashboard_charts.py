@@ -60,7 +60,9 @@ def events_of(*rows: tuple[str, str, str, str | None, str | None, bool]) -> pd.D
                 "nct_id": nct_id,
                 "detected_at": pd.Timestamp(detected),
                 "kind": kind,
-                "field": kind,
+                "field": {"status": "overall_status", "results_posted": "results_first_posted"}.get(
+                    kind, kind
+                ),
                 "old_value": old,
                 "new_value": new,
                 "baseline": baseline,
@@ -197,6 +199,10 @@ def test_gantt_is_capped_to_the_most_recently_started(sample):
     fig = charts.gantt_figure(sample, TODAY, cap=2)
     assert "2 most recently started of 3" in fig.layout.title.text
     assert fig.layout.xaxis.type == "date"
+    # Dates above the bars (the chart is taller than a screen), the legend between them and the title.
+    assert fig.layout.xaxis.side == "top"
+    assert fig.layout.legend.yref == "container" and fig.layout.legend.y < 1
+    assert fig.layout.margin.t > fig.layout.height * (1 - fig.layout.legend.y)
 
 
 def test_trials_by_country_counts_trials_not_sites(sample):
@@ -264,6 +270,9 @@ def test_headline_numbers(sample):
         ("NCT00000003", "2025-09-24 08:00", "status", None, "COMPLETED", True),  # baseline
         ("NCT00000003", "2025-09-24 08:00", "enrollment", "1", "2", False),  # not a status change
     )
+    # A reason for stopping comes with the status change it explains: the same change, not a second one.
+    why_stopped = events.iloc[[0]].assign(id=99, field="why_stopped", old_value=None, new_value="funding")
+    events = pd.concat([events, why_stopped], ignore_index=True)
     numbers = headline_numbers(sample, events, TODAY)
     assert numbers.trials == 4
     assert numbers.recruiting == 1

@@ -29,13 +29,16 @@ from digest_scenario import (
 )
 from sqlalchemy import Engine, func, select
 
+from tracker import query
 from tracker.cli import main
+from tracker.config import load_settings
 from tracker.db.migrate import upgrade_to_head
 from tracker.db.models import DigestDelivery, DigestSentEvent, Subscription
 from tracker.db.session import make_engine, transaction
 from tracker.digest.build import build_digest, describe_date_move, section_of
+from tracker.digest.run import build_for_subscription
 from tracker.filters import TrialFilter
-from tracker.subscriptions import add_subscription
+from tracker.subscriptions import add_subscription, list_subscriptions
 
 EVERYTHING = TrialFilter(relevance=())  # the test database is not classified: no relevance restriction
 WEEK1_EVENTS = (
@@ -300,6 +303,9 @@ def test_bad_options_give_one_line(sqlite_url: str) -> None:
     assert "invalid date for --since: 'last week'" in bad_date.stderr
     empty = invoke(sqlite_url, "digest", "--since", "2025-09-10", "--until", "2025-09-01")
     assert empty.exit_code == 2 and "empty digest period" in empty.stderr
+    unknown = invoke(sqlite_url, "digest", "--subscription", "77")
+    assert unknown.exit_code == 2
+    assert unknown.stderr.strip() == "Error: no subscription with ID 77 (see `tracker subscribe list`)"
 
 
 # --- pure building ---------------------------------------------------------------------------------
@@ -404,3 +410,80 @@ def test_build_leaves_out_baseline_sent_and_unfiltered_events_and_caps_sections(
     assert content.event_ids == (1, 2, 3, 4, 5, 10, 11)
     assert content.trial_count == 5
     assert content.counts == {"new": 5, "stopped": 1}
+
+
+@pytest.mark.parametrize(
+    ("trial_filter", "sections"),
+    [
+        # Recruiting trials that completed or were terminated no longer match, but that is the news.
+        (
+            TrialFilter(relevance=(), statuses=("RECRUITING",)),
+            {"new", "opened", "closed", "stopped"},
+        ),
+        # A trial without results that posted them has left the filter by doing so.
+        (
+            TrialFilter(relevance=(), has_results=False),
+            {"new", "opened", "closed", "stopped", "results", "primary_completion", "other"},
+        ),
+        (TrialFilter(relevance=(), statuses=("NOT_YET_RECRUITING",)), {"opened"}),
+    ],
+)
+def test_a_trial_the_period_moved_out_of_the_filter_is_still_reported(
+    engine: Engine, db_url: str, trial_filter: TrialFilter, sections: set[str]
+) -> None:
+    world = scenario()
+    load_baseline(engine, world)
+    sub = add_subscription(engine, "reader@example.org", trial_filter, now=SUBSCRIBED).subscription
+    load_week1(engine, world)
+    settings = load_settings(database_url=db_url)
+
+    content = build_for_subscription(
+        engine,
+        settings,
+        list_subscriptions(engine, ids=[sub.id])[0],
+        query.load_trial_frame(engine),
+        since=None,
+        until=DIGEST1,
+    )
+
+    reported = {section.key: {item.nct_id for item in section.items} for section in content.sections}
+    # The new trials are recruiting and have no results yet, so they match each filter but the last.
+    expected = {key: set(world.changed[key]) for key in sections}
+    assert reported == expected
+
+
+def test_a_trial_that_never_matched_the_filter_is_not_reported(engine: Engine) -> None:
+    world = scenario()
+    load_baseline(engine, world)
+    sub = add_subscription(
+        engine, "reader@example.org", TrialFilter(relevance=(), statuses=("WITHDRAWN",)), now=SUBSCRIBED
+    ).subscription
+    load_week1(engine, world)
+    content = build_for_subscription(
+        engine,
+        load_settings(),
+        list_subscriptions(engine, ids=[sub.id])[0],
+        query.load_trial_frame(engine),
+        since=None,
+        until=DIGEST1,
+    )
+    assert content.is_empty
+
+
+def test_a_name_with_a_line_break_cannot_break_the_subject_header(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    world = scenario()
+    load_baseline(engine, world)
+    sub = add_subscription(
+        engine, "reader@example.org", EVERYTHING, name="Weekly\r\nBcc: someone@example.net", now=SUBSCRIBED
+    ).subscription
+    load_week1(engine, world)
+    assert sub.name == "Weekly Bcc: someone@example.net"
+
+    result = invoke(db_url, "digest", "--dry-run", "--out", str(tmp_path), "--until", DIGEST1.isoformat())
+
+    assert result.exit_code == 0, result.output
+    message = (tmp_path / f"subscription-{sub.id}.eml").read_bytes()
+    assert b"\nBcc:" not in message
+    assert b"Subject: MS trials digest (Weekly Bcc: someone@example.net)" in message

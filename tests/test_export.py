@@ -190,6 +190,12 @@ def test_user_errors_are_one_line(sqlite_url: str, tmp_path: Path) -> None:
     bad = invoke(sqlite_url, "export", "--out", str(tmp_path / "x.csv"), "--phase", "PHASE9")
     assert bad.exit_code == 2 and bad.stderr.startswith("Error: unknown phase value(s): PHASE9")
     assert not (tmp_path / "x.csv").exists()
+    folder = invoke(sqlite_url, "export", "--out", str(tmp_path))
+    assert folder.exit_code == 2 and "is a directory" in folder.stderr
+    (tmp_path / "y.csv.json").mkdir()  # the sidecar's name is taken: the message names the sidecar
+    sidecar = invoke(sqlite_url, "export", "--out", str(tmp_path / "y.csv"))
+    assert sidecar.exit_code == 2
+    assert sidecar.stderr.strip() == f"Error: cannot write {tmp_path / 'y.csv.json'}: Is a directory"
 
 
 def test_every_column_is_documented() -> None:

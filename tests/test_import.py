@@ -120,3 +120,50 @@ def test_import_command(sqlite_url: str, tmp_path: Path) -> None:
         f"Error: no such file or directory: {tmp_path / 'nope.jsonl'}"
     ]
     assert "Traceback" not in missing.output
+
+
+def damaged_zip(path: Path) -> Path:
+    """A zip whose one member fails its CRC check (a byte flipped after writing)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as bundle:
+        bundle.writestr("ctg-studies/NCT00000001.json", '{"protocolSection": {}}')
+    data = bytearray(path.read_bytes())
+    data[data.index(b"protocolSection")] ^= 0x20
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_damaged_zip_member_fails_clearly(tmp_path: Path) -> None:
+    archive = damaged_zip(tmp_path / "damaged.zip")
+    with pytest.raises(ConfigError, match=r"cannot read .*damaged.zip:ctg-studies/NCT00000001.json: Bad CRC"):
+        list(iter_raw_studies(archive))
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", b"[]"], ids=["empty", "blank-lines", "empty-list"])
+def test_a_source_without_studies_records_no_run(engine: Engine, tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / ("studies.json" if content == b"[]" else "studies.jsonl")
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match="no studies in"):
+        import_studies(engine, path)
+    assert count(engine, SyncRun) == 0
+
+
+@pytest.mark.parametrize("source", ["damaged.zip", "empty.jsonl", "bad-line.jsonl", "mixed.zip"])
+def test_import_errors_are_one_line_without_traceback(sqlite_url: str, tmp_path: Path, source: str) -> None:
+    path = tmp_path / source
+    if source == "damaged.zip":
+        damaged_zip(path)
+    elif source == "empty.jsonl":
+        path.write_bytes(b"")
+    elif source == "bad-line.jsonl":
+        path.write_bytes(b'{"protocolSection": {}}\nnot json\n')
+    else:  # a README beside a member that is not JSON
+        with zipfile.ZipFile(path, "w") as bundle:
+            bundle.writestr("README.txt", "hello")
+            bundle.writestr("study.json", "garbage")
+
+    outcome = CliRunner().invoke(main, ["--database-url", sqlite_url, "import", str(path)])
+
+    assert outcome.exit_code == 2, outcome.output
+    assert outcome.exception is None or isinstance(outcome.exception, SystemExit)
+    assert "Traceback" not in outcome.output
+    assert len([line for line in outcome.output.splitlines() if line.startswith("Error: ")]) == 1

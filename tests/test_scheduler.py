@@ -23,7 +23,15 @@ from tracker.cli import main
 from tracker.config import load_settings
 from tracker.db.session import utcnow
 from tracker.filters import TrialFilter
-from tracker.locks import Lease, LeaseHeldError, current_holder, release, renew, try_acquire
+from tracker.locks import (
+    DEFAULT_TTL_SECONDS,
+    Lease,
+    LeaseHeldError,
+    current_holder,
+    release,
+    renew,
+    try_acquire,
+)
 from tracker.scheduler import JOBS_TABLE, JobSpec, build_scheduler, digest_job, install_jobs, run_scheduler
 from tracker.subscriptions import add_subscription
 
@@ -49,14 +57,29 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
 class SchedulerThread:
     """`run_scheduler` in a background thread, stopped through its stop event."""
 
-    def __init__(self, engine: Engine, url: str, jobs: list[JobSpec], **settings: object) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        url: str,
+        jobs: list[JobSpec],
+        *,
+        lease_ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        **settings: object,
+    ) -> None:
         self.stop = threading.Event()
         self.error: BaseException | None = None
         config = load_settings(database_url=url, **settings)
 
         def run() -> None:
             try:
-                run_scheduler(engine, config, jobs=jobs, stop=self.stop, handle_signals=False)
+                run_scheduler(
+                    engine,
+                    config,
+                    jobs=jobs,
+                    stop=self.stop,
+                    handle_signals=False,
+                    lease_ttl_seconds=lease_ttl_seconds,
+                )
             except BaseException as exc:  # reported by the test
                 self.error = exc
 
@@ -158,6 +181,19 @@ def test_the_digest_job_sends_through_the_scheduler(engine: Engine, db_url: str)
         controller.stop()
 
 
+def test_a_scheduler_whose_lease_is_taken_over_stops_with_an_error(engine: Engine, db_url: str) -> None:
+    job = JobSpec("tick", tick, IntervalTrigger(hours=1))
+    with SchedulerThread(engine, db_url, [job], lease_ttl_seconds=1.5) as running:
+        wait_for(lambda: current_holder(engine, "scheduler") is not None, "the lease")
+        # As a second scheduler would after this one stalled past its lease: a heartbeat seen as stale.
+        later = utcnow() + timedelta(seconds=10)
+        assert try_acquire(engine, "scheduler", "intruder:1", ttl_seconds=1.5, now=later) is None
+        running.thread.join(timeout=60)
+    assert isinstance(running.error, LeaseHeldError)
+    assert "taken over by intruder:1" in str(running.error)
+    assert current_holder(engine, "scheduler").owner == "intruder:1"  # type: ignore[union-attr]
+
+
 def test_lease_expires_when_its_holder_stops_beating(engine: Engine) -> None:
     start = utcnow()
     assert try_acquire(engine, "scheduler", "host:1", ttl_seconds=90, now=start) is None
@@ -225,3 +261,11 @@ def test_invalid_cron_is_one_line(sqlite_url: str) -> None:
     )
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: invalid TRACKER_SYNC_CRON 'every day' (timezone UTC): ")
+
+
+def test_an_empty_query_stops_the_scheduler_before_it_starts(sqlite_url: str) -> None:
+    result = CliRunner().invoke(
+        main, ["--database-url", sqlite_url, "schedule"], env={"TRACKER_QUERY": " "}, catch_exceptions=False
+    )
+    assert result.exit_code == 2
+    assert "refusing to fetch the whole registry" in result.output

@@ -105,6 +105,10 @@ def test_changes_filters(synced: str) -> None:
         (["--since", "yesterday"], "Error: invalid date for --since: 'yesterday' (expected YYYY-MM-DD)"),
         (["--until", "2025-13-01"], "Error: invalid date for --until: '2025-13-01' (expected YYYY-MM-DD)"),
         (["--kind", "bogus"], "Error: unknown change kind 'bogus'"),
+        (
+            ["--since", "2025-02-01", "--until", "2025-01-31"],
+            "Error: --since 2025-02-01 is after --until 2025-01-31",
+        ),
     ],
 )
 def test_changes_argument_errors(sqlite_url: str, args: list[str], message: str) -> None:

@@ -63,6 +63,20 @@ def test_add_list_remove(engine: Engine, db_url: str) -> None:
     assert invoke(db_url, "subscribe", "list").output.strip() == "No subscriptions."
 
 
+def test_the_same_filter_in_another_order_is_the_same_subscription(engine: Engine, db_url: str) -> None:
+    first = invoke(
+        db_url, "subscribe", "add", "ana@example.org", "--phase", "PHASE2,PHASE3", "--status", "active"
+    )
+    again = invoke(
+        db_url, "subscribe", "add", "ana@example.org", "--status", "active", "--phase", "PHASE3,PHASE2"
+    )
+    assert first.output.startswith("Subscribed: #1")
+    assert again.output.startswith("Already subscribed: #1")
+    other = invoke(db_url, "subscribe", "add", "ana@example.org", "--phase", "PHASE3")
+    assert other.output.startswith("Subscribed: #2")
+    assert len(list_subscriptions(engine)) == 2
+
+
 def test_removing_a_subscription_removes_its_ledger(engine: Engine, db_url: str) -> None:
     invoke(db_url, "subscribe", "add", "ana@example.org")
     now = utcnow()

@@ -99,6 +99,34 @@ def test_first_sync_is_full_then_incremental_from_watermark_minus_two_days(
     assert store.watermark(engine).isoformat() == "2025-09-27"
 
 
+def test_a_new_query_starts_with_a_full_pass(fake_ctgov: FakeCtgov, engine: Engine) -> None:
+    old_neuritis = make_study("NCT00000101", conditions=["Optic Neuritis"], last_update="2019-05-01")
+    fake_ctgov.set_studies([*studies(3), old_neuritis])
+    sync(fake_ctgov, engine)  # "multiple sclerosis": the watermark covers that query only
+
+    other = sync(fake_ctgov, engine, query="optic neuritis")
+    back = sync(fake_ctgov, engine)
+    same = sync(fake_ctgov, engine, query=" Multiple  Sclerosis")
+
+    assert (other.mode, other.since, other.inserted) == ("full", None, 1)
+    assert "filter.advanced" not in fake_ctgov.requests_to("/studies")[-2].params
+    assert (back.mode, back.since, back.unchanged) == ("full", None, 3)
+    assert same.mode == "incremental"  # the registry's search ignores case and spacing
+
+
+def test_a_full_pass_for_another_query_flags_nothing_removed(fake_ctgov: FakeCtgov, engine: Engine) -> None:
+    neuritis = make_study("NCT00000101", conditions=["Optic Neuritis"])
+    fake_ctgov.set_studies([*studies(3), neuritis])
+    sync(fake_ctgov, engine)
+
+    other = sync(fake_ctgov, engine, full=True, query="optic neuritis")
+    assert (other.outcome, other.removed) == ("success", [])
+    assert count(engine, Study, Study.removed_at.is_not(None)) == 0
+
+    again = sync(fake_ctgov, engine, full=True, query="optic neuritis")
+    assert again.removed == ["NCT00000001", "NCT00000002", "NCT00000003"]  # now that query is the baseline
+
+
 def test_resyncing_unchanged_data_changes_nothing(fake_ctgov: FakeCtgov, engine: Engine) -> None:
     fake_ctgov.set_studies(studies(12, last_update="2025-09-24"))
     sync(fake_ctgov, engine)

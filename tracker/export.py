@@ -278,11 +278,12 @@ def write_export(
         frame_taxonomy_versions=versions,
     )
     sidecar = sidecar_path_for(path)
-    try:
-        _write_atomically(path, frame_to_csv(frame, excel=excel))
-        _write_atomically(
-            sidecar, json.dumps(provenance, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
-        )
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    for target, data in (
+        (path, frame_to_csv(frame, excel=excel)),
+        (sidecar, json.dumps(provenance, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"),
+    ):
+        try:
+            _write_atomically(target, data)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {target}: {exc.strerror}") from None
     return ExportResult(path=path, sidecar_path=sidecar, row_count=len(frame), provenance=provenance)

@@ -34,7 +34,8 @@ from sqlalchemy import Engine
 
 from tracker.config import Settings
 from tracker.errors import ConfigError, TrackerError
-from tracker.locks import DEFAULT_TTL_SECONDS, Lease
+from tracker.locks import DEFAULT_TTL_SECONDS, Lease, LeaseHeldError, current_holder
+from tracker.sync import check_query
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,7 @@ def run_scheduler(
     """Run until `stop` is set (or SIGTERM/SIGINT when `handle_signals`); raises LeaseHeldError if another
     scheduler holds this database."""
     global _runtime
+    check_query(settings)  # the daily sync must not fetch the whole registry
     jobs = default_jobs(settings) if jobs is None else list(jobs)
     stop = stop or threading.Event()
     with Lease(engine, LEASE_NAME, ttl_seconds=lease_ttl_seconds) as lease:
@@ -185,10 +187,8 @@ def run_scheduler(
             install_jobs(scheduler, jobs)
             scheduler.resume()
             log.info("scheduler started (%d jobs, timezone %s)", len(jobs), settings.timezone)
-            while not stop.wait(POLL_SECONDS):
-                if lease.lost.is_set():
-                    log.error("stopping: the scheduler lease was taken over by another process")
-                    break
+            while not stop.wait(POLL_SECONDS) and not lease.lost.is_set():
+                pass
             log.info("scheduler stopping: waiting for a running job to finish")
         finally:
             if scheduler.running:
@@ -196,6 +196,14 @@ def run_scheduler(
             _runtime = None
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+        if lease.lost.is_set():
+            # Another scheduler now runs the jobs; exiting non-zero tells a supervisor this one was displaced.
+            holder = current_holder(engine, LEASE_NAME)
+            taker = holder.owner if holder else "another process"
+            raise LeaseHeldError(
+                f"stopped: the {LEASE_NAME} lease was taken over by {taker} "
+                "(this process missed its heartbeats for longer than the lease lasts)"
+            )
         log.info("scheduler stopped")
 
 

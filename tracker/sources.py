@@ -49,7 +49,7 @@ def iter_raw_studies(path: Path) -> Iterator[Any]:
     elif name.endswith(JSONL_SUFFIXES):
         yield from _iter_jsonl(path)
     elif name.endswith(".json"):
-        yield from _studies_in(_load_json(path.read_bytes(), str(path)), str(path))
+        yield from _studies_in(_load_json(_read_file(path), str(path)), str(path))
     else:
         raise ConfigError(f"cannot import {path}: expected a directory, .zip, .json, .jsonl or .jsonl.gz")
 
@@ -73,7 +73,22 @@ def _iter_zip(path: Path) -> Iterator[Any]:
             raise ConfigError(f"no .json files in {path}")
         for member in members:
             where = f"{path}:{member}"
-            yield from _studies_in(_load_json(archive.read(member), where), where)
+            yield from _studies_in(_load_json(_read_member(archive, member, where), where), where)
+
+
+def _read_member(archive: zipfile.ZipFile, member: str, where: str) -> bytes:
+    # A damaged, encrypted or exotically compressed member is the file's fault, not a crash of ours.
+    try:
+        return archive.read(member)
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError) as exc:
+        raise ConfigError(f"cannot read {where}: {exc}") from None
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _iter_jsonl(path: Path) -> Iterator[Any]:
@@ -124,10 +139,12 @@ def import_studies(
     started = time.monotonic()
     chunks = _chunks(iter_raw_studies(path), chunk_size)
     first = next(chunks, None)  # a missing or unreadable source fails before a run is recorded
+    if first is None:
+        raise ConfigError(f"no studies in {path}")
     run_id = store.begin_run(engine, mode="import", query=None, source=str(path), data_timestamp=None)
     result = SyncResult(run_id=run_id, mode="import")
     try:
-        for chunk in chain([first] if first else [], chunks):
+        for chunk in chain([first], chunks):
             outcome = store.ingest_page(engine, run_id, chunk)
             result.add(outcome)
             if progress is not None:

@@ -106,6 +106,11 @@ class ChangeQuery:
     kinds: tuple[str, ...] = ()
     limit: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            # an empty answer would look like "nothing changed"
+            raise ConfigError(f"--since {self.since} is after --until {self.until}")
+
 
 def parse_day(value: str | None, option: str) -> date | None:
     """A YYYY-MM-DD option value; `ConfigError` (exit 2) otherwise."""

@@ -92,14 +92,30 @@ def add_subscription(
     filters: dict[str, Any] = trial_filter.validate().to_dict()
     with transaction(engine) as session:
         for row in session.scalars(select(Subscription).where(_same_address(address))):
-            if (row.filters or {}) == filters:
+            if _same_filter(row.filters or {}, filters):
                 return AddOutcome(_info(row), created=False)
-        row = Subscription(
-            email=address, name=(name or "").strip() or None, filters=filters, created_at=now or utcnow()
-        )
+        row = Subscription(email=address, name=_one_line(name), filters=filters, created_at=now or utcnow())
         session.add(row)
         session.flush()
         return AddOutcome(_info(row), created=True)
+
+
+def _same_filter(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Equal filters, whatever the order of the values in a field (`--phase PHASE2,PHASE3` is
+    `--phase PHASE3,PHASE2`) or repeats in it."""
+
+    def canonical(filters: dict[str, Any]) -> dict[str, Any]:
+        return {
+            name: sorted(set(value)) if isinstance(value, list) else value for name, value in filters.items()
+        }
+
+    return canonical(stored) == canonical(wanted)
+
+
+def _one_line(name: str | None) -> str | None:
+    """The name with runs of whitespace (line breaks included) made single spaces: it goes into the digest's
+    Subject header, where a line break is refused."""
+    return " ".join((name or "").split()) or None
 
 
 def list_subscriptions(engine: Engine, *, ids: list[int] | None = None) -> list[SubscriptionInfo]:

@@ -4,7 +4,8 @@ The walk (API_NOTES §5, §13):
 
 1. `GET /version`; its dataTimestamp is stored with the run. The registry's clock, never ours, sets the
    watermark (`store.watermark`: the data date of the last run that finished without error).
-2. No watermark (first run) or `full=True`: a full pass over `query.cond`. Otherwise an incremental pass over
+2. No watermark (first run, or the last clean run searched for another query) or `full=True`: a full pass
+   over `query.cond`. Otherwise an incremental pass over
    `AREA[LastUpdatePostDate]RANGE[watermark - 2 days, MAX]`; the overlap re-reads a trailing window, and
    upserts are idempotent, so nothing is missed when the registry posts late.
 3. Pages of up to 1000 studies; each page lands in its own transaction (`store.ingest_page`), so a run killed
@@ -12,7 +13,7 @@ The walk (API_NOTES §5, §13):
    NCT ID within a run. A refused page token (tokens die at data refreshes) restarts the walk once.
 4. A pass that receives fewer distinct studies than the registry's totalCount fails loudly
    (`IncompleteSyncError`); whatever landed stays. A complete `full=True` pass flags studies the query no
-   longer returns (kept, with a "removed" change event).
+   longer returns (kept, with a "removed" change event), unless the last clean run searched for another query.
 5. Rejected records (logged by the store with NCT ID and reason) make the outcome "partial"; the CLI turns
    that into exit code 3. Only a "success" run moves the watermark.
 6. New and changed studies are classified at the end (`tracker.classify.store.classify_pending`).
@@ -33,7 +34,7 @@ from sqlalchemy import Engine
 from tracker import store
 from tracker.config import Settings
 from tracker.ctgov.client import CtgovClient, Page, PageTokenError, validate_base_url
-from tracker.errors import ApiError, IncompleteSyncError, TrackerError
+from tracker.errors import ApiError, ConfigError, IncompleteSyncError, TrackerError
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class SyncResult:
     restarts: int = 0
     requests: int = 0
     elapsed: float = 0.0
-    classified: Any = None
+    classified: int | None = None  # studies classified at the end; None when classification was skipped
 
     def add(self, outcome: store.PageOutcome) -> None:
         self.pages += 1
@@ -87,6 +88,14 @@ ProgressCallback = Callable[[SyncResult, int], None]
 def log_progress(result: SyncResult, page_studies: int) -> None:
     total = f" of {result.total_count}" if result.total_count is not None else ""
     logger.info("page %d: %d studies (%d%s so far)", result.pages, page_studies, result.seen, total)
+
+
+def check_query(settings: Settings) -> None:
+    """Refuse an empty query: it would fetch the whole registry (over half a million studies)."""
+    if not settings.query.strip():
+        raise ConfigError(
+            "the query is empty; refusing to fetch the whole registry (set --query or TRACKER_QUERY)"
+        )
 
 
 def search_params(settings: Settings, since: date | None) -> dict[str, Any]:
@@ -121,10 +130,17 @@ def run_sync(
     """Sync the store with the registry; see the module docstring. Returns the result, outcome included.
 
     Raises `ConfigError` (bad base URL), `ApiError` (registry unreachable or failing) or
-    `IncompleteSyncError`; in each case the run is recorded as failed with the error text.
+    `IncompleteSyncError`; in each case the run is recorded as failed with the error text. An empty query
+    fetches the whole registry (the CLI refuses one).
     """
     started = time.monotonic()
-    mark = store.watermark(engine)
+    previous_query = last_clean_query(engine)
+    same_query = previous_query == _query_identity(settings.query)
+    # The watermark says the store is complete up to that date for the query that set it: an incremental
+    # window for another query would silently miss that query's older studies.
+    mark = store.watermark(engine) if same_query else None
+    # Nor does another query's full pass say which of the stored studies the registry dropped.
+    flag_removals = full and (previous_query is None or same_query)
     incremental = not full and mark is not None
     mode = "incremental" if incremental else "full"
     since = mark - OVERLAP if incremental and mark is not None else None
@@ -163,8 +179,14 @@ def run_sync(
             with store.gc_paused():
                 seen_ids = _walk(engine, client, search_params(settings, since), result, progress)
             _check_complete(result, seen_ids)
-            if full:
+            if flag_removals:
                 result.removed = store.flag_removed(engine, run_id, seen_ids)
+            elif full:
+                logger.warning(
+                    "the last clean sync searched for %r, not %r: no study is flagged removed",
+                    previous_query,
+                    _query_identity(settings.query),
+                )
         except BaseException as exc:
             result.requests = client.requests_made
             _fail(engine, result, exc)
@@ -179,6 +201,17 @@ def run_sync(
         result.classified = classify_landed(engine)
     result.elapsed = time.monotonic() - started
     return result
+
+
+def last_clean_query(engine: Engine) -> str | None:
+    """The query of the last sync that finished without error, as `_query_identity` (None when none)."""
+    clean = store.last_clean_run(engine)
+    return None if clean is None else _query_identity(clean.query or "")
+
+
+def _query_identity(query: str) -> str:
+    # The registry's search ignores case and spacing, so "Multiple  Sclerosis" is the same query.
+    return " ".join(query.split()).casefold()
 
 
 def _data_timestamp(version: dict[str, Any]) -> str | None:
@@ -268,8 +301,8 @@ def _fail(engine: Engine, result: SyncResult, exc: BaseException) -> None:
         logger.error("could not record the failed run: %s", finish_error)
 
 
-def classify_landed(engine: Engine) -> Any:
-    """Classify new and changed studies (the classifier keeps track of what is pending)."""
-    from tracker.classify.store import classify_pending
+def classify_landed(engine: Engine) -> int:
+    """Classify new and changed studies (the classifier keeps track of what is pending); returns how many."""
+    from tracker.classify.store import classify_pending  # deferred: importing it compiles the dictionary
 
     return classify_pending(engine)

@@ -181,6 +181,8 @@ def read_gold_labels(path: Path) -> list[Labels]:
         lines = path.read_text("utf-8").splitlines()
     except OSError as exc:
         raise ConfigError(f"cannot read labels file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"labels file {path} is not UTF-8 text") from None
     labels = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -197,6 +199,8 @@ def read_gold_labels(path: Path) -> list[Labels]:
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}:{number}: not a label line ({exc})") from None
+    if not labels:
+        raise ConfigError(f"no labels in {path}")
     return labels
 
 
@@ -221,8 +225,16 @@ def predict_from_database(engine: Engine, nct_ids: Iterable[str]) -> dict[str, L
 
 
 def evaluate_file(engine: Engine, path: Path) -> Evaluation:
+    """Score the rules on the labelled studies of `path` that are in the database."""
     gold = read_gold_labels(path)
-    return evaluate(gold, predict_from_database(engine, (item.nct_id for item in gold)))
+    predicted = predict_from_database(engine, (item.nct_id for item in gold))
+    if not predicted:
+        # all-zero scores would read as a broken classifier rather than an empty database
+        raise ConfigError(
+            f"none of the {len(gold)} labelled studies in {path} is in the database "
+            "(sync or import them first)"
+        )
+    return evaluate(gold, predicted)
 
 
 def format_evaluation(evaluation: Evaluation) -> str:

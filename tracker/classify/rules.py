@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from tracker.classify.dictionary import NO_KEY, Dictionary, load_dictionary, normalise
+from tracker.classify.dictionary import NO_KEY, Agent, Dictionary, load_dictionary, normalise
 from tracker.classify.model import (
     ClassificationResult,
     Evidence,
@@ -24,7 +24,7 @@ from tracker.ctgov.parse import Intervention, StudyRecord
 from tracker.taxonomy import load_taxonomy
 
 # Bump whenever a rule or the dictionary changes the output: stored classifications then get redone.
-RULES_REVISION = 1
+RULES_REVISION = 2
 
 
 def classifier_version() -> str:
@@ -88,7 +88,7 @@ _MS_ABBREVIATIONS = re.compile(
 _OTHER_DISEASES = re.compile(
     r"(?<![a-z])(?:neuromyelitis|\bnmosd\b|\bnmo\b|\bmogad\b|mog[\s-]*(?:antibody|igg)|myasthenia|\bcidp\b"
     r"|chronic inflammatory demyelinating polyneuropathy|guillain|\bstrokes?\b|parkinson|alzheimer|dementia"
-    r"|amyotrophic|\bals\b|motor neurone? disease|epilep\w*|seizures?|spinal cord injur\w*|\bsci\b"
+    r"|amyotrophic|\bals\b|motor neurone? disease|epilep\w*|seizures?|spinal cord injur\w*|\bsci\b(?!-)"
     r"|traumatic brain injur\w*|brain injur\w*|cerebral palsy|muscular dystroph\w*|post[\s-]*polio"
     r"|rheumatoid arthritis|lupus|\bsle\b|psoria\w*|crohn|colitis|inflammatory bowel|\bibd\b"
     r"|(?<!non-)(?<!non )diabet\w*"
@@ -102,11 +102,12 @@ _OTHER_DISEASES = re.compile(
     r"|bipolar|post[\s-]*traumatic stress|\bptsd\b|tourette|glaucoma|sickle cell|chronic fatigue syndrome"
     r"|myalgic|lyme|long covid|post[\s-]*acute covid|congenital|lateral sclerosis|transverse myelitis"
     r"|susac|neurosarcoidosis|lymphangioleiomyomatosis|angiofibroma|arthritis|asthma|copd|heart failure"
-    r"|kidney disease|renal disease|narcolepsy|dystonia|essential tremor|hemiplegi\w*"
-    r"|hemiparesis|polymyalgia|pemphig\w*|nephrotic|glomerul\w*|multiple system atrophy"
+    r"|kidney disease|renal disease|narcolepsy|dystonia|essential tremor"
+    r"|polymyalgia|pemphig\w*|nephrotic|glomerul\w*|multiple system atrophy"
     r"|progressive supranuclear|leukodystroph\w*|ischa?emic optic neuropathy|\bnaion\b|ehlers|\bencephalitis"
     r"|\bmyelitis|\badhd\b|(?:opioid|alcohol|substance|cannabis) (?:dependence|use disorders?)|blistering)"
 )
+# (Symptoms an MS population has too, such as spasticity, hemiparesis or pain, are left out above.)
 # "... in MS and other autoimmune diseases", "... for neurological diseases" (titles only)
 _OTHER_DISEASE_GROUPS = re.compile(
     r"(?:rare|chronic|neurological|neurologic|neurodegenerative|autoimmune|immune[\s-]mediated|inflammatory"
@@ -137,7 +138,7 @@ def classify_relevance(record: StudyRecord, texts: Sequence[_Text] | None = None
     listed = [t for t in texts if t.field.startswith(("conditions", "keywords", "condition_mesh"))]
     others = [t for t in listed if not t.ms]
     others += [t for t in texts if t.field.endswith("title")]
-    other_evidence = _first_matches(others, _OTHER_DISEASES, limit=3)
+    other_evidence = _other_disease_evidence(others, limit=3)
     if all(e.field.startswith("keywords") for e in ms_evidence) and any(
         e.field.startswith("conditions") for e in other_evidence
     ):
@@ -149,6 +150,30 @@ def classify_relevance(record: StudyRecord, texts: Sequence[_Text] | None = None
     if other_evidence:
         return RelevanceLabel("ms_plus", tuple(ms_evidence[:2] + other_evidence))
     return RelevanceLabel("ms", tuple(ms_evidence[:3]))
+
+
+# "Spinal cord injuries in patients with MS", "Epilepsy in MS": a title naming what happens to the MS
+# population, not a second cohort.
+_WITHIN_THE_MS_POPULATION = re.compile(
+    r"[\w\s'-]{0,25}?\bin (?:(?:patients|people|persons|subjects|individuals|adults|children|participants)"
+    r" (?:with|suffering from|affected by|living with) )?(?:[\w-]+ ){0,2}(?:multiple sclerosis|ms)\b"
+)
+
+
+def _other_disease_evidence(texts: Sequence[_Text], limit: int) -> list[Evidence]:
+    """The first other-disease words of each text (up to `limit` texts), skipping those a title places
+    within the MS population."""
+    found = []
+    for item in texts:
+        in_title = item.field.endswith("title")
+        for match in _OTHER_DISEASES.finditer(item.norm):
+            if in_title and _WITHIN_THE_MS_POPULATION.match(item.norm, match.end()):
+                continue
+            found.append(Evidence(item.field, match.group(0)))
+            break
+        if len(found) >= limit:
+            break
+    return found
 
 
 def _relevance_texts(record: StudyRecord) -> Iterable[_Text]:
@@ -237,6 +262,10 @@ _CIS = re.compile(
     r"|(?:acute|first|isolated|monosymptomatic) (?:\w+ ){0,3}optic neuritis"
     r"|monosymptomatic|first demyelinating"
 )
+# "Extending the time to a first attack" (a RIS or prevention trial) names an outcome, not a CIS population.
+_FIRST_EVENT_AS_OUTCOME = re.compile(
+    r"(?:time to|delay(?:s|ing)?(?: of)?|prevent(?:s|ing|ion of)?|until|before) (?:the |a |an )?first\b"
+)
 # Plain "optic neuritis" means CIS where it names who is enrolled (conditions, titles), not as a keyword
 # of an RMS trial measuring the optic nerve.
 _OPTIC_NEURITIS = re.compile(r"optic neuritis")
@@ -260,7 +289,7 @@ _EXCLUSION_HEADER = re.compile(
 )
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(year|month|week|day)s?", re.IGNORECASE)
 
-# Fields phenotype words may come from, strongest first; "summary"/"eligibility" only name what they add.
+# Titles name who is enrolled as strongly as conditions do (summary and eligibility text only add to them).
 _TITLE_FIELDS = ("brief_title", "official_title", "acronym")
 
 
@@ -285,7 +314,11 @@ def classify_phenotypes(
         for match in _ACTIVE_SPMS.finditer(item.norm):
             add("rms", item.field, match.group(0))
             without_active_spms = without_active_spms.replace(match.group(0), " ")
-        texts_for = {"spms": without_active_spms, "rms": _NON_RELAPSING.sub(" ", item.norm)}
+        texts_for = {
+            "spms": without_active_spms,
+            "rms": _NON_RELAPSING.sub(" ", item.norm),
+            "cis": _FIRST_EVENT_AS_OUTCOME.sub(" ", item.norm),
+        }
         for regex, key in ((_RMS, "rms"), (_SPMS, "spms"), (_PPMS, "ppms"), (_CIS, "cis"), (_RIS, "ris")):
             match = regex.search(texts_for.get(key, item.norm))
             if match:
@@ -310,9 +343,8 @@ def classify_phenotypes(
             match = _PEDIATRIC.search(item.norm) or _PEDIATRIC_WORD.search(item.norm)
             if match:
                 add("pediatric", item.field, match.group(0))
-    if not set(found) - {
-        "pediatric"
-    }:  # relapse words alone: a trial treating or preventing relapses enrols relapsing MS
+    if not set(found) - {"pediatric"}:
+        # No phenotype named, only relapse words: a trial treating or preventing relapses enrols relapsing MS.
         for item in strong + [t for t in texts if t.field.startswith("keywords")]:
             match = _RELAPSE_TREATMENT.search(item.norm)
             if match:
@@ -321,6 +353,7 @@ def classify_phenotypes(
     pediatric_age = _pediatric_by_age(record)
     if pediatric_age:
         add("pediatric", "maximum_age", pediatric_age)
+    _drop_background_mentions(found)
     _drop_spms_listed_among_relapsing_forms(found, strong)
     if "spms" in found or "ppms" in found:
         found.pop("progressive_unspecified", None)
@@ -341,6 +374,30 @@ def _may_name_pediatric_ms(item: _Text) -> bool:
     if _OTHER_DISEASES.search(item.norm):
         return False
     return len(item.norm.split()) <= 2 or item.ms is not None
+
+
+_DESCRIPTIVE_FIELDS = ("brief_summary", "eligibility_criteria.inclusion")
+
+
+def _drop_background_mentions(found: dict[str, list[Evidence]]) -> None:
+    """Summary and eligibility words count only when conditions, titles and keywords name no disease course.
+
+    Otherwise the other phenotypes a summary names are background ("approved for relapsing MS" in a PPMS
+    trial), not who is enrolled. Paediatric onset is not a disease course, so it does not decide."""
+    named = any(
+        evidence.field not in _DESCRIPTIVE_FIELDS
+        for key, evidence_list in found.items()
+        if key != "pediatric"
+        for evidence in evidence_list
+    )
+    if not named:
+        return
+    for key in list(found):
+        kept = [evidence for evidence in found[key] if evidence.field not in _DESCRIPTIVE_FIELDS]
+        if kept:
+            found[key] = kept
+        else:
+            del found[key]
 
 
 def _drop_spms_listed_among_relapsing_forms(found: dict[str, list[Evidence]], strong: list[_Text]) -> None:
@@ -531,16 +588,12 @@ def _uncached_part_hits(dictionary: Dictionary, part: str, field: str) -> list[_
     return [_Hit(term.key, field, term.text) for term in dictionary.generic_terms.find(part)]
 
 
-def _agent_hit(agent, field: str, text: str) -> _Hit:  # type: ignore[no-untyped-def]
+def _agent_hit(agent: Agent, field: str, text: str) -> _Hit:
     return _Hit(agent.mechanism, field, text, conditioning=agent.conditioning, prophylaxis=agent.prophylaxis)
 
 
-def _is_neutral(dictionary: Dictionary, part: str) -> bool:
-    return _is_neutral_part(dictionary, part)
-
-
 @lru_cache(maxsize=65536)
-def _is_neutral_part(dictionary: Dictionary, part: str) -> bool:
+def _is_neutral(dictionary: Dictionary, part: str) -> bool:
     """Placebo, sham, standard/usual care, no intervention, unnamed background DMTs: add nothing."""
     if dictionary.neutral_anywhere.search(part):
         return True
@@ -614,7 +667,7 @@ def clear_caches() -> None:
     """Forget cached text analyses (benchmarks measure cold runs)."""
     _analyse.cache_clear()
     _part_matches.cache_clear()
-    _is_neutral_part.cache_clear()
+    _is_neutral.cache_clear()
 
 
 def _first_matches(texts: Sequence[_Text], regex: re.Pattern[str], limit: int) -> list[Evidence]:

@@ -12,7 +12,7 @@ import click
 from tracker.cli.app import AppContext, main, pass_app
 from tracker.db.migrate import current_revision
 from tracker.db.session import mask_url
-from tracker.errors import ConfigError, PartialSyncError
+from tracker.errors import PartialSyncError
 from tracker.sources import import_studies
 from tracker.status import (
     ChangeQuery,
@@ -23,7 +23,7 @@ from tracker.status import (
     parse_kinds,
     status_summary,
 )
-from tracker.sync import ProgressCallback, SyncResult, log_progress, run_sync
+from tracker.sync import ProgressCallback, SyncResult, check_query, log_progress, run_sync
 
 
 class ProgressBar:
@@ -55,12 +55,12 @@ def _progress(label: str) -> tuple[ProgressCallback, ProgressBar | None]:
 def _report(result: SyncResult) -> None:
     """The summary line, the rejected records, and exit code 3 when some were rejected."""
     click.echo(result.summary())
-    if isinstance(result.classified, int) and result.classified:
+    if result.classified:
         click.echo(
             f"classified {result.classified} new or changed stud{'ies' if result.classified != 1 else 'y'}"
         )
     if result.restarts:
-        click.echo(f"(page token refused mid-walk; restarted from page 1 {result.restarts} time)")
+        click.echo("(a page token was refused mid-walk; the walk restarted from page 1)")
     for rejection in result.rejected:
         click.echo(f"rejected {rejection.nct_id or '<no NCT ID>'}: {rejection.reason}", err=True)
     if result.rejected:
@@ -90,10 +90,7 @@ def sync(
     clean run, minus a 2-day overlap. Exit codes: 0 done, 3 some records rejected, 1/2 failure.
     """
     settings = app.override(ctgov_base_url=base_url, query=query, requests_per_second=requests_per_second)
-    if not settings.query.strip():
-        raise ConfigError(
-            "the query is empty; refusing to fetch the whole registry (set --query or TRACKER_QUERY)"
-        )
+    check_query(settings)
     engine = app.engine()
     progress, bar = _progress("sync")
     try:

@@ -2,6 +2,9 @@
 
 Period: from `--since` or, by default, the end of the subscription's last digest (first time: when it
 subscribed) up to `--until` or now. Baseline events (the first load of a fresh database) never count.
+A trial belongs to a subscriber's digest when it matches their filter now or matched it when the period
+began (rebuilt from the old values of the period's events), so a trial that leaves the filter by
+completing, stopping or posting results is reported, not silently dropped.
 
 The sent ledger (`digest_deliveries` + `digest_sent_events`) is written after a message has been handed to
 the SMTP server, in one transaction with the subscription's new `last_digest_until`: an event that reached a
@@ -15,7 +18,7 @@ makes the real digest skip anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -34,7 +37,7 @@ from tracker.digest.render import render_message
 from tracker.digest.send import Sender
 from tracker.errors import ConfigError, TrackerError
 from tracker.filters import apply_filter
-from tracker.subscriptions import SubscriptionInfo, list_subscriptions
+from tracker.subscriptions import SubscriptionError, SubscriptionInfo, list_subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +117,40 @@ def run_digests(
             f"empty digest period: since {since:%Y-%m-%d %H:%M} is not before until {until:%Y-%m-%d %H:%M}"
         )
     subscriptions = list_subscriptions(engine, ids=list(subscription_ids) if subscription_ids else None)
+    unknown = sorted(set(subscription_ids or ()) - {info.id for info in subscriptions})
+    if unknown:
+        raise SubscriptionError(
+            f"no subscription with ID {', '.join(map(str, unknown))} (see `tracker subscribe list`)"
+        )
     if not subscriptions:
         return DigestReport(())
     trials = query.load_trial_frame(engine)
+    periods: dict[tuple[datetime, datetime], PeriodChanges] = {}
     outcomes = [
-        _deliver_one(engine, settings, sender, info, trials, since=since, until=until, dry_run=dry_run)
+        _deliver_one(
+            engine, settings, sender, info, trials, since=since, until=until, dry_run=dry_run, periods=periods
+        )
         for info in subscriptions
     ]
     report = DigestReport(tuple(outcomes))
     log.info("%s", report.summary())
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodChanges:
+    """The change events of one period (baseline left out) and, for the trials those events moved, their
+    rows as they were when the period began. Shared by every subscription with the same period."""
+
+    events: pd.DataFrame
+    before: pd.DataFrame
+
+
+def period_changes(engine: Engine, trials: pd.DataFrame, start: datetime, until: datetime) -> PeriodChanges:
+    events = query.change_events_frame(engine, since=start, until=until, include_baseline=False)
+    moves = events[events["kind"].isin(_OLD_VALUE_COLUMNS) & events["field"].isin(_REBUILT_FIELDS)]
+    moved = trials[trials["nct_id"].isin(set(moves["nct_id"]))]
+    return PeriodChanges(events=events, before=_state_before(moved, moves))
 
 
 def build_for_subscription(
@@ -134,17 +161,27 @@ def build_for_subscription(
     *,
     since: datetime | None,
     until: datetime,
+    periods: dict[tuple[datetime, datetime], PeriodChanges] | None = None,
 ) -> DigestContent:
-    """The digest content of one subscription for its period (reads the events and the ledger)."""
+    """The digest content of one subscription for its period (reads the events and the ledger).
+
+    A trial is in the digest when it matches the filter now or matched it when the period began: a
+    subscriber to recruiting trials must hear that one completed or was terminated, although it no longer
+    matches. `periods` caches the period's events across subscriptions.
+    """
     start = since or info.digest_start
+    periods = {} if periods is None else periods
+    if (start, until) not in periods:
+        periods[start, until] = period_changes(engine, trials, start, until)
+    period = periods[start, until]
     # A trial the registry search stopped returning is news for its subscribers, not something to hide.
-    matching = apply_filter(trials, info.trial_filter.with_changes(include_removed=True))
-    events = query.change_events_frame(
-        engine, since=start, until=until, include_baseline=False, nct_ids=set(matching["nct_id"])
-    )
+    trial_filter = info.trial_filter.with_changes(include_removed=True)
+    wanted = set(apply_filter(trials, trial_filter)["nct_id"])
+    wanted |= set(apply_filter(period.before, trial_filter)["nct_id"])
+    events = period.events[period.events["nct_id"].isin(wanted)]
     event_ids = [int(i) for i in events["id"]]
     # Only the rows of trials with events: converting every matching row costs more than the rest together.
-    changed = matching[matching["nct_id"].isin(set(events["nct_id"]))]
+    changed = trials[trials["nct_id"].isin(set(events["nct_id"]))]
     return build_digest(
         events=events.to_dict("records"),
         trials={row["nct_id"]: row for row in changed.to_dict("records")},
@@ -161,6 +198,32 @@ def build_for_subscription(
     )
 
 
+# Event kind → the trial-frame column its old value restores, and how.
+_OLD_VALUE_COLUMNS: dict[str, tuple[str, Callable[[pd.Series], pd.Series]]] = {
+    "status": ("overall_status", lambda old: old.where(old.notna() & (old != ""), None)),
+    "phase": ("phases", lambda old: old.map(lambda text: tuple(text.split(", ")) if text else ())),
+    "start_date": ("start_year", lambda old: pd.to_numeric(old.str[:4], errors="coerce").astype("Int64")),
+    "results_posted": ("has_results", lambda old: pd.Series(False, index=old.index)),
+}
+_REBUILT_FIELDS = ("overall_status", "phases", "start_date", "results_first_posted")
+
+
+def _state_before(trials: pd.DataFrame, moves: pd.DataFrame) -> pd.DataFrame:
+    """The trial rows as they were before the period's `moves` (the old value of each trial's first event
+    of a kind). A trial first seen in the period has no old values and keeps its current state."""
+    earliest = moves.sort_values(["detected_at", "id"]).drop_duplicates(["nct_id", "kind"])
+    before = trials.copy()
+    for kind, (column, restore) in _OLD_VALUE_COLUMNS.items():
+        old = earliest.loc[earliest["kind"] == kind].set_index("nct_id")["old_value"]
+        if old.empty:
+            continue
+        restored = restore(old)
+        hit = before["nct_id"].isin(restored.index)
+        values = before.loc[hit, "nct_id"].map(restored)
+        before.loc[hit, column] = values
+    return before
+
+
 def _deliver_one(
     engine: Engine,
     settings: Settings,
@@ -171,6 +234,7 @@ def _deliver_one(
     since: datetime | None,
     until: datetime,
     dry_run: bool,
+    periods: dict[tuple[datetime, datetime], PeriodChanges],
 ) -> DeliveryOutcome:
     start = since or info.digest_start
 
@@ -196,7 +260,9 @@ def _deliver_one(
         # Already covered up to `until` (e.g. run twice in a row): nothing new can be in the period.
         return outcome("empty")
     try:
-        content = build_for_subscription(engine, settings, info, trials, since=since, until=until)
+        content = build_for_subscription(
+            engine, settings, info, trials, since=since, until=until, periods=periods
+        )
         if content.is_empty and not settings.digest_send_empty:
             if not dry_run:
                 _record(engine, info, content, status="empty", message_ref=None)
