@@ -29,11 +29,11 @@ from tracker import query
 from tracker.db.session import utcnow
 from tracker.errors import ConfigError
 from tracker.filters import TrialFilter
+from tracker.query import study_url
 from tracker.taxonomy import load_taxonomy
 
 MULTI_VALUE_SEPARATOR = "; "
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
 EXCEL_BOM = "\ufeff"
 
 
@@ -60,9 +60,7 @@ def _labels(dimension: str, column: str) -> Callable[[Mapping[str, Any]], object
 
 EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("nct_id", "ClinicalTrials.gov identifier", _field("nct_id")),
-    ExportColumn(
-        "url", "Link to the study on ClinicalTrials.gov", lambda r: STUDY_URL.format(nct_id=r["nct_id"])
-    ),
+    ExportColumn("url", "Link to the study on ClinicalTrials.gov", lambda r: study_url(r["nct_id"])),
     ExportColumn("brief_title", "Brief title", _field("brief_title")),
     ExportColumn("acronym", "Acronym", _field("acronym")),
     ExportColumn(

@@ -28,7 +28,7 @@ RULES_REVISION = 2
 
 
 def classifier_version() -> str:
-    """Taxonomy version + rules revision + dictionary version, e.g. "2026.11.1+r1.d1" (fits 20 chars)."""
+    """Taxonomy version + rules revision + dictionary version, e.g. "2026.11.1+r2.d2" (fits 20 chars)."""
     return f"{load_taxonomy().version}+r{RULES_REVISION}.d{load_dictionary().version}"
 
 

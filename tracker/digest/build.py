@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
+from tracker.query import study_url
 
 OPEN_STATUSES = frozenset({"RECRUITING", "NOT_YET_RECRUITING", "ENROLLING_BY_INVITATION"})
 CLOSED_STATUSES = frozenset({"ACTIVE_NOT_RECRUITING", "COMPLETED"})
@@ -284,7 +284,7 @@ def _item(trial: Mapping[str, Any], events: Sequence[Mapping[str, Any]], section
     return DigestItem(
         nct_id=nct_id,
         title=title,
-        url=STUDY_URL.format(nct_id=nct_id),
+        url=study_url(nct_id),
         status=status_label(_text(trial.get("overall_status"))),
         phase=_text(trial.get("phase_label")) if _text(trial.get("phase_label")) not in (None, "—") else None,
         sponsor=_text(trial.get("lead_sponsor_name")),

@@ -269,7 +269,8 @@ def _deliver_one(
             return outcome("empty", content)
         message = render_message(content, sender=settings.mail_from)
         reference = sender.send(message, key=f"subscription-{info.id}")
-    except TrackerError as exc:
+    except (TrackerError, ValueError, UnicodeError) as exc:
+        # ValueError/UnicodeError: text one message cannot carry (e.g. in a header) fails that digest only.
         log.error("digest for subscription %d (%s) failed: %s", info.id, info.email, exc)
         if not dry_run:
             _record_failure(engine, info, start, until, str(exc))
