@@ -10,7 +10,6 @@ The trial frame has the columns of `tracker.query.load_trial_frame`; the event f
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from datetime import date
 
@@ -20,6 +19,7 @@ import plotly.graph_objects as go
 
 from dashboard import labels
 from dashboard.frame_index import FrameIndex, index_for
+from tracker.changes import parse_date_value
 
 GANTT_CAP = 200
 GANTT_TOP_MARGIN = 140  # pixels: title, legend, then the date axis above the bars
@@ -32,7 +32,6 @@ SLIPPAGE_BUCKETS: tuple[tuple[str, int, int], ...] = (
     ("2–5 years", 731, 1827),
     ("More than 5 years", 1827, 10**9),
 )
-_PARTIAL_DATE = re.compile(r"^\s*(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?")
 _EMPTY_NOTE = "No trials in the current selection"
 
 
@@ -83,17 +82,9 @@ def _taxonomy_order(found: Iterable[str], order: Iterable[str]) -> list[str]:
 
 
 def parse_partial_date(text: object) -> date | None:
-    """A display date from a change event ("2024", "2024-05", "2024-05-17") → its first possible day."""
-    if not isinstance(text, str):
-        return None
-    match = _PARTIAL_DATE.match(text)
-    if match is None:
-        return None
-    year, month, day = match.groups()
-    try:
-        return date(int(year), int(month or 1), int(day or 1))
-    except ValueError:
-        return None
+    """A display date from a change event ("2024-05 (ESTIMATED)") → its first possible day."""
+    value = parse_date_value(text)
+    return value.first_day if value else None
 
 
 # --- a. trials by start year, stacked by phase -------------------------------------------------------------

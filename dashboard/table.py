@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from dashboard import labels
-from tracker.export import STUDY_URL
+from tracker.query import study_url
 
 TABLE_ROW_CAP = 1000
 MANUAL_MARK = "✎ "  # marks labels set by a manual override
@@ -23,7 +23,7 @@ def table_rows(frame: pd.DataFrame, cap: int = TABLE_ROW_CAP) -> pd.DataFrame:
     phenotype_names = labels.phenotype_labels()
     return pd.DataFrame(
         {
-            "NCT ID": shown["nct_id"].map(lambda nct_id: STUDY_URL.format(nct_id=nct_id)),
+            "NCT ID": shown["nct_id"].map(study_url),
             "Title": shown["brief_title"].fillna(""),
             "Status": shown["overall_status"].map(labels.status_label),
             "Phase": shown["phases"].map(labels.phases_text),

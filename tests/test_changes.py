@@ -6,7 +6,7 @@ import copy
 import json
 from pathlib import Path
 
-from tracker.changes import Change, diff_snapshots, snapshot_of
+from tracker.changes import Change, diff_snapshots, parse_date_value, snapshot_of
 from tracker.ctgov.parse import parse_study
 
 STUDY = json.loads((Path(__file__).parent / "fixtures/ctgov/studies/NCT06171568.json").read_text())
@@ -77,3 +77,13 @@ def test_results_posted_carries_the_first_posted_date() -> None:
 def test_any_other_content_change_is_other() -> None:
     got = changes(lambda p, r: p["identificationModule"].update(briefTitle="A new title"))
     assert got == [Change("other", None, None, None)]
+
+
+def test_date_values_read_back() -> None:
+    value = parse_date_value("2025-06 (ESTIMATED)")
+    assert value is not None
+    assert (value.raw, value.precision, value.type) == ("2025-06", "month", "ESTIMATED")
+    assert parse_date_value("2025-06-30").precision == "day"  # type: ignore[union-attr]
+    assert parse_date_value("soon") is None
+    assert parse_date_value("2025-13") is None
+    assert parse_date_value(None) is None

@@ -6,10 +6,11 @@ text with the date type in brackets ("2025-06 (ESTIMATED)"), enrollment as "120 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
-from tracker.ctgov.parse import PartialDate, StudyRecord
+from tracker.ctgov.parse import PartialDate, StudyRecord, parse_partial_date
 
 CHANGE_KINDS = (
     "new",
@@ -56,6 +57,20 @@ def format_partial_date(raw: str | None, date_type: str | None) -> str | None:
     if raw is None:
         return None
     return f"{raw} ({date_type})" if date_type else raw
+
+
+_DATE_VALUE = re.compile(r"^\s*(\S+)(?:\s+\((\w+)\))?\s*$")
+
+
+def parse_date_value(text: object) -> PartialDate | None:
+    """The inverse of `format_partial_date`: "2025-06 (ESTIMATED)" → PartialDate; None if not a date."""
+    match = _DATE_VALUE.match(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    try:
+        return parse_partial_date({"date": match[1], "type": match[2]}, "date")
+    except ValueError:
+        return None
 
 
 def format_enrollment(count: int | None, enrollment_type: str | None) -> str | None:

@@ -12,12 +12,12 @@ may appear in several sections. Each section lists at most `max_per_section` tri
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from tracker.changes import parse_date_value
 from tracker.query import study_url
 
 OPEN_STATUSES = frozenset({"RECRUITING", "NOT_YET_RECRUITING", "ENROLLING_BY_INVITATION"})
@@ -46,7 +46,6 @@ _FIELD_LABELS = {
     "enrollment": "Enrollment",
     "results_first_posted": "Results first posted",
 }
-_PARTIAL_DATE = re.compile(r"^\s*(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?")
 _DAYS_PER_MONTH = 365.25 / 12
 
 
@@ -141,30 +140,17 @@ def section_of(event: Mapping[str, Any], stopped_trials: Collection[str] = ()) -
     return "other"
 
 
-def parse_display_date(value: str | None) -> tuple[date, str] | None:
-    """A change-event date ("2025-06 (ESTIMATED)", "2025-06-15", "2025") → (first day, precision)."""
-    if not value:
-        return None
-    match = _PARTIAL_DATE.match(value)
-    if not match:
-        return None
-    year, month, day = match.groups()
-    try:
-        return date(int(year), int(month or 1), int(day or 1)), "day" if day else "month" if month else "year"
-    except ValueError:
-        return None
-
-
 def describe_date_move(old: str | None, new: str | None) -> str:
     """How far a date moved: "3 months later", "12 days earlier"; "set to"/"removed" when a side is empty."""
-    before, after = parse_display_date(old), parse_display_date(new)
+    before, after = parse_date_value(old), parse_date_value(new)
     if before is None and after is None:
         return f"{old or '—'} → {new or '—'}"
     if before is None:
         return f"set to {new}"
     if after is None:
         return f"removed (was {old})"
-    (old_day, old_precision), (new_day, new_precision) = before, after
+    old_day, old_precision = before.first_day, before.precision
+    new_day, new_precision = after.first_day, after.precision
     days = (new_day - old_day).days
     if "year" in (old_precision, new_precision):
         amount, unit = new_day.year - old_day.year, "year"
