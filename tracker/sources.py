@@ -15,8 +15,8 @@ import gzip
 import logging
 import time
 import zipfile
-from collections.abc import Iterable, Iterator
-from itertools import chain, islice
+from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import orjson
 from sqlalchemy import Engine
 
 from tracker import store
+from tracker.db.session import batched
 from tracker.errors import ConfigError, TrackerError
 from tracker.sync import ProgressCallback, SyncResult, classify_landed
 
@@ -118,12 +119,6 @@ def _studies_in(document: Any, where: str) -> Iterator[Any]:
         yield document  # one study; the store rejects it if it is not one
 
 
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 def import_studies(
     engine: Engine,
     path: Path,
@@ -137,7 +132,7 @@ def import_studies(
     Returns the result (outcome "partial" when records were rejected). A file error fails the run loudly.
     """
     started = time.monotonic()
-    chunks = _chunks(iter_raw_studies(path), chunk_size)
+    chunks = batched(iter_raw_studies(path), chunk_size)
     first = next(chunks, None)  # a missing or unreadable source fails before a run is recorded
     if first is None:
         raise ConfigError(f"no studies in {path}")

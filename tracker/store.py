@@ -53,14 +53,12 @@ from tracker.db.models import (
     StudyVersion,
     SyncRun,
 )
-from tracker.db.session import transaction, utcnow
+from tracker.db.session import batched, transaction, utcnow
 from tracker.errors import RecordError
 
 log = logging.getLogger(__name__)
 
 CHILD_TABLES = (Condition, Keyword, Intervention, Collaborator, Location)
-# Bound parameters per statement stay well under SQLite's limit when selecting by NCT ID.
-_ID_CHUNK = 900
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +238,7 @@ def flag_removed(engine: Engine, run_id: int, seen_ids: Collection[str]) -> list
         if not gone:
             return []
         run = session.get(SyncRun, run_id)
-        for chunk in _chunks([nct_id for nct_id, _ in gone]):
+        for chunk in batched([nct_id for nct_id, _ in gone]):
             session.execute(update(Study).where(Study.nct_id.in_(chunk)).values(removed_at=now))
         _insert_rows(
             session,
@@ -261,11 +259,6 @@ def flag_removed(engine: Engine, run_id: int, seen_ids: Collection[str]) -> list
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _chunks(items: Sequence[str], size: int = _ID_CHUNK) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _is_older(record: StudyRecord, stored_posted: date | None) -> bool:
@@ -297,7 +290,7 @@ def _stored_snapshots(
         Study.last_update_posted,
     )
     found: dict[str, tuple[StudySnapshot, datetime | None, date | None]] = {}
-    for chunk in _chunks(nct_ids):
+    for chunk in batched(nct_ids):
         for row in session.execute(select(*columns).where(Study.nct_id.in_(chunk))):
             found[row.nct_id] = (
                 StudySnapshot(
@@ -384,9 +377,9 @@ def _update_studies(session: Session, records: list[StudyRecord], now: datetime)
 
 def _touch_unchanged(session: Session, nct_ids: list[str], now: datetime, restored: list[str]) -> None:
     # last_seen_at tells when the registry last returned the study; restored ones lose their flag.
-    for chunk in _chunks(nct_ids):
+    for chunk in batched(nct_ids):
         session.execute(update(Study).where(Study.nct_id.in_(chunk)).values(last_seen_at=now))
-    for chunk in _chunks(restored):
+    for chunk in batched(restored):
         session.execute(update(Study).where(Study.nct_id.in_(chunk)).values(removed_at=None))
 
 
@@ -442,7 +435,7 @@ def _child_rows(records: Iterable[StudyRecord]) -> dict[type, list[tuple[Any, ..
 def _replace_children(session: Session, new: list[StudyRecord], changed: list[StudyRecord]) -> None:
     changed_ids = [r.nct_id for r in changed]
     for table in CHILD_TABLES:
-        for chunk in _chunks(changed_ids):
+        for chunk in batched(changed_ids):
             session.execute(delete(table).where(table.nct_id.in_(chunk)))
     for table, table_rows in _child_rows((*new, *changed)).items():
         if table_rows:

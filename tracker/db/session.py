@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 from sqlalchemy import Engine, create_engine, event
@@ -15,6 +17,19 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tracker.errors import ConfigError, DatabaseError
+
+T = TypeVar("T")
+
+
+# Bound parameters per `IN (…)` list: well under SQLite's limit, and small enough for any driver.
+IN_BATCH = 900
+
+
+def batched(items: Iterable[T], size: int = IN_BATCH) -> Iterator[list[T]]:
+    """Consecutive lists of at most `size` items (itertools.batched arrives only in Python 3.12)."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 def utcnow() -> datetime:

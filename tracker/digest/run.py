@@ -18,7 +18,7 @@ makes the real digest skip anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from tracker import query
 from tracker.config import Settings
 from tracker.db.models import DigestDelivery, DigestSentEvent, Subscription
-from tracker.db.session import transaction, utcnow
+from tracker.db.session import batched, transaction, utcnow
 from tracker.digest.build import DigestContent, build_digest
 from tracker.digest.render import render_message
 from tracker.digest.send import Sender
@@ -42,7 +42,6 @@ from tracker.subscriptions import SubscriptionError, SubscriptionInfo, list_subs
 log = logging.getLogger(__name__)
 
 Status = Literal["sent", "dry_run", "empty", "failed"]
-_ID_CHUNK = 900
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +283,7 @@ def _deliver_one(
 def _already_sent(engine: Engine, subscription_id: int, event_ids: Collection[int]) -> set[int]:
     sent: set[int] = set()
     with transaction(engine) as session:
-        for chunk in _chunks(sorted(event_ids)):
+        for chunk in batched(sorted(event_ids)):
             sent.update(
                 session.scalars(
                     select(DigestSentEvent.change_event_id).where(
@@ -352,8 +351,3 @@ def _advance(session: Any, info: SubscriptionInfo, until: datetime) -> None:
         )
         .values(last_digest_until=until)
     )
-
-
-def _chunks(items: Sequence[int], size: int = _ID_CHUNK) -> Iterator[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
