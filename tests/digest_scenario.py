@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from conftest import FIXTURES
 from sqlalchemy import Engine
+from support import free_port
 
 from tracker import store
 
@@ -155,12 +155,6 @@ def load_week2(engine: Engine, world: Scenario) -> str:
     status_module(raw)["resultsFirstPostDateStruct"] = {"date": "2025-09-05", "type": "ACTUAL"}
     load(engine, [raw], seen_at=WEEK2, stamp="2025-09-09T05:00:00")
     return nct_id(raw)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class MailSink:

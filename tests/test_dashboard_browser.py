@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import free_port
 
 from tracker import query
 from tracker.db.migrate import upgrade_to_head
@@ -36,12 +36,6 @@ CHROMIUM_ARGS = [
 ]
 STARTUP_SECONDS = 60
 PAGE_TIMEOUT_MS = 60_000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_until_healthy(base_url: str, server: subprocess.Popen[bytes]) -> None:

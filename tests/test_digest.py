@@ -19,7 +19,6 @@ from digest_scenario import (
     WHY_STOPPED,
     Authenticator,
     MailSink,
-    free_port,
     load_baseline,
     load_week1,
     load_week2,
@@ -27,7 +26,8 @@ from digest_scenario import (
     scenario,
     start_smtp,
 )
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
+from support import count_rows, free_port
 
 from tracker import query
 from tracker.cli import main
@@ -80,11 +80,6 @@ def smtp_env(port: int, **extra: str) -> dict[str, str]:
 
 def invoke(url: str, *args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(main, ["--database-url", url, *args], env=env, catch_exceptions=False)
-
-
-def count(engine: Engine, model: type, *where: object) -> int:
-    with transaction(engine) as session:
-        return session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 def last_until(engine: Engine, subscription_id: int) -> datetime | None:
@@ -153,8 +148,8 @@ def test_weekly_digest_over_smtp(engine: Engine, db_url: str, sink: MailSink) ->
     assert f"tracker subscribe remove {sub.id}" in text and f"tracker subscribe remove {sub.id}" in html
 
     # The ledger: every event of the period, one delivery, and the next period starts at DIGEST1.
-    assert count(engine, DigestSentEvent) == WEEK1_EVENTS
-    assert count(engine, DigestDelivery, DigestDelivery.status == "sent") == 1
+    assert count_rows(engine, DigestSentEvent) == WEEK1_EVENTS
+    assert count_rows(engine, DigestDelivery, DigestDelivery.status == "sent") == 1
     assert last_until(engine, sub.id) == DIGEST1
 
     # Running the same digest again sends nothing, by default period or by explicit dates.
@@ -165,7 +160,7 @@ def test_weekly_digest_over_smtp(engine: Engine, db_url: str, sink: MailSink) ->
     assert again.exit_code == 0 and explicit.exit_code == 0, again.output + explicit.output
     assert "-> empty" in again.output and "-> empty" in explicit.output
     assert len(sink.messages) == 1
-    assert count(engine, DigestSentEvent) == WEEK1_EVENTS
+    assert count_rows(engine, DigestSentEvent) == WEEK1_EVENTS
 
     # The next week holds only what happened since.
     posted = load_week2(engine, world)
@@ -187,7 +182,7 @@ def test_first_load_is_a_baseline_not_news(engine: Engine, db_url: str, sink: Ma
     quiet = invoke(db_url, "digest", "--send", env=smtp_env(sink.port))  # type: ignore[attr-defined]
     assert quiet.exit_code == 0, quiet.output
     assert "-> empty" in quiet.output and sink.messages == []
-    assert count(engine, DigestDelivery, DigestDelivery.status == "empty") == 1
+    assert count_rows(engine, DigestDelivery, DigestDelivery.status == "empty") == 1
     assert last_until(engine, sub.id) is not None
 
     # With digest_send_empty the subscriber hears that nothing happened, still without a flood.
@@ -223,7 +218,7 @@ def test_dry_run_writes_eml_files_and_records_nothing(
     text, _ = parts(narrow)  # type: ignore[arg-type]
     assert "Terminated, suspended or withdrawn: 1" in text and "New trials" not in text
     assert "Filter: relevance any; status TERMINATED" in text
-    assert count(engine, DigestDelivery) == 0 and count(engine, DigestSentEvent) == 0
+    assert count_rows(engine, DigestDelivery) == 0 and count_rows(engine, DigestSentEvent) == 0
     assert last_until(engine, 1) is None
 
     # Printing a preview (no flag) records nothing either; then the real send still covers everything.
@@ -249,8 +244,8 @@ def test_one_failed_recipient_does_not_stop_the_others(engine: Engine, db_url: s
     assert "Error: 1 of 2 digests could not be sent" in result.stderr
     assert "bounce@example.org" in result.stderr and "recipient refused: 550" in result.stderr
     assert [m["To"] for m in sink.messages] == ["good@example.org"]
-    assert count(engine, DigestSentEvent, DigestSentEvent.subscription_id == bounce.id) == 0
-    assert count(engine, DigestDelivery, DigestDelivery.status == "failed") == 1
+    assert count_rows(engine, DigestSentEvent, DigestSentEvent.subscription_id == bounce.id) == 0
+    assert count_rows(engine, DigestDelivery, DigestDelivery.status == "failed") == 1
     assert last_until(engine, bounce.id) is None and last_until(engine, good.id) is not None
 
     # Once the mailbox accepts mail, the next round delivers the missed digest, and only that one.
@@ -258,7 +253,7 @@ def test_one_failed_recipient_does_not_stop_the_others(engine: Engine, db_url: s
     retry = invoke(db_url, "digest", "--send", env=env)
     assert retry.exit_code == 0, retry.output
     assert [m["To"] for m in sink.messages] == ["good@example.org", "bounce@example.org"]
-    assert count(engine, DigestSentEvent, DigestSentEvent.subscription_id == bounce.id) == WEEK1_EVENTS
+    assert count_rows(engine, DigestSentEvent, DigestSentEvent.subscription_id == bounce.id) == WEEK1_EVENTS
 
 
 def test_smtp_login_and_the_password_stays_secret(

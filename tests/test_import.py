@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
+from support import count_rows
 
 from tracker.cli import main
 from tracker.db.models import Study, StudyVersion, SyncRun
@@ -20,11 +21,6 @@ from tracker.sources import import_studies, iter_raw_studies
 
 STUDY_FILES = sorted((FIXTURES / "ctgov/studies").glob("*.json"))
 SAMPLE = FIXTURES / "ms_sample.jsonl"
-
-
-def count(engine: Engine, model: type) -> int:
-    with transaction(engine) as session:
-        return session.scalar(select(func.count()).select_from(model)) or 0
 
 
 def last_run(engine: Engine) -> SyncRun:
@@ -42,7 +38,7 @@ def test_import_a_directory_of_json_files(engine: Engine, tmp_path: Path) -> Non
     assert (result.mode, result.outcome, result.inserted) == ("import", "success", 15)
     run = last_run(engine)
     assert (run.mode, run.outcome, run.source, run.studies_inserted) == ("import", "success", str(folder), 15)
-    assert count(engine, Study) == 15
+    assert count_rows(engine, Study) == 15
 
 
 def test_import_a_zip_of_json_files(engine: Engine, tmp_path: Path) -> None:
@@ -69,10 +65,10 @@ def test_import_json_lines_in_chunks(sqlite_url: str, tmp_path: Path, compressed
     result = import_studies(engine, path, chunk_size=64)
 
     assert (result.outcome, result.inserted, result.pages) == ("success", 200, 4)
-    assert count(engine, StudyVersion) == 200
+    assert count_rows(engine, StudyVersion) == 200
     again = import_studies(engine, path, chunk_size=64)  # idempotent
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 200)
-    assert count(engine, StudyVersion) == 200
+    assert count_rows(engine, StudyVersion) == 200
 
 
 def test_import_rejects_bad_records_alone(engine: Engine, tmp_path: Path) -> None:
@@ -144,7 +140,7 @@ def test_a_source_without_studies_records_no_run(engine: Engine, tmp_path: Path,
     path.write_bytes(content)
     with pytest.raises(ConfigError, match="no studies in"):
         import_studies(engine, path)
-    assert count(engine, SyncRun) == 0
+    assert count_rows(engine, SyncRun) == 0
 
 
 @pytest.mark.parametrize("source", ["damaged.zip", "empty.jsonl", "bad-line.jsonl", "mixed.zip"])

@@ -7,7 +7,8 @@ import json
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
+from support import count_rows
 
 from tracker import store
 from tracker.db.models import (
@@ -25,11 +26,6 @@ SAMPLE = [json.loads(line) for line in (FIXTURES / "ms_sample.jsonl").read_text(
 REAL = json.loads((FIXTURES / "ctgov/studies/NCT03064438.json").read_text())
 
 
-def count(engine: Engine, model: type, *where) -> int:  # type: ignore[no-untyped-def]
-    with transaction(engine) as session:
-        return session.scalar(select(func.count()).select_from(model).where(*where))
-
-
 def load(engine: Engine, studies: list, *, mode: str = "full", stamp: str = "2025-09-25T09:00:00"):  # type: ignore[no-untyped-def]
     run = store.begin_run(engine, mode=mode, query="multiple sclerosis", source="test", data_timestamp=stamp)
     outcome = store.ingest_page(engine, run, studies)
@@ -40,10 +36,10 @@ def load(engine: Engine, studies: list, *, mode: str = "full", stamp: str = "202
 def test_first_load_inserts_everything_as_baseline(engine: Engine) -> None:
     run, outcome = load(engine, [*SAMPLE, REAL])
     assert (outcome.inserted, outcome.updated, outcome.unchanged) == (61, 0, 0)
-    assert count(engine, Study) == 61
-    assert count(engine, StudyVersion) == 61
-    assert count(engine, ChangeEvent, ChangeEvent.kind == "new", ChangeEvent.baseline.is_(True)) == 61
-    assert count(engine, Intervention, Intervention.nct_id == "NCT03064438") == 2
+    assert count_rows(engine, Study) == 61
+    assert count_rows(engine, StudyVersion) == 61
+    assert count_rows(engine, ChangeEvent, ChangeEvent.kind == "new", ChangeEvent.baseline.is_(True)) == 61
+    assert count_rows(engine, Intervention, Intervention.nct_id == "NCT03064438") == 2
     with transaction(engine) as session:
         assert session.get(SyncRun, run).baseline is True
         study = session.get(Study, "NCT03064438")
@@ -64,10 +60,18 @@ def test_first_load_inserts_everything_as_baseline(engine: Engine) -> None:
 
 def test_reloading_unchanged_data_changes_nothing(engine: Engine) -> None:
     load(engine, SAMPLE)
-    before = (count(engine, StudyVersion), count(engine, ChangeEvent), count(engine, Condition))
+    before = (
+        count_rows(engine, StudyVersion),
+        count_rows(engine, ChangeEvent),
+        count_rows(engine, Condition),
+    )
     _, outcome = load(engine, copy.deepcopy(SAMPLE), mode="incremental", stamp="2025-09-26T09:00:00")
     assert (outcome.inserted, outcome.updated, outcome.unchanged) == (0, 0, len(SAMPLE))
-    assert (count(engine, StudyVersion), count(engine, ChangeEvent), count(engine, Condition)) == before
+    assert (
+        count_rows(engine, StudyVersion),
+        count_rows(engine, ChangeEvent),
+        count_rows(engine, Condition),
+    ) == before
 
 
 def test_a_changed_study_gets_a_version_events_and_fresh_children(engine: Engine) -> None:
@@ -80,7 +84,7 @@ def test_a_changed_study_gets_a_version_events_and_fresh_children(engine: Engine
     changed["protocolSection"]["conditionsModule"]["conditions"] = ["Rosacea", "Multiple Sclerosis"]
     _, outcome = load(engine, [changed], mode="incremental")
     assert outcome.updated == 1
-    assert count(engine, StudyVersion) == 2
+    assert count_rows(engine, StudyVersion) == 2
     with transaction(engine) as session:
         events = session.execute(
             select(ChangeEvent.kind, ChangeEvent.field, ChangeEvent.new_value, ChangeEvent.baseline).where(
@@ -111,12 +115,12 @@ def test_removed_studies_are_flagged_never_deleted_and_can_return(engine: Engine
     kept = [s["protocolSection"]["identificationModule"]["nctId"] for s in SAMPLE[:3]]
     gone = store.flag_removed(engine, run, kept)
     assert len(gone) == 2
-    assert count(engine, Study) == 5
-    assert count(engine, Study, Study.removed_at.is_not(None)) == 2
-    assert count(engine, ChangeEvent, ChangeEvent.kind == "removed") == 2
+    assert count_rows(engine, Study) == 5
+    assert count_rows(engine, Study, Study.removed_at.is_not(None)) == 2
+    assert count_rows(engine, ChangeEvent, ChangeEvent.kind == "removed") == 2
     assert store.flag_removed(engine, run, kept) == []  # already flagged: no second event
     load(engine, SAMPLE[:5], mode="incremental")
-    assert count(engine, Study, Study.removed_at.is_not(None)) == 0
+    assert count_rows(engine, Study, Study.removed_at.is_not(None)) == 0
 
 
 def test_watermark_is_the_registry_date_of_the_last_clean_sync(engine: Engine) -> None:
@@ -143,7 +147,7 @@ def test_an_older_copy_never_rolls_a_study_back(engine: Engine) -> None:
     load(engine, [newer])
     _, outcome = load(engine, [REAL], mode="import")  # an old bulk download, imported later
     assert (outcome.updated, outcome.unchanged) == (0, 1)
-    assert count(engine, StudyVersion) == 1
-    assert count(engine, ChangeEvent, ChangeEvent.kind != "new") == 0
+    assert count_rows(engine, StudyVersion) == 1
+    assert count_rows(engine, ChangeEvent, ChangeEvent.kind != "new") == 0
     with transaction(engine) as session:
         assert session.get(Study, "NCT03064438").overall_status == "TERMINATED"

@@ -16,7 +16,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES
 from fake_ctgov import FakeCtgov, Fault, make_study
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
+from support import count_rows
 
 from tracker import store
 from tracker.cli import main
@@ -49,11 +50,6 @@ def sync(fake: FakeCtgov, engine: Engine, *, full: bool = False, **overrides: An
     return run_sync(engine, settings_for(fake, engine, **overrides), full=full, backoff_base=0.01)
 
 
-def count(engine: Engine, model: type, *where: Any) -> int:
-    with transaction(engine) as session:
-        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
-
-
 def runs(engine: Engine) -> list[SyncRun]:
     with transaction(engine) as session:
         return list(session.scalars(select(SyncRun).order_by(SyncRun.id)))
@@ -67,7 +63,7 @@ def test_first_sync_is_full_then_incremental_from_watermark_minus_two_days(
 
     assert (first.mode, first.outcome, first.inserted, first.total_count) == ("full", "success", 25, 25)
     assert first.pages == 3
-    assert count(engine, Study) == 25
+    assert count_rows(engine, Study) == 25
     request = fake_ctgov.requests_to("/studies")[0]
     assert request.params == {
         "format": "json",
@@ -121,7 +117,7 @@ def test_a_full_pass_for_another_query_flags_nothing_removed(fake_ctgov: FakeCtg
 
     other = sync(fake_ctgov, engine, full=True, query="optic neuritis")
     assert (other.outcome, other.removed) == ("success", [])
-    assert count(engine, Study, Study.removed_at.is_not(None)) == 0
+    assert count_rows(engine, Study, Study.removed_at.is_not(None)) == 0
 
     again = sync(fake_ctgov, engine, full=True, query="optic neuritis")
     assert again.removed == ["NCT00000001", "NCT00000002", "NCT00000003"]  # now that query is the baseline
@@ -130,14 +126,14 @@ def test_a_full_pass_for_another_query_flags_nothing_removed(fake_ctgov: FakeCtg
 def test_resyncing_unchanged_data_changes_nothing(fake_ctgov: FakeCtgov, engine: Engine) -> None:
     fake_ctgov.set_studies(studies(12, last_update="2025-09-24"))
     sync(fake_ctgov, engine)
-    versions, events = count(engine, StudyVersion), count(engine, ChangeEvent)
+    versions, events = count_rows(engine, StudyVersion), count_rows(engine, ChangeEvent)
 
     again = sync(fake_ctgov, engine)  # incremental: the window still covers every study
     full = sync(fake_ctgov, engine, full=True)
 
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 12)
     assert (full.inserted, full.updated, full.unchanged, full.removed) == (0, 0, 12, [])
-    assert (count(engine, StudyVersion), count(engine, ChangeEvent)) == (versions, events)
+    assert (count_rows(engine, StudyVersion), count_rows(engine, ChangeEvent)) == (versions, events)
 
 
 def test_incremental_sync_with_nothing_new_makes_at_most_two_studies_requests(
@@ -171,7 +167,7 @@ def test_sync_recovers_from_faults_mid_walk(
 
     assert (result.outcome, result.inserted) == ("success", 35)
     assert fake_ctgov.pending_faults() == 0
-    assert count(engine, StudyVersion) == 35
+    assert count_rows(engine, StudyVersion) == 35
 
 
 def test_a_dying_page_token_restarts_the_walk_once(fake_ctgov: FakeCtgov, engine: Engine) -> None:
@@ -181,8 +177,8 @@ def test_a_dying_page_token_restarts_the_walk_once(fake_ctgov: FakeCtgov, engine
     result = sync(fake_ctgov, engine)
 
     assert (result.outcome, result.restarts, result.inserted, result.unchanged) == ("success", 1, 35, 0)
-    assert count(engine, Study) == 35
-    assert count(engine, StudyVersion) == 35  # the re-read first page was deduplicated, not re-versioned
+    assert count_rows(engine, Study) == 35
+    assert count_rows(engine, StudyVersion) == 35  # the re-read first page was deduplicated, not re-versioned
     first_pages = [r for r in fake_ctgov.requests_to("/studies") if "pageToken" not in r.params]
     assert len(first_pages) == 2
 
@@ -196,7 +192,7 @@ def test_a_token_dying_twice_fails_the_run_and_keeps_what_landed(
     with pytest.raises(ApiError, match="page token refused again"):
         sync(fake_ctgov, engine)
 
-    assert count(engine, Study) == 10
+    assert count_rows(engine, Study) == 10
     (run,) = runs(engine)
     assert run.outcome == "failed" and "page token" in run.error
     assert store.watermark(engine) is None
@@ -218,7 +214,7 @@ def test_a_short_full_pass_fails_loudly_and_keeps_what_landed(engine: Engine) ->
     (run,) = runs(engine)
     assert (run.outcome, run.total_count) == ("failed", 17)
     assert "received 15 of 17" in run.error
-    assert count(engine, Study) == 15
+    assert count_rows(engine, Study) == 15
     assert store.watermark(engine) is None
 
 
@@ -232,9 +228,9 @@ def test_full_flags_studies_no_longer_returned(fake_ctgov: FakeCtgov, engine: En
     full = sync(fake_ctgov, engine, full=True)
 
     assert (full.mode, full.removed) == ("full", ["NCT00000005"])
-    assert count(engine, Study) == 12  # kept
-    assert count(engine, Study, Study.removed_at.is_not(None)) == 1
-    assert count(engine, ChangeEvent, ChangeEvent.kind == "removed") == 1
+    assert count_rows(engine, Study) == 12  # kept
+    assert count_rows(engine, Study, Study.removed_at.is_not(None)) == 1
+    assert count_rows(engine, ChangeEvent, ChangeEvent.kind == "removed") == 1
     assert runs(engine)[-1].studies_removed == 1
 
 
@@ -246,7 +242,7 @@ def test_rejected_records_land_alone_and_make_the_run_partial(fake_ctgov: FakeCt
 
     assert result.outcome == "partial"
     assert [(r.nct_id, "startDateStruct" in r.reason) for r in result.rejected] == [("NCT09999901", True)]
-    assert count(engine, Study) == 8
+    assert count_rows(engine, Study) == 8
     assert runs(engine)[-1].outcome == "partial"
     assert store.watermark(engine) is None  # only a clean run moves the watermark
 
@@ -301,7 +297,7 @@ def test_sync_command_exits_3_when_records_are_rejected(fake_ctgov: FakeCtgov, s
     assert "rejected NCT09999901: startDateStruct.date" in result.output
     assert "rejected <no NCT ID>: missing or malformed nctId" in result.output
     assert "Error: 2 records rejected; the rest landed" in result.output
-    assert count(make_engine(sqlite_url), Study) == 5
+    assert count_rows(make_engine(sqlite_url), Study) == 5
 
 
 @pytest.mark.parametrize("url", ["htp://x", "not a url"])
@@ -379,17 +375,17 @@ def test_a_sync_killed_mid_walk_leaves_a_consistent_store_and_the_next_run_finis
             if process.poll() is None:
                 process.kill()
         engine = make_engine(database_url)
-        assert count(engine, Study) == 15  # three whole pages, nothing half-written
-        assert count(engine, StudyVersion) == 15
+        assert count_rows(engine, Study) == 15  # three whole pages, nothing half-written
+        assert count_rows(engine, StudyVersion) == 15
         (killed,) = runs(engine)
         assert killed.outcome == "running" and killed.pages == 3
 
         result = run_sync(engine, settings_for(fake, engine, page_size=5), backoff_base=0.01)
 
     assert (result.mode, result.outcome, result.inserted, result.unchanged) == ("full", "success", 25, 15)
-    assert count(engine, Study) == 40
-    assert count(engine, StudyVersion) == 40
-    assert count(engine, ChangeEvent, ChangeEvent.kind == "new") == 40
+    assert count_rows(engine, Study) == 40
+    assert count_rows(engine, StudyVersion) == 40
+    assert count_rows(engine, ChangeEvent, ChangeEvent.kind == "new") == 40
 
 
 def test_config_errors_in_settings_are_one_line(fake_ctgov: FakeCtgov, sqlite_url: str) -> None:
