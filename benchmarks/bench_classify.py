@@ -17,18 +17,15 @@ Also prints how many drug/biological interventions the dictionary left to the ty
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from timing import median_seconds  # noqa: E402
 
 from tracker import store  # noqa: E402
 from tracker.classify.dictionary import load_dictionary  # noqa: E402
@@ -42,29 +39,10 @@ from tracker.classify.store import classify_pending  # noqa: E402
 from tracker.ctgov.parse import StudyRecord, parse_study  # noqa: E402
 from tracker.db.migrate import upgrade_to_head  # noqa: E402
 from tracker.db.session import make_engine  # noqa: E402
+from tracker.sources import iter_raw_studies  # noqa: E402
 
 BUDGET_SECONDS = 2.0
 DRUG_TYPES = {"DRUG", "BIOLOGICAL", "GENETIC", "COMBINATION_PRODUCT"}
-
-
-def timed(function: Callable[[], Any], repeat: int) -> float:
-    """Median wall-clock seconds (the machine is shared: see also `cpu_timed`)."""
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def cpu_timed(function: Callable[[], Any], repeat: int) -> float:
-    """Median CPU seconds of this process, unaffected by other load on the machine."""
-    times = []
-    for _ in range(repeat):
-        started = time.process_time()
-        function()
-        times.append(time.process_time() - started)
-    return statistics.median(times)
 
 
 def fallback_share(records: list[StudyRecord]) -> tuple[int, int]:
@@ -88,8 +66,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/ctgov_ms_2025-09-25.jsonl.gz")
     args = parser.parse_args()
 
-    with gzip.open(args.data, "rt", encoding="utf-8") as handle:
-        raws = [json.loads(line) for line in handle if line.strip()]
+    raws = list(iter_raw_studies(args.data))
     records = [parse_study(raw) for raw in raws]
     classify_study(records[0])  # compile the dictionary outside the timing
 
@@ -98,9 +75,9 @@ def main() -> None:
         for record in records:
             classify_study(record)
 
-    classify_seconds = timed(classify_all, args.repeat)
-    classify_cpu = cpu_timed(classify_all, args.repeat)
-    parse_seconds = timed(lambda: [parse_study(raw) for raw in raws], args.repeat)
+    classify_seconds = median_seconds(classify_all, args.repeat)
+    classify_cpu = median_seconds(classify_all, args.repeat, clock=time.process_time)
+    parse_seconds = median_seconds(lambda: [parse_study(raw) for raw in raws], args.repeat)
 
     with tempfile.TemporaryDirectory() as folder:
         engine = make_engine(f"sqlite:///{folder}/bench.db")
@@ -109,7 +86,9 @@ def main() -> None:
         for start in range(0, len(raws), 1000):
             store.ingest_page(engine, run, raws[start : start + 1000])
         store.finish_run(engine, run, outcome="success")
-        database_seconds = timed(lambda: classify_pending(engine, all_studies=True), max(1, args.repeat // 2))
+        database_seconds = median_seconds(
+            lambda: classify_pending(engine, all_studies=True), max(1, args.repeat // 2)
+        )
         engine.dispose()
 
     fallback, total = fallback_share(records)

@@ -16,7 +16,6 @@ with no filter change (the full default view), measured in the same run.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import statistics
@@ -37,8 +36,9 @@ CHUNK = 1000
 
 
 def snapshot_studies() -> list[dict[str, Any]]:
-    with gzip.open(SNAPSHOT, "rt", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    from tracker.sources import iter_raw_studies
+
+    return list(iter_raw_studies(SNAPSHOT))
 
 
 def synthetic_studies(originals: list[dict[str, Any]], count: int) -> Iterator[dict[str, Any]]:

@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gzip
-import json
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from timing import median_seconds  # noqa: E402
 
 from tracker import query, store  # noqa: E402
 from tracker.config import load_settings  # noqa: E402
@@ -37,16 +34,8 @@ from tracker.digest.run import run_digests  # noqa: E402
 from tracker.digest.send import EmlWriter  # noqa: E402
 from tracker.export import frame_to_csv  # noqa: E402
 from tracker.filters import TrialFilter  # noqa: E402
+from tracker.sources import iter_raw_studies  # noqa: E402
 from tracker.subscriptions import add_subscription  # noqa: E402
-
-
-def median_seconds(action: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -56,8 +45,7 @@ def main() -> None:
     parser.add_argument("--subscriptions", type=int, default=50)
     args = parser.parse_args()
 
-    with gzip.open(args.data, "rt") as handle:
-        raws = [json.loads(line) for line in handle]
+    raws = list(iter_raw_studies(Path(args.data)))
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/bench.db"
         engine = make_engine(url)

@@ -34,11 +34,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fake_ctgov import FakeCtgov, load_jsonl  # noqa: E402
+from fake_ctgov import FakeCtgov  # noqa: E402
 
 from tracker.config import load_settings  # noqa: E402
 from tracker.db.migrate import upgrade_to_head  # noqa: E402
 from tracker.db.session import make_engine  # noqa: E402
+from tracker.sources import iter_raw_studies  # noqa: E402
 from tracker.sync import classify_landed, run_sync, search_params  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared/data/ctgov_ms_2025-09-25.jsonl.gz"
@@ -173,7 +174,7 @@ def medians(samples: list[tuple[float, float]]) -> tuple[float, float]:
 
 def serve(data: Path) -> None:
     """`--serve`: run the fake registry in this (child) process until stdin closes."""
-    with FakeCtgov(load_jsonl(str(data))) as fake:
+    with FakeCtgov(iter_raw_studies(data)) as fake:
         print(fake.url, flush=True)
         sys.stdin.read()
 
@@ -267,7 +268,7 @@ def main() -> None:
         print(f"  classification of what landed        {median['classify'][0]:.3f}s (own target: < 2 s)")
 
     # An incremental sync with nothing new (the fake in-process, for its request log).
-    with FakeCtgov(load_jsonl(str(args.data))) as fake, tempfile.TemporaryDirectory() as tmp:
+    with FakeCtgov(iter_raw_studies(args.data)) as fake, tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
             database_url="sqlite:///unused.db", ctgov_base_url=fake.url, query=QUERY, requests_per_second=0
         )

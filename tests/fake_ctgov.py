@@ -598,15 +598,6 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
 
-def load_jsonl(path: str) -> list[dict[str, Any]]:
-    """Studies from a JSON Lines file, gzip or not (for the benchmark and ad hoc use)."""
-    import gzip
-
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        return [orjson.loads(line) for line in handle if line.strip()]
-
-
 def make_study(
     nct_id: str,
     *,
