@@ -14,7 +14,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import ColumnElement, Engine, delete, func, select
 
 from tracker.db.models import Subscription
-from tracker.db.session import transaction, utcnow
+from tracker.db.session import one_line, transaction, utcnow
 from tracker.errors import FilterError, TrackerError
 from tracker.filters import TrialFilter
 
@@ -79,6 +79,11 @@ def _info(row: Subscription) -> SubscriptionInfo:
     )
 
 
+def _header_safe(name: str | None) -> str | None:
+    # The name goes into the digest's Subject header, where a line break is refused.
+    return (one_line(name) or None) if name else None
+
+
 def add_subscription(
     engine: Engine,
     email: str,
@@ -94,7 +99,9 @@ def add_subscription(
         for row in session.scalars(select(Subscription).where(_same_address(address))):
             if _same_filter(row.filters or {}, filters):
                 return AddOutcome(_info(row), created=False)
-        row = Subscription(email=address, name=_one_line(name), filters=filters, created_at=now or utcnow())
+        row = Subscription(
+            email=address, name=_header_safe(name), filters=filters, created_at=now or utcnow()
+        )
         session.add(row)
         session.flush()
         return AddOutcome(_info(row), created=True)
@@ -110,12 +117,6 @@ def _same_filter(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
         }
 
     return canonical(stored) == canonical(wanted)
-
-
-def _one_line(name: str | None) -> str | None:
-    """The name with runs of whitespace (line breaks included) made single spaces: it goes into the digest's
-    Subject header, where a line break is refused."""
-    return " ".join((name or "").split()) or None
 
 
 def list_subscriptions(engine: Engine, *, ids: list[int] | None = None) -> list[SubscriptionInfo]:
