@@ -121,6 +121,12 @@ def filter_choices(url: str, version: tuple[Any, ...]) -> FilterChoices:
     return choices_from_frame(display_frame(url, version))
 
 
+@st.cache_resource(show_spinner=False, max_entries=2)
+def detail_tables(url: str, version: tuple[Any, ...]) -> query.DetailTables:
+    """The registry details of every trial, loaded only when a download is asked for."""
+    return query.load_detail_tables(get_engine(url))
+
+
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
 def trial_detail(url: str, version: tuple[Any, ...], nct_id: str) -> dict[str, Any] | None:
     try:

@@ -80,6 +80,7 @@ CHANGE_KIND_LABELS: dict[str, str] = {
     "completion_date": "Completion date",
     "enrollment": "Enrollment",
     "results_posted": "Results posted",
+    "primary_outcome": "Primary outcome",
     "removed": "Removed",
     "other": "Other",
 }

@@ -13,7 +13,8 @@ from dashboard.frame_index import FrameIndex
 from dashboard.metrics import headline_numbers
 from dashboard.table import TABLE_ROW_CAP, table_rows
 from dashboard.trial_view import show_trial
-from tracker.export import frame_to_csv
+from tracker import query
+from tracker.export import frame_provenance, frame_to_csv, frame_to_xlsx, provenance_json
 from tracker.filters import TrialFilter, apply_filter
 
 HEATMAP_KEY = "heatmap_chart"
@@ -95,6 +96,49 @@ def show_charts(filtered: pd.DataFrame, events: pd.DataFrame, index: FrameIndex)
     right.plotly_chart(charts.slippage_figure(events), key="slippage_chart")
 
 
+def export_frame(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) -> pd.DataFrame:
+    """The filtered trials with every export column: what `tracker export` writes for this filter."""
+    filtered = apply_filter(data.trial_frame(url, version), trial_filter)
+    return query.with_details(filtered, data.detail_tables(url, version))
+
+
+def show_downloads(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) -> None:
+    """CSV, its provenance sidecar and the workbook, each built only when its button is clicked."""
+
+    def provenance() -> dict[str, Any]:
+        return frame_provenance(
+            export_frame(trial_filter, url, version), trial_filter, data.latest_run(url, version)
+        )
+
+    csv_column, provenance_column, xlsx_column = st.columns(3)
+    csv_column.download_button(
+        "Download CSV of the filtered trials",
+        data=lambda: frame_to_csv(export_frame(trial_filter, url, version)),
+        file_name="ms-trials.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key="download_csv",
+    )
+    provenance_column.download_button(
+        "Download the CSV's provenance (JSON)",
+        data=lambda: provenance_json(provenance()),
+        file_name="ms-trials.csv.json",
+        mime="application/json",
+        on_click="ignore",
+        key="download_provenance",
+    )
+    xlsx_column.download_button(
+        "Download workbook (.xlsx)",
+        data=lambda: frame_to_xlsx(
+            export_frame(trial_filter, url, version), data.detail_tables(url, version), provenance()
+        ),
+        file_name="ms-trials.xlsx",
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        on_click="ignore",
+        key="download_xlsx",
+    )
+
+
 def show_table(filtered: pd.DataFrame, trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) -> None:
     st.subheader("Trials")
     rows = table_rows(filtered)
@@ -104,15 +148,7 @@ def show_table(filtered: pd.DataFrame, trial_filter: TrialFilter, url: str, vers
         else ""
     )
     st.caption(note + "✎ marks labels set by a manual override. Select a row to see the trial's details.")
-    st.download_button(
-        "Download CSV of the filtered trials",
-        # Built only when clicked, from all columns: the same bytes as `tracker export` for this filter.
-        data=lambda: frame_to_csv(apply_filter(data.trial_frame(url, version), trial_filter)),
-        file_name="ms-trials.csv",
-        mime="text/csv",
-        on_click="ignore",
-        key="download_csv",
-    )
+    show_downloads(trial_filter, url, version)
     event = st.dataframe(
         rows,
         hide_index=True,

@@ -1,4 +1,9 @@
-"""The trial detail view: registry fields, classification with its evidence, change history and sites."""
+"""The trial detail view: registry fields, what the trial gives and measures and whom it enrols,
+classification with its evidence, change history and sites.
+
+Registry text is shown through st.text and dataframes, never as Markdown, and every table cell is text
+("" when the registry states nothing), so no cell reads "None".
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,155 @@ def _date_text(detail: dict[str, Any], name: str) -> str:
         return "not stated"
     kind = detail.get(f"{name}_type")
     return f"{raw} ({kind.lower()})" if kind else str(raw)
+
+
+ARM_ROLE_LABELS = {
+    "experimental": "Experimental",
+    "active_comparator": "Active comparator",
+    "placebo": "Placebo",
+    "sham": "Sham",
+    "no_intervention": "No intervention",
+    "other": "Other",
+}
+
+
+def cell_text(value: object) -> str:
+    """One table cell as text: missing → "", lists → ", "-joined, booleans → yes/no."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(cell_text(item) for item in value if cell_text(item))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def text_table(rows: list[dict[str, object]], columns: list[str]) -> pd.DataFrame:
+    """A table whose every cell is text, with the given columns even when there are no rows."""
+    return pd.DataFrame([{c: cell_text(row.get(c)) for c in columns} for row in rows], columns=columns)
+
+
+def intervention_rows(detail: dict[str, Any]) -> pd.DataFrame:
+    rows = [
+        {
+            "Intervention": item.get("name"),
+            "Type": labels.tidy(item.get("type")) if item.get("type") else None,
+            "Role": ARM_ROLE_LABELS.get(item.get("arm_role") or "", item.get("arm_role")),
+            "Arms": item.get("arm_group_labels"),
+            "Other names": item.get("other_names"),
+            "Description": item.get("description"),
+        }
+        for item in detail.get("interventions") or []
+    ]
+    return text_table(rows, ["Intervention", "Type", "Role", "Arms", "Other names", "Description"])
+
+
+def arm_rows(detail: dict[str, Any]) -> pd.DataFrame:
+    rows = [
+        {
+            "Arm": arm.get("label"),
+            "Type": labels.tidy(arm.get("type")) if arm.get("type") else None,
+            "Interventions": arm.get("intervention_names"),
+            "Description": arm.get("description"),
+        }
+        for arm in detail.get("arm_groups") or []
+    ]
+    return text_table(rows, ["Arm", "Type", "Interventions", "Description"])
+
+
+def outcome_rows(detail: dict[str, Any]) -> pd.DataFrame:
+    rows = [
+        {
+            "Role": str(item.get("role") or "").capitalize(),
+            "#": int(item.get("position") or 0) + 1,
+            "Measure": item.get("measure"),
+            "Time frame": item.get("time_frame"),
+            "Description": item.get("description"),
+        }
+        for item in detail.get("outcomes") or []
+    ]
+    return text_table(rows, ["Role", "#", "Measure", "Time frame", "Description"])
+
+
+def _age(detail: dict[str, Any], name: str) -> str:
+    text, years = detail.get(name), detail.get(f"{name}_years")
+    if not text:
+        return "not stated"
+    return (
+        f"{text} ({cell_text(years)} years)"
+        if years is not None and not str(text).endswith("Years")
+        else text
+    )
+
+
+def eligibility_rows(detail: dict[str, Any]) -> pd.DataFrame:
+    healthy = detail.get("healthy_volunteers")
+    rows = [
+        ("Minimum age", _age(detail, "minimum_age")),
+        ("Maximum age", _age(detail, "maximum_age")),
+        ("Sex", labels.tidy(detail.get("sex")) if detail.get("sex") else "not stated"),
+        ("Healthy volunteers", "not stated" if healthy is None else cell_text(bool(healthy))),
+        ("Age groups", cell_text([labels.tidy(a) for a in detail.get("std_ages") or []]) or "not stated"),
+    ]
+    return text_table([{"Facet": a, "Value": b} for a, b in rows], ["Facet", "Value"])
+
+
+def design_rows(detail: dict[str, Any]) -> pd.DataFrame:
+    names = (
+        ("Allocation", "allocation"),
+        ("Intervention model", "intervention_model"),
+        ("Masking", "masking"),
+        ("Primary purpose", "primary_purpose"),
+    )
+    rows = [
+        {"Design": label, "Value": labels.tidy(detail.get(key)) if detail.get(key) else "not stated"}
+        for label, key in names
+    ]
+    return text_table(rows, ["Design", "Value"])
+
+
+def secondary_id_rows(detail: dict[str, Any]) -> pd.DataFrame:
+    rows = [
+        {"ID": item.get("identifier"), "Type": item.get("type"), "Domain": item.get("domain")}
+        for item in detail.get("secondary_ids") or []
+    ]
+    return text_table(rows, ["ID", "Type", "Domain"])
+
+
+def _table(frame: pd.DataFrame, empty: str) -> None:
+    if frame.empty:
+        st.text(empty)
+    else:
+        st.dataframe(frame, hide_index=True)
+
+
+def show_registry_details(detail: dict[str, Any]) -> None:
+    """What the trial gives, to whom, how, and what it measures."""
+    if detail.get("official_title"):
+        st.text(f"Official title: {detail['official_title']}")
+    if detail.get("brief_summary"):
+        with st.expander("Brief summary"):
+            st.text(detail["brief_summary"])
+    st.markdown("#### Interventions")
+    _table(intervention_rows(detail), "No interventions listed.")
+    st.markdown("#### Arms")
+    _table(arm_rows(detail), "No arm groups registered.")
+    st.markdown("#### Outcome measures")
+    _table(outcome_rows(detail), "No outcome measures registered.")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("#### Eligibility")
+        st.dataframe(eligibility_rows(detail), hide_index=True)
+    with right:
+        st.markdown("#### Design")
+        st.dataframe(design_rows(detail), hide_index=True)
+    if detail.get("eligibility_criteria"):
+        with st.expander("Eligibility criteria as registered"):
+            st.text(detail["eligibility_criteria"])
+    st.markdown("#### Secondary IDs")
+    _table(secondary_id_rows(detail), "No secondary IDs registered.")
 
 
 def label_rows(detail: dict[str, Any]) -> pd.DataFrame:
@@ -118,6 +272,8 @@ def show_trial(detail: dict[str, Any] | None, nct_id: str) -> None:
     )
     if detail.get("why_stopped"):
         st.markdown(f"**Why stopped:** {detail['why_stopped']}")
+
+    show_registry_details(detail)
 
     st.markdown("#### Classification")
     override = detail.get("override")

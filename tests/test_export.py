@@ -94,7 +94,7 @@ def test_dashboard_bytes_equal_the_file(loaded: Engine, db_url: str, tmp_path: P
     out = tmp_path / "all.csv"
     assert invoke(db_url, "export", "--out", str(out), "--relevance", "all").exit_code == 0
     frame = query.select_trials(loaded, TrialFilter(relevance=()))
-    assert out.read_bytes() == frame_to_csv(frame)
+    assert out.read_bytes() == frame_to_csv(query.with_details(frame, query.load_detail_tables(loaded)))
     assert len(read_csv(out)) == len(SAMPLE)
 
 

@@ -1,13 +1,19 @@
 """Pure change detection: the stored snapshot of a study and the newly received one in, `Change`s out.
 
 Values are display strings: statuses as the registry's enum ("RECRUITING"), partial dates as their raw
-text with the date type in brackets ("2025-06 (ESTIMATED)"), enrollment as "120 (ESTIMATED)".
+text with the date type in brackets ("2025-06 (ESTIMATED)"), enrollment as "120 (ESTIMATED)", outcome
+measures as "measure | time frame", one per line.
+
+A changed primary outcome is its own kind (`primary_outcome`): outcome switching after a trial starts is
+what reviewers most need to know. The other registry details (eligibility, design, arms, secondary
+outcomes, titles) are `other` changes that name their field.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 from datetime import date
 
 from tracker.ctgov.parse import PartialDate, StudyRecord, parse_partial_date
@@ -21,6 +27,7 @@ CHANGE_KINDS = (
     "completion_date",
     "enrollment",
     "results_posted",
+    "primary_outcome",
     "removed",
     "other",
 )
@@ -38,6 +45,26 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class StudyDetails:
+    """The registry details change detection compares, as display values (see the format_* helpers).
+
+    `primary_outcomes` first; the rest, in field order, become `other` changes naming the field.
+    """
+
+    primary_outcomes: tuple[str, ...]
+    secondary_outcomes: tuple[str, ...]
+    official_title: str | None
+    brief_summary: str | None
+    design: str | None
+    arm_groups: tuple[str, ...]
+    eligibility_criteria: str | None
+    minimum_age: str | None
+    maximum_age: str | None
+    sex: str | None
+    healthy_volunteers: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class StudySnapshot:
     """The normalised fields change detection compares; built from a stored row or a StudyRecord."""
 
@@ -51,6 +78,101 @@ class StudySnapshot:
     enrollment: str | None
     has_results: bool
     results_first_posted: date | None
+    # None: not loaded. The store loads the stored details only for studies whose content hash moved.
+    details: StudyDetails | None = None
+
+
+def format_outcome(measure: str, time_frame: str | None) -> str:
+    """ "EDSS", "Week 48" → "EDSS | Week 48"; the measure alone when no time frame is registered."""
+    return f"{measure} | {time_frame}" if time_frame else measure
+
+
+def format_design(
+    allocation: str | None, intervention_model: str | None, masking: str | None, primary_purpose: str | None
+) -> str | None:
+    """ "allocation RANDOMIZED; model PARALLEL; masking QUADRUPLE; purpose TREATMENT" (stated parts only)."""
+    parts = zip(
+        ("allocation", "model", "masking", "purpose"),
+        (allocation, intervention_model, masking, primary_purpose),
+        strict=True,
+    )
+    return "; ".join(f"{name} {value}" for name, value in parts if value) or None
+
+
+def format_arm(label: str, arm_type: str | None) -> str:
+    return f"{label} ({arm_type})" if arm_type else label
+
+
+def format_yes_no(value: bool | None) -> str | None:
+    return None if value is None else "yes" if value else "no"
+
+
+def details_from_rows(
+    *,
+    outcomes: Iterable[tuple[str, str, str | None]],
+    arms: Iterable[tuple[str, str | None]],
+    official_title: str | None,
+    brief_summary: str | None,
+    allocation: str | None,
+    intervention_model: str | None,
+    masking: str | None,
+    primary_purpose: str | None,
+    eligibility_criteria: str | None,
+    minimum_age: str | None,
+    maximum_age: str | None,
+    sex: str | None,
+    healthy_volunteers: bool | None,
+) -> StudyDetails:
+    """Details from plain values: outcomes as (role, measure, time frame) in order, arms as (label, type)."""
+    outcomes = list(outcomes)
+    return StudyDetails(
+        primary_outcomes=tuple(format_outcome(m, t) for role, m, t in outcomes if role == "primary"),
+        secondary_outcomes=tuple(format_outcome(m, t) for role, m, t in outcomes if role == "secondary"),
+        official_title=official_title,
+        brief_summary=brief_summary,
+        design=format_design(allocation, intervention_model, masking, primary_purpose),
+        arm_groups=tuple(format_arm(label, arm_type) for label, arm_type in arms),
+        eligibility_criteria=eligibility_criteria,
+        minimum_age=minimum_age,
+        maximum_age=maximum_age,
+        sex=sex,
+        healthy_volunteers=format_yes_no(healthy_volunteers),
+    )
+
+
+def details_of(record: StudyRecord) -> StudyDetails:
+    design = record.design
+    return details_from_rows(
+        outcomes=((o.role, o.measure, o.time_frame) for o in record.outcomes),
+        arms=((arm.label, arm.type) for arm in record.arm_groups),
+        official_title=record.official_title,
+        brief_summary=record.brief_summary,
+        allocation=design.allocation,
+        intervention_model=design.intervention_model,
+        masking=design.masking,
+        primary_purpose=design.primary_purpose,
+        eligibility_criteria=record.eligibility_criteria,
+        minimum_age=record.minimum_age,
+        maximum_age=record.maximum_age,
+        sex=record.sex,
+        healthy_volunteers=record.healthy_volunteers,
+    )
+
+
+def _lines(value: tuple[str, ...] | str | None) -> str | None:
+    if isinstance(value, tuple):
+        return "\n".join(value) or None
+    return value
+
+
+def diff_details(old: StudyDetails, new: StudyDetails) -> list[Change]:
+    changes: list[Change] = []
+    for item in fields(StudyDetails):
+        before, after = getattr(old, item.name), getattr(new, item.name)
+        if before != after:
+            kind = "primary_outcome" if item.name == "primary_outcomes" else "other"
+            changes.append(Change(kind, item.name, _lines(before), _lines(after)))
+    return changes
 
 
 def format_partial_date(raw: str | None, date_type: str | None) -> str | None:
@@ -99,6 +221,7 @@ def snapshot_of(record: StudyRecord) -> StudySnapshot:
         enrollment=format_enrollment(record.enrollment_count, record.enrollment_type),
         has_results=record.has_results,
         results_first_posted=record.results_first_posted,
+        details=details_of(record),
     )
 
 
@@ -124,6 +247,8 @@ def diff_snapshots(old: StudySnapshot | None, new: StudySnapshot) -> list[Change
     if new.has_results and not old.has_results:
         posted = new.results_first_posted.isoformat() if new.results_first_posted else "yes"
         changes.append(Change("results_posted", "results_first_posted", None, posted))
+    if old.details is not None and new.details is not None:
+        changes.extend(diff_details(old.details, new.details))
     if not changes:
         changes.append(Change("other", None, None, None))
     return changes

@@ -1,7 +1,8 @@
-"""CSV export: a filtered trial frame in, CSV bytes out, columns in a fixed, documented order.
+"""CSV and workbook export: a filtered trial frame in, CSV or .xlsx bytes out, columns in a fixed order.
 
-The same `frame_to_csv` serves `tracker export` and the dashboard's download button, so both give
-identical bytes for the same trials. A sidecar `FILE.csv.json` records where the data came from.
+The same `frame_to_csv` and `frame_to_xlsx` serve `tracker export` and the dashboard's download buttons,
+so both give identical content for the same trials. A sidecar `FILE.csv.json` (the workbook's Provenance
+sheet) records where the data came from.
 
 Cells are neutralised against CSV (formula) injection: a text cell starting with `=`, `+`, `-`, `@`,
 a tab or a carriage return gets a leading apostrophe, so spreadsheet programs show it as text.
@@ -130,16 +131,79 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn(
         "taxonomy_version", "Taxonomy version the labels were assigned with", _field("taxonomy_version")
     ),
+    # The registry details a review's data-extraction form asks for (query.with_details adds them).
+    ExportColumn("official_title", "Official title", _field("official_title")),
+    ExportColumn("brief_summary", "Brief summary as registered", _field("brief_summary")),
+    ExportColumn("allocation", "Design: allocation (RANDOMIZED, NON_RANDOMIZED or NA)", _field("allocation")),
+    ExportColumn(
+        "intervention_model",
+        "Design: intervention model (PARALLEL, CROSSOVER, SINGLE_GROUP, FACTORIAL, SEQUENTIAL)",
+        _field("intervention_model"),
+    ),
+    ExportColumn("masking", "Design: masking (NONE, SINGLE, DOUBLE, TRIPLE or QUADRUPLE)", _field("masking")),
+    ExportColumn(
+        "primary_purpose",
+        "Design: primary purpose (TREATMENT, PREVENTION, SUPPORTIVE_CARE, BASIC_SCIENCE, ...)",
+        _field("primary_purpose"),
+    ),
+    ExportColumn("arms", "Arm groups as label (ARM TYPE)", _field("arms")),
+    ExportColumn(
+        "intervention_details",
+        "Interventions as name (TYPE; arm role), the role taken from the arms the intervention is in",
+        _field("intervention_details"),
+    ),
+    ExportColumn(
+        "primary_outcomes", "Primary outcome measures as measure | time frame", _field("primary_outcomes")
+    ),
+    ExportColumn(
+        "secondary_outcomes",
+        "Secondary outcome measures as measure | time frame",
+        _field("secondary_outcomes"),
+    ),
+    ExportColumn("minimum_age", "Minimum age as registered (e.g. 18 Years)", _field("minimum_age")),
+    ExportColumn("maximum_age", "Maximum age as registered (e.g. 65 Years)", _field("maximum_age")),
+    ExportColumn("minimum_age_years", "Minimum age in years", _field("minimum_age_years")),
+    ExportColumn("maximum_age_years", "Maximum age in years", _field("maximum_age_years")),
+    ExportColumn("sex", "Sex eligible: ALL, FEMALE or MALE", _field("sex")),
+    ExportColumn(
+        "healthy_volunteers",
+        "true when healthy volunteers are accepted, false when not, empty when not stated",
+        _field("healthy_volunteers"),
+    ),
+    ExportColumn("std_ages", "Standard age groups (CHILD, ADULT, OLDER_ADULT)", _field("std_ages")),
+    ExportColumn("collaborators", "Collaborators", _field("collaborators")),
+    ExportColumn("site_count", "Number of study sites listed", _field("site_count")),
+    ExportColumn("secondary_ids", "Secondary IDs as identifier (TYPE)", _field("secondary_ids")),
 )
 EXPORT_HEADER: tuple[str, ...] = tuple(column.name for column in EXPORT_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
 class ExportResult:
-    path: Path
-    sidecar_path: Path
+    path: Path | None
+    sidecar_path: Path | None
     row_count: int
     provenance: dict[str, Any]
+    xlsx_path: Path | None = None
+
+
+# The workbook's per-row sheets: (column, description, how to read it from a detail row).
+OUTCOME_SHEET_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("nct_id", "ClinicalTrials.gov identifier"),
+    ("role", "primary, secondary or other"),
+    ("order", "Position of the measure within its role, from 1, as registered"),
+    ("measure", "Outcome measure title as registered"),
+    ("time_frame", "Time frame as registered"),
+    ("description", "Outcome measure description as registered"),
+)
+ARM_SHEET_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("nct_id", "ClinicalTrials.gov identifier"),
+    ("order", "Position of the arm, from 1, as registered"),
+    ("label", "Arm group label"),
+    ("type", "Arm type (EXPERIMENTAL, ACTIVE_COMPARATOR, PLACEBO_COMPARATOR, SHAM_COMPARATOR, ...)"),
+    ("interventions", "Intervention names given to the arm, '; '-separated"),
+    ("description", "Arm group description as registered"),
+)
 
 
 def neutralise_cell(text: str) -> str:
@@ -255,33 +319,174 @@ def sidecar_path_for(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def write_export(
-    engine: Engine,
+def frame_provenance(
+    frame: pd.DataFrame,
     trial_filter: TrialFilter,
-    path: Path,
+    latest_run: Mapping[str, Any] | None,
     *,
-    excel: bool = False,
     now: datetime | None = None,
-) -> ExportResult:
-    """Write the trials matching the filter as CSV to `path`, and the provenance sidecar beside it."""
-    if not path.parent.is_dir():
-        raise ConfigError(f"cannot write {path}: folder {path.parent} does not exist")
-    frame = query.select_trials(engine, trial_filter)
+) -> dict[str, Any]:
+    """The provenance of exporting `frame` (the trials `trial_filter` selected) now."""
     versions = [str(v) for v in frame["taxonomy_version"] if not _is_missing(v)] if len(frame) else []
-    provenance = build_provenance(
+    return build_provenance(
         exported_at=now or utcnow(),
-        latest_run=query.latest_run(engine),
+        latest_run=latest_run,
         trial_filter=trial_filter,
         row_count=len(frame),
         frame_taxonomy_versions=versions,
     )
-    sidecar = sidecar_path_for(path)
-    for target, data in (
-        (path, frame_to_csv(frame, excel=excel)),
-        (sidecar, json.dumps(provenance, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"),
-    ):
+
+
+def provenance_json(provenance: Mapping[str, Any]) -> bytes:
+    return json.dumps(provenance, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def write_export(
+    engine: Engine,
+    trial_filter: TrialFilter,
+    path: Path | None,
+    *,
+    excel: bool = False,
+    xlsx_path: Path | None = None,
+    now: datetime | None = None,
+) -> ExportResult:
+    """Write the trials matching the filter as CSV to `path` with the provenance sidecar beside it,
+    and/or as a workbook to `xlsx_path`; nothing is written unless every target folder exists."""
+    targets = [target for target in (path, xlsx_path) if target is not None]
+    if not targets:
+        raise ConfigError("nothing to write: give --out FILE.csv, --xlsx FILE.xlsx or both")
+    for target in targets:
+        if not target.parent.is_dir():
+            raise ConfigError(f"cannot write {target}: folder {target.parent} does not exist")
+    tables = query.load_detail_tables(engine)
+    frame = query.with_details(query.select_trials(engine, trial_filter), tables)
+    provenance = frame_provenance(frame, trial_filter, query.latest_run(engine), now=now)
+    writes: list[tuple[Path, Callable[[], bytes]]] = []
+    sidecar = None
+    if path is not None:
+        sidecar = sidecar_path_for(path)
+        writes += [
+            (path, lambda: frame_to_csv(frame, excel=excel)),
+            (sidecar, lambda: provenance_json(provenance)),
+        ]
+    if xlsx_path is not None:
+        writes.append((xlsx_path, lambda: frame_to_xlsx(frame, tables, provenance)))
+    for target, data in writes:
         try:
-            _write_atomically(target, data)
+            _write_atomically(target, data())
         except OSError as exc:
             raise ConfigError(f"cannot write {target}: {exc.strerror}") from None
-    return ExportResult(path=path, sidecar_path=sidecar, row_count=len(frame), provenance=provenance)
+    return ExportResult(
+        path=path, sidecar_path=sidecar, row_count=len(frame), provenance=provenance, xlsx_path=xlsx_path
+    )
+
+
+# --- workbook -----------------------------------------------------------------------------------
+
+
+def _xlsx_value(value: object) -> object:
+    """A cell value for the workbook: numbers stay numbers, everything else the CSV's text, or empty."""
+    if isinstance(value, (bool, np.bool_)):
+        return format_cell(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and not math.isnan(value):
+        return float(value)
+    text = format_cell(value)
+    return text or None
+
+
+def _append(sheet: Any, values: Sequence[object]) -> None:
+    """Append one row; text is kept as text (never read as a formula) and stripped of the control
+    characters the .xlsx format cannot hold."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    cleaned = [ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in values]
+    sheet.append(cleaned)
+    for cell in sheet[sheet.max_row]:
+        if isinstance(cell.value, str):
+            cell.data_type = "s"
+
+
+def _header(sheet: Any, names: Sequence[str]) -> None:
+    from openpyxl.styles import Font
+
+    sheet.append(list(names))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    sheet.freeze_panes = "A2"
+
+
+def glossary_rows() -> list[tuple[str, str, str]]:
+    """(sheet or taxonomy dimension, column or key, meaning): every column and every taxonomy key."""
+    rows = [("Trials", column.name, column.description) for column in EXPORT_COLUMNS]
+    rows += [("Outcomes", name, text) for name, text in OUTCOME_SHEET_COLUMNS]
+    rows += [("Arms", name, text) for name, text in ARM_SHEET_COLUMNS]
+    taxonomy = load_taxonomy()
+    for dimension in ("relevance", "mechanism", "phenotype"):
+        for item in taxonomy.keys(dimension):  # type: ignore[arg-type]
+            family = f" (family: {item.family})" if item.family else ""
+            rows.append((f"{dimension} key", item.key, item.label + family))
+    return rows
+
+
+def provenance_rows(provenance: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The sidecar as (field, value) rows; nested values as compact JSON."""
+    return [
+        (name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        for name, value in provenance.items()
+    ]
+
+
+def frame_to_xlsx(frame: pd.DataFrame, tables: query.DetailTables, provenance: Mapping[str, Any]) -> bytes:
+    """A workbook with sheets Trials (the CSV's columns), Outcomes (one row per measure), Arms, Glossary
+    and Provenance, for the trials in `frame` (a trial frame with `query.with_details` columns)."""
+    from openpyxl import Workbook
+
+    ids = set(frame["nct_id"])
+    workbook = Workbook()
+    trials = workbook.active
+    trials.title = "Trials"
+    _header(trials, EXPORT_HEADER)
+    for row in frame.to_dict("records"):
+        _append(trials, [_xlsx_value(column.value(row)) for column in EXPORT_COLUMNS])
+
+    outcomes = workbook.create_sheet("Outcomes")
+    _header(outcomes, [name for name, _ in OUTCOME_SHEET_COLUMNS])
+    for item in tables.outcomes[tables.outcomes["nct_id"].isin(ids)].itertuples(index=False):
+        values = (
+            item.nct_id,
+            item.role,
+            int(item.position) + 1,
+            item.measure,
+            item.time_frame,
+            item.description,
+        )
+        _append(outcomes, [_xlsx_value(v) for v in values])
+
+    arms = workbook.create_sheet("Arms")
+    _header(arms, [name for name, _ in ARM_SHEET_COLUMNS])
+    for item in tables.arms[tables.arms["nct_id"].isin(ids)].itertuples(index=False):
+        values = (
+            item.nct_id,
+            int(item.position) + 1,
+            item.label,
+            item.type,
+            item.intervention_names,
+            item.description,
+        )
+        _append(arms, [_xlsx_value(v) for v in values])
+
+    glossary = workbook.create_sheet("Glossary")
+    _header(glossary, ["sheet", "name", "meaning"])
+    for values in glossary_rows():
+        _append(glossary, values)
+
+    sheet = workbook.create_sheet("Provenance")
+    _header(sheet, ["field", "value"])
+    for values in provenance_rows(provenance):
+        _append(sheet, values)
+
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

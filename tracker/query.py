@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from tracker.changes import format_arm, format_outcome
 from tracker.db.models import (
+    ArmGroup,
     ChangeEvent,
     Classification,
     Collaborator,
@@ -23,7 +26,9 @@ from tracker.db.models import (
     Intervention,
     Keyword,
     Location,
+    OutcomeMeasure,
     Override,
+    SecondaryId,
     Study,
     StudyLabel,
     StudyVersion,
@@ -100,6 +105,154 @@ TRIAL_FRAME_COLUMNS = (
     "url",
     "search_text",
 )
+
+
+# One row per study in `studies` beyond the trial frame: what a review's data-extraction form asks for.
+_DETAIL_COLUMNS = (
+    Study.nct_id,
+    Study.brief_summary,
+    Study.allocation,
+    Study.intervention_model,
+    Study.masking,
+    Study.primary_purpose,
+    Study.eligibility_criteria,
+    Study.minimum_age,
+    Study.maximum_age,
+    Study.minimum_age_years,
+    Study.maximum_age_years,
+    Study.sex,
+    Study.healthy_volunteers,
+    Study.std_ages,
+)
+# The columns `with_details` adds to a trial frame (folded child rows as tuples of display strings).
+DETAIL_FRAME_COLUMNS = (
+    *(column.key for column in _DETAIL_COLUMNS if column.key != "nct_id"),
+    "arms",
+    "intervention_details",
+    "primary_outcomes",
+    "secondary_outcomes",
+    "other_outcomes",
+    "collaborators",
+    "site_count",
+    "secondary_ids",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DetailTables:
+    """The registry details of many studies, one DataFrame per kind of row, ordered as registered.
+
+    studies: _DETAIL_COLUMNS; outcomes: nct_id, role, position, measure, description, time_frame;
+    arms: nct_id, position, label, type, description, intervention_names (tuple);
+    interventions: nct_id, position, name, type, arm_role; secondary_ids: nct_id, identifier, type, domain;
+    collaborators: nct_id, name, agency_class; site_counts: nct_id → number of listed sites.
+    """
+
+    studies: pd.DataFrame
+    outcomes: pd.DataFrame
+    arms: pd.DataFrame
+    interventions: pd.DataFrame
+    secondary_ids: pd.DataFrame
+    collaborators: pd.DataFrame
+    site_counts: dict[str, int]
+
+
+def _frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(list(rows), columns=columns)
+
+
+def load_detail_tables(engine: Engine) -> DetailTables:
+    """Every stored study's details (the export and the dashboard download cut them to their trials)."""
+    outcome_columns = ["nct_id", "role", "position", "measure", "description", "time_frame"]
+    arm_columns = ["nct_id", "position", "label", "type", "description", "intervention_names"]
+    intervention_columns = ["nct_id", "position", "name", "type", "arm_role"]
+    with transaction(engine) as session:
+        studies = session.execute(select(*_DETAIL_COLUMNS).order_by(Study.nct_id)).all()
+        outcomes = session.execute(
+            select(*(getattr(OutcomeMeasure, name) for name in outcome_columns)).order_by(
+                OutcomeMeasure.nct_id, OutcomeMeasure.id
+            )
+        ).all()
+        arms = session.execute(
+            select(*(getattr(ArmGroup, name) for name in arm_columns)).order_by(
+                ArmGroup.nct_id, ArmGroup.position
+            )
+        ).all()
+        interventions = session.execute(
+            select(*(getattr(Intervention, name) for name in intervention_columns)).order_by(
+                Intervention.nct_id, Intervention.position
+            )
+        ).all()
+        secondary_ids = session.execute(
+            select(SecondaryId.nct_id, SecondaryId.identifier, SecondaryId.type, SecondaryId.domain).order_by(
+                SecondaryId.nct_id, SecondaryId.position
+            )
+        ).all()
+        collaborators = session.execute(
+            select(Collaborator.nct_id, Collaborator.name, Collaborator.agency_class).order_by(
+                Collaborator.nct_id, Collaborator.position
+            )
+        ).all()
+        site_counts = dict(
+            session.execute(select(Location.nct_id, func.count()).group_by(Location.nct_id)).all()
+        )
+    arm_frame = _frame(arms, arm_columns)
+    arm_frame["intervention_names"] = arm_frame["intervention_names"].map(lambda v: tuple(v or ()))
+    study_frame = _frame(studies, [c.key for c in _DETAIL_COLUMNS])
+    study_frame["std_ages"] = study_frame["std_ages"].map(lambda v: tuple(v or ()))
+    return DetailTables(
+        studies=study_frame,
+        outcomes=_frame(outcomes, outcome_columns),
+        arms=arm_frame,
+        interventions=_frame(interventions, intervention_columns),
+        secondary_ids=_frame(secondary_ids, ["nct_id", "identifier", "type", "domain"]),
+        collaborators=_frame(collaborators, ["nct_id", "name", "agency_class"]),
+        site_counts={str(k): int(v) for k, v in site_counts.items()},
+    )
+
+
+def _folded(frame: pd.DataFrame, text: Any) -> dict[str, tuple[str, ...]]:
+    """Rows of a child frame as one tuple of display strings per study, in row order."""
+    folded: dict[str, list[str]] = defaultdict(list)
+    for row in frame.itertuples(index=False):
+        folded[row.nct_id].append(text(row))
+    return {nct_id: tuple(values) for nct_id, values in folded.items()}
+
+
+def intervention_text(name: str, intervention_type: str | None, arm_role: str | None) -> str:
+    """ "Ocrelizumab", "DRUG", "active_comparator" → "Ocrelizumab (DRUG; active_comparator)"."""
+    parts = [part for part in (intervention_type, arm_role) if part]
+    return f"{name} ({'; '.join(parts)})" if parts else name
+
+
+def secondary_id_text(identifier: str, id_type: str | None) -> str:
+    return f"{identifier} ({id_type})" if id_type else identifier
+
+
+def with_details(frame: pd.DataFrame, tables: DetailTables) -> pd.DataFrame:
+    """Pure: a trial frame with DETAIL_FRAME_COLUMNS added (missing values for studies without details)."""
+    result = frame.copy()
+    ids = result["nct_id"]
+    studies = tables.studies.set_index("nct_id")
+    for column in studies.columns:
+        result[column] = ids.map(studies[column]) if len(studies) else None
+    result["std_ages"] = result["std_ages"].map(lambda v: v if isinstance(v, tuple) else ())
+    outcomes = tables.outcomes
+    for role in ("primary", "secondary", "other"):
+        folded = _folded(
+            outcomes[outcomes["role"] == role], lambda r: format_outcome(r.measure, r.time_frame)
+        )
+        result[f"{role}_outcomes"] = ids.map(lambda i, f=folded: f.get(i, ()))
+    arms = _folded(tables.arms, lambda r: format_arm(r.label, r.type))
+    interventions = _folded(tables.interventions, lambda r: intervention_text(r.name, r.type, r.arm_role))
+    collaborators = _folded(tables.collaborators, lambda r: r.name)
+    secondary_ids = _folded(tables.secondary_ids, lambda r: secondary_id_text(r.identifier, r.type))
+    result["arms"] = ids.map(lambda i: arms.get(i, ()))
+    result["intervention_details"] = ids.map(lambda i: interventions.get(i, ()))
+    result["collaborators"] = ids.map(lambda i: collaborators.get(i, ()))
+    result["site_count"] = ids.map(lambda i: tables.site_counts.get(i, 0))
+    result["secondary_ids"] = ids.map(lambda i: secondary_ids.get(i, ()))
+    return result
 
 
 def study_url(nct_id: str) -> str:
@@ -317,8 +470,8 @@ def study_detail(engine: Engine, nct_id: str) -> dict[str, Any] | None:
         study = session.get(Study, nct_id)
         if study is None:
             return None
-        fields = {column.key: getattr(study, column.key) for column in _STUDY_COLUMNS}
-        description = (study.raw.get("protocolSection") or {}).get("descriptionModule") or {}
+        fields = {column.key: getattr(study, column.key) for column in (*_STUDY_COLUMNS, *_DETAIL_COLUMNS)}
+        fields["std_ages"] = list(fields["std_ages"] or ())
         classification = session.get(Classification, nct_id)
         override = session.get(Override, nct_id)
 
@@ -329,7 +482,6 @@ def study_detail(engine: Engine, nct_id: str) -> dict[str, Any] | None:
         return {
             **fields,
             "url": study_url(nct_id),
-            "brief_summary": description.get("briefSummary"),
             "conditions": [r["name"] for r in rows(Condition, Condition.name)],
             "keywords": [r["name"] for r in rows(Keyword, Keyword.name)],
             "interventions": rows(
@@ -342,6 +494,24 @@ def study_detail(engine: Engine, nct_id: str) -> dict[str, Any] | None:
                 Intervention.arm_role,
             ),
             "collaborators": rows(Collaborator, Collaborator.name, Collaborator.agency_class),
+            "arm_groups": rows(
+                ArmGroup, ArmGroup.label, ArmGroup.type, ArmGroup.description, ArmGroup.intervention_names
+            ),
+            "outcomes": [
+                dict(row._mapping)
+                for row in session.execute(
+                    select(
+                        OutcomeMeasure.role,
+                        OutcomeMeasure.position,
+                        OutcomeMeasure.measure,
+                        OutcomeMeasure.description,
+                        OutcomeMeasure.time_frame,
+                    )
+                    .where(OutcomeMeasure.nct_id == nct_id)
+                    .order_by(OutcomeMeasure.id)
+                )
+            ],
+            "secondary_ids": rows(SecondaryId, SecondaryId.identifier, SecondaryId.type, SecondaryId.domain),
             "locations": rows(
                 Location, Location.facility, Location.city, Location.state, Location.country, Location.status
             ),

@@ -10,9 +10,10 @@ from __future__ import annotations
 import gc
 import logging
 import operator
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -35,7 +36,9 @@ from sqlalchemy.orm import Session
 
 from tracker.changes import (
     Change,
+    StudyDetails,
     StudySnapshot,
+    details_from_rows,
     diff_snapshots,
     format_enrollment,
     format_partial_date,
@@ -43,12 +46,15 @@ from tracker.changes import (
 )
 from tracker.ctgov.parse import PartialDate, StudyRecord, parse_study
 from tracker.db.models import (
+    ArmGroup,
     ChangeEvent,
     Collaborator,
     Condition,
     Intervention,
     Keyword,
     Location,
+    OutcomeMeasure,
+    SecondaryId,
     Study,
     StudyVersion,
     SyncRun,
@@ -58,7 +64,16 @@ from tracker.errors import RecordError
 
 log = logging.getLogger(__name__)
 
-CHILD_TABLES = (Condition, Keyword, Intervention, Collaborator, Location)
+CHILD_TABLES = (
+    Condition,
+    Keyword,
+    Intervention,
+    Collaborator,
+    Location,
+    OutcomeMeasure,
+    ArmGroup,
+    SecondaryId,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +201,7 @@ def _ingest_page(engine: Engine, run_id: int, raw_studies: Iterable[object], now
         run = session.get(SyncRun, run_id)
         baseline = bool(run and run.baseline)
         stored = _stored_snapshots(session, list(records))
+        _add_stored_details(session, stored, records)
         new: list[StudyRecord] = []
         changed: list[StudyRecord] = []
         events: list[dict[str, Any]] = []
@@ -258,6 +274,33 @@ def flag_removed(engine: Engine, run_id: int, seen_ids: Collection[str]) -> list
     return [nct_id for nct_id, _ in gone]
 
 
+def refill_details(engine: Engine, *, batch_size: int = 500) -> int:
+    """Re-derive every stored study's columns and child rows from the raw JSON it keeps; returns the count.
+
+    For databases stored before a schema revision added derived fields: an incremental sync rewrites only
+    studies whose content moved, so the rest would stay empty. Writes no change events and leaves the
+    bookkeeping (first/last seen, removed) alone. A raw record that no longer parses keeps its old rows.
+    """
+    with transaction(engine) as session:
+        nct_ids = list(session.scalars(select(Study.nct_id).order_by(Study.nct_id)))
+    refilled = 0
+    with gc_paused():
+        for chunk in batched(nct_ids, batch_size):
+            with transaction(engine) as session:
+                records = []
+                for nct_id, raw in session.execute(
+                    select(Study.nct_id, Study.raw).where(Study.nct_id.in_(chunk))
+                ):
+                    try:
+                        records.append(parse_study(raw))
+                    except RecordError as exc:
+                        log.warning("kept the stored rows of %s: %s", nct_id, exc.reason)
+                _write_study_columns(session, records, {})
+                _replace_children(session, [], records)
+                refilled += len(records)
+    return refilled
+
+
 # --- helpers -------------------------------------------------------------------------------------
 
 
@@ -313,6 +356,59 @@ def _stored_snapshots(
     return found
 
 
+def _add_stored_details(
+    session: Session,
+    stored: dict[str, tuple[StudySnapshot, datetime | None, date | None]],
+    records: dict[str, StudyRecord],
+) -> None:
+    """Load the stored details of the studies whose content moved (the only ones diffed field by field)."""
+    moved = [i for i, (snapshot, *_) in stored.items() if snapshot.content_hash != records[i].content_hash]
+    for nct_id, details in stored_details(session, moved).items():
+        snapshot, removed_at, posted = stored[nct_id]
+        stored[nct_id] = (replace(snapshot, details=details), removed_at, posted)
+
+
+def stored_details(session: Session, nct_ids: list[str]) -> dict[str, StudyDetails]:
+    """The change-detection details of stored studies, read from their columns and child rows."""
+    found: dict[str, StudyDetails] = {}
+    for chunk in batched(nct_ids):
+        outcomes: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
+        for row in session.execute(
+            select(
+                OutcomeMeasure.nct_id, OutcomeMeasure.role, OutcomeMeasure.measure, OutcomeMeasure.time_frame
+            )
+            .where(OutcomeMeasure.nct_id.in_(chunk))
+            .order_by(OutcomeMeasure.nct_id, OutcomeMeasure.position)
+        ):
+            outcomes[row.nct_id].append((row.role, row.measure, row.time_frame))
+        arms: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+        for row in session.execute(
+            select(ArmGroup.nct_id, ArmGroup.label, ArmGroup.type)
+            .where(ArmGroup.nct_id.in_(chunk))
+            .order_by(ArmGroup.nct_id, ArmGroup.position)
+        ):
+            arms[row.nct_id].append((row.label, row.type))
+        columns = (
+            Study.nct_id,
+            Study.official_title,
+            Study.brief_summary,
+            Study.allocation,
+            Study.intervention_model,
+            Study.masking,
+            Study.primary_purpose,
+            Study.eligibility_criteria,
+            Study.minimum_age,
+            Study.maximum_age,
+            Study.sex,
+            Study.healthy_volunteers,
+        )
+        for row in session.execute(select(*columns).where(Study.nct_id.in_(chunk))):
+            values = row._asdict()
+            nct_id = values.pop("nct_id")
+            found[nct_id] = details_from_rows(outcomes=outcomes[nct_id], arms=arms[nct_id], **values)
+    return found
+
+
 def _date_columns(prefix: str, value: PartialDate | None) -> dict[str, Any]:
     if value is None:
         return {prefix: None, f"{prefix}_raw": None, f"{prefix}_precision": None, f"{prefix}_type": None}
@@ -326,7 +422,7 @@ def _date_columns(prefix: str, value: PartialDate | None) -> dict[str, Any]:
 
 def study_columns(record: StudyRecord) -> dict[str, Any]:
     """The `studies` row for a record (without the bookkeeping timestamps)."""
-    lead = record.lead_sponsor
+    lead, design = record.lead_sponsor, record.design
     return {
         "nct_id": record.nct_id,
         "brief_title": record.brief_title,
@@ -348,6 +444,19 @@ def study_columns(record: StudyRecord) -> dict[str, Any]:
         "has_results": record.has_results,
         "lead_sponsor_name": lead.name if lead else None,
         "lead_sponsor_class": lead.agency_class if lead else None,
+        "brief_summary": record.brief_summary,
+        "allocation": design.allocation,
+        "intervention_model": design.intervention_model,
+        "masking": design.masking,
+        "primary_purpose": design.primary_purpose,
+        "eligibility_criteria": record.eligibility_criteria,
+        "minimum_age": record.minimum_age,
+        "maximum_age": record.maximum_age,
+        "minimum_age_years": record.minimum_age_years,
+        "maximum_age_years": record.maximum_age_years,
+        "sex": record.sex,
+        "healthy_volunteers": record.healthy_volunteers,
+        "std_ages": list(record.std_ages),
         "content_hash": record.content_hash,
         "raw": record.raw,
     }
@@ -360,13 +469,17 @@ def _insert_studies(session: Session, records: list[StudyRecord], now: datetime)
 
 
 def _update_studies(session: Session, records: list[StudyRecord], now: datetime) -> None:
+    _write_study_columns(session, records, {"last_seen_at": now, "removed_at": None})
+
+
+def _write_study_columns(session: Session, records: list[StudyRecord], extra: dict[str, Any]) -> None:
     if not records:
         return
     rows = []
     for record in records:
         row = study_columns(record)
         row["b_nct_id"] = row.pop("nct_id")
-        rows.append({**row, "last_seen_at": now, "removed_at": None})
+        rows.append({**row, **extra})
     statement = (
         update(Study)
         .where(Study.nct_id == bindparam("b_nct_id"))
@@ -398,6 +511,9 @@ _CHILD_COLUMNS: dict[type, tuple[str, ...]] = {
     ),
     Collaborator: ("nct_id", "position", "name", "agency_class"),
     Location: ("nct_id", "position", "facility", "city", "state", "country", "status"),
+    OutcomeMeasure: ("nct_id", "role", "position", "measure", "description", "time_frame"),
+    ArmGroup: ("nct_id", "position", "label", "type", "description", "intervention_names"),
+    SecondaryId: ("nct_id", "position", "identifier", "type", "domain"),
 }
 
 
@@ -406,6 +522,7 @@ def _child_rows(records: Iterable[StudyRecord]) -> dict[type, list[tuple[Any, ..
     rows: dict[type, list[tuple[Any, ...]]] = {table: [] for table in _CHILD_COLUMNS}
     conditions, keywords, interventions = rows[Condition], rows[Keyword], rows[Intervention]
     collaborators, locations = rows[Collaborator], rows[Location]
+    outcomes, arms, secondary_ids = rows[OutcomeMeasure], rows[ArmGroup], rows[SecondaryId]
     for record in records:
         nct_id = record.nct_id
         for i, name in enumerate(record.conditions):
@@ -429,6 +546,21 @@ def _child_rows(records: Iterable[StudyRecord]) -> dict[type, list[tuple[Any, ..
             collaborators.append((nct_id, i, org.name, org.agency_class))
         for i, loc in enumerate(record.locations):
             locations.append((nct_id, i, loc.facility, loc.city, loc.state, loc.country, loc.status))
+        for outcome in record.outcomes:
+            outcomes.append(
+                (
+                    nct_id,
+                    outcome.role,
+                    outcome.order,
+                    outcome.measure,
+                    outcome.description,
+                    outcome.time_frame,
+                )
+            )
+        for i, arm in enumerate(record.arm_groups):
+            arms.append((nct_id, i, arm.label, arm.type, arm.description, list(arm.intervention_names)))
+        for i, sid in enumerate(record.secondary_ids):
+            secondary_ids.append((nct_id, i, sid.id, sid.type, sid.domain))
     return rows
 
 

@@ -20,21 +20,32 @@ from tracker.subscriptions import add_subscription, list_subscriptions, remove_s
 
 
 @main.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV file to write.")
 @click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV file to write."
+    "--xlsx",
+    "xlsx_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also (or instead) write a workbook: Trials, Outcomes, Arms, Glossary and Provenance sheets.",
 )
 @click.option("--excel", is_flag=True, help="Start the file with a UTF-8 BOM so Excel reads accents right.")
 @filter_options
 @pass_app
-def export(app: AppContext, out: Path, excel: bool, **filters: Any) -> None:
-    """Write the trials matching the filters to a CSV file, one row per trial.
+def export(app: AppContext, out: Path | None, xlsx_path: Path | None, excel: bool, **filters: Any) -> None:
+    """Write the trials matching the filters to a CSV file (--out), a workbook (--xlsx) or both.
 
-    Beside it, FILE.csv.json records the provenance: export time, the registry's data timestamp, the last
-    sync run, the filters, the taxonomy version and the row count.
+    Beside the CSV, FILE.csv.json records the provenance: export time, the registry's data timestamp, the
+    last sync run, the filters, the taxonomy version and the row count; the workbook carries the same in
+    its Provenance sheet.
     """
+    if out is None and xlsx_path is None:
+        raise click.UsageError("give --out FILE.csv, --xlsx FILE.xlsx or both.")
     trial_filter = filter_from_options(filters)
-    result = write_export(app.engine(), trial_filter, out, excel=excel)
-    click.echo(f"Wrote {result.row_count} trials to {result.path} (provenance: {result.sidecar_path}).")
+    result = write_export(app.engine(), trial_filter, out, excel=excel, xlsx_path=xlsx_path)
+    if result.path is not None:
+        click.echo(f"Wrote {result.row_count} trials to {result.path} (provenance: {result.sidecar_path}).")
+    if result.xlsx_path is not None:
+        click.echo(f"Wrote {result.row_count} trials to {result.xlsx_path} (workbook).")
 
 
 @main.group()

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -84,6 +85,23 @@ class Study(Base):
     has_results: Mapped[bool] = mapped_column(Boolean, default=False)
     lead_sponsor_name: Mapped[str | None] = mapped_column(Text)
     lead_sponsor_class: Mapped[str | None] = mapped_column(Enum)
+    brief_summary: Mapped[str | None] = mapped_column(Text)
+
+    # designModule.designInfo
+    allocation: Mapped[str | None] = mapped_column(Enum)
+    intervention_model: Mapped[str | None] = mapped_column(Enum)
+    masking: Mapped[str | None] = mapped_column(Enum)
+    primary_purpose: Mapped[str | None] = mapped_column(Enum)
+
+    # eligibilityModule: the registry's text kept beside the ages normalised to years
+    eligibility_criteria: Mapped[str | None] = mapped_column(Text)
+    minimum_age: Mapped[str | None] = mapped_column(String(40))
+    maximum_age: Mapped[str | None] = mapped_column(String(40))
+    minimum_age_years: Mapped[float | None] = mapped_column(Float)
+    maximum_age_years: Mapped[float | None] = mapped_column(Float)
+    sex: Mapped[str | None] = mapped_column(Enum)
+    healthy_volunteers: Mapped[bool | None] = mapped_column(Boolean)
+    std_ages: Mapped[list[Any] | None] = mapped_column(JSON)
 
     content_hash: Mapped[str] = mapped_column(String(64))
     raw: Mapped[dict[str, Any]] = mapped_column()
@@ -149,6 +167,45 @@ class Location(Base):
     status: Mapped[str | None] = mapped_column(Enum)
 
 
+class OutcomeMeasure(Base):
+    """One registered outcome measure; `position` counts within its role, from 0, as registered."""
+
+    __tablename__ = "outcome_measures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    role: Mapped[str] = mapped_column(String(20))  # primary / secondary / other
+    position: Mapped[int] = mapped_column(Integer)
+    measure: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    time_frame: Mapped[str | None] = mapped_column(Text)
+
+
+class ArmGroup(Base):
+    __tablename__ = "arm_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text)
+    type: Mapped[str | None] = mapped_column(Enum)  # EXPERIMENTAL, ACTIVE_COMPARATOR, PLACEBO_COMPARATOR…
+    description: Mapped[str | None] = mapped_column(Text)
+    intervention_names: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class SecondaryId(Base):
+    """Other identifiers of the study: EudraCT/CTIS numbers, sponsor codes, grant numbers."""
+
+    __tablename__ = "secondary_ids"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    identifier: Mapped[str] = mapped_column(Text)
+    type: Mapped[str | None] = mapped_column(Enum)  # registry enum, e.g. EUDRACT_NUMBER, OTHER_GRANT
+    domain: Mapped[str | None] = mapped_column(Text)
+
+
 class SyncRun(Base):
     __tablename__ = "sync_runs"
 
@@ -191,7 +248,8 @@ class ChangeEvent(Base):
     """One detected difference between the stored and the received version of a study.
 
     kind: new, status, phase, start_date, primary_completion_date, completion_date, enrollment,
-    results_posted, removed, other. `field` names the normalised field; old/new are display strings.
+    results_posted, primary_outcome, removed, other. `field` names the normalised field; old/new are
+    display strings.
     """
 
     __tablename__ = "change_events"

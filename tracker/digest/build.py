@@ -3,7 +3,7 @@
 Events are grouped into sections by what they mean to a reader:
 
     new trials · recruitment opened · recruitment closed / completed · terminated, suspended or withdrawn ·
-    results posted · primary completion date moved · other changes
+    results posted · primary completion date moved · primary outcome changed · other changes
 
 One trial appears once per section (several events of the same section are merged into one item) and
 may appear in several sections. Each section lists at most `max_per_section` trials, then "and K more".
@@ -32,6 +32,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("stopped", "Terminated, suspended or withdrawn"),
     ("results", "Results posted"),
     ("primary_completion", "Primary completion date moved"),
+    ("primary_outcome", "Primary outcome changed"),
     ("other", "Other changes"),
 )
 SECTION_TITLES = dict(SECTIONS)
@@ -45,7 +46,20 @@ _FIELD_LABELS = {
     "completion_date": "Study completion",
     "enrollment": "Enrollment",
     "results_first_posted": "Results first posted",
+    "primary_outcomes": "Primary outcome",
+    "secondary_outcomes": "Secondary outcomes",
+    "official_title": "Official title",
+    "brief_summary": "Brief summary",
+    "design": "Design",
+    "arm_groups": "Arms",
+    "eligibility_criteria": "Eligibility criteria",
+    "minimum_age": "Minimum age",
+    "maximum_age": "Maximum age",
+    "sex": "Sex",
+    "healthy_volunteers": "Healthy volunteers",
 }
+# Registry prose too long for a digest line: the line says what changed, the dashboard shows the text.
+_LONG_TEXT_FIELDS = frozenset({"brief_summary", "eligibility_criteria", "secondary_outcomes", "arm_groups"})
 _DAYS_PER_MONTH = 365.25 / 12
 
 
@@ -127,6 +141,8 @@ def section_of(event: Mapping[str, Any], stopped_trials: Collection[str] = ()) -
         return "results"
     if kind == "primary_completion_date":
         return "primary_completion"
+    if kind == "primary_outcome":
+        return "primary_outcome"
     if kind == "status" and event.get("field") in (None, "overall_status"):
         old, new = _text(event.get("old_value")), _text(event.get("new_value"))
         if new in OPEN_STATUSES and new != old:
@@ -191,8 +207,14 @@ def describe_change(event: Mapping[str, Any], section: str) -> str:
         return f"{label}: {describe_date_move(old, new)}"
     if kind == "status" and field_name in (None, "overall_status"):
         return f"Status: {status_label(old) or '—'} → {status_label(new) or '—'}"
-    if kind == "other" or field_name is None:
+    if kind == "primary_outcome":
+        return f"{_one_line(old) or '—'} → {_one_line(new) or '—'}"
+    if field_name is None:
         return "Record updated (no tracked field changed)"
+    if kind == "other" and field_name == "removed_at":
+        return "Returned by the registry search again"
+    if field_name in _LONG_TEXT_FIELDS:
+        return f"{_FIELD_LABELS[field_name]} changed"
     label = _FIELD_LABELS.get(field_name, field_name.replace("_", " ").capitalize())
     return f"{label}: {old or '—'} → {new or '—'}"
 
@@ -277,6 +299,11 @@ def _item(trial: Mapping[str, Any], events: Sequence[Mapping[str, Any]], section
         changes=tuple(lines),
         why_stopped=_text(trial.get("why_stopped")) if section == "stopped" else None,
     )
+
+
+def _one_line(text: str | None) -> str | None:
+    """Multi-measure values (one per line) on one line, measures separated by " / "."""
+    return " / ".join(part for part in text.splitlines() if part.strip()) if text else None
 
 
 def _round_half_away(value: float) -> int:
