@@ -148,10 +148,11 @@ def secondary_id_rows(detail: dict[str, Any]) -> pd.DataFrame:
 
 
 def _table(frame: pd.DataFrame, empty: str) -> None:
+    # st.table: a static table whose cells are escaped text (registry prose wraps instead of truncating).
     if frame.empty:
         st.text(empty)
     else:
-        st.dataframe(frame, hide_index=True)
+        st.table(frame.style.hide(axis="index"))
 
 
 def show_registry_details(detail: dict[str, Any]) -> None:
@@ -170,10 +171,10 @@ def show_registry_details(detail: dict[str, Any]) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("#### Eligibility")
-        st.dataframe(eligibility_rows(detail), hide_index=True)
+        _table(eligibility_rows(detail), "")
     with right:
         st.markdown("#### Design")
-        st.dataframe(design_rows(detail), hide_index=True)
+        _table(design_rows(detail), "")
     if detail.get("eligibility_criteria"):
         with st.expander("Eligibility criteria as registered"):
             st.text(detail["eligibility_criteria"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -131,7 +132,9 @@ def test_choose_a_mechanism_then_download_the_filtered_csv(
             assert f"mechanisms={mechanism}" in page.url
 
             with page.expect_download() as download_info:
-                page.get_by_test_id("stDownloadButton").get_by_role("button").click()
+                page.get_by_test_id("stDownloadButton").filter(has_text="Download CSV").get_by_role(
+                    "button"
+                ).click()
             downloaded = tmp_path / "dashboard.csv"
             download_info.value.save_as(downloaded)
 
@@ -174,3 +177,49 @@ def test_choose_a_mechanism_then_download_the_filtered_csv(
     rows = list(csv.reader(io.StringIO(downloaded.read_text("utf-8"))))
     assert len(rows) == selected + 1  # header + exactly the filtered trials
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+DETAILED = Path(__file__).parent / "fixtures/ctgov/studies/NCT00763412.json"
+
+
+def test_trial_detail_shows_arms_outcomes_eligibility_design_and_ids(
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    studies = tmp_path / "detailed.jsonl"
+    studies.write_text(json.dumps(json.loads(DETAILED.read_text())) + "\n")
+    engine = make_engine(database_url)
+    import_studies(engine, studies)
+    engine.dispose()
+    dashboard_url = request.getfixturevalue("dashboard_url")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(f"{dashboard_url}/trial?nct=NCT00763412")
+            expect(page.get_by_text("Outcome measures", exact=True)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+            tables = page.get_by_test_id("stTable")
+            interventions = tables.filter(has_text="Other names")
+            expect(interventions.locator("tbody tr")).to_have_count(2)
+            expect(interventions.locator("tbody tr").nth(1)).to_contain_text("repaglinide")
+            expect(interventions.locator("tbody tr").nth(1)).to_contain_text("Experimental")
+            expect(interventions.locator("tbody tr").nth(1)).to_contain_text("Prandin")
+            arms = tables.filter(has_text="Interventions").filter(has_not_text="Other names")
+            expect(arms.locator("tbody tr").first).to_contain_text("Placebo comparator")
+            outcomes = tables.filter(has_text="Time frame")
+            expect(outcomes.locator("tbody tr")).to_have_count(9)
+            expect(outcomes.locator("tbody tr").first).to_contain_text("BMI")
+            expect(outcomes.locator("tbody tr").first).to_contain_text("2 year/end of study")
+            eligibility = tables.filter(has_text="Healthy volunteers")
+            expect(eligibility).to_contain_text("24 Years")
+            expect(eligibility).to_contain_text("Child, Adult")
+            expect(tables.filter(has_text="Allocation")).to_contain_text("Quadruple")
+            expect(tables.filter(has_text="Domain")).to_contain_text("P60DK020579")
+            page.screenshot(path=str(tmp_path / "trial.png"), full_page=True)
+            cells = [text.strip() for text in page.locator("[data-testid=stTable] td").all_inner_texts()]
+            assert cells and "None" not in cells and "nan" not in cells
+        finally:
+            browser.close()
