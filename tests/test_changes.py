@@ -87,3 +87,23 @@ def test_date_values_read_back() -> None:
     assert parse_date_value("soon") is None
     assert parse_date_value("2025-13") is None
     assert parse_date_value(None) is None
+
+
+def test_primary_outcome_switch_is_its_own_kind() -> None:
+    def switch(protocol, _raw):  # type: ignore[no-untyped-def]
+        outcome = protocol["outcomesModule"]["primaryOutcomes"][0]
+        outcome["measure"] = "A different measure"
+
+    found = changes(switch)
+    assert [(c.kind, c.field) for c in found] == [("primary_outcome", "primary_outcomes")]
+    assert found[0].new is not None and found[0].new.startswith("A different measure")
+
+
+def test_detail_edits_are_other_changes_naming_their_field() -> None:
+    def edit(protocol, _raw):  # type: ignore[no-untyped-def]
+        protocol["eligibilityModule"]["sex"] = "FEMALE"
+        protocol["designModule"].setdefault("designInfo", {})["allocation"] = "RANDOMIZED"
+
+    found = changes(edit)
+    assert {(c.kind, c.field) for c in found} == {("other", "design"), ("other", "sex")}
+    assert next(c for c in found if c.field == "sex").new == "FEMALE"

@@ -319,3 +319,35 @@ def test_detail_of_a_study_has_every_part(engine: Engine) -> None:
         ["CHILD", "ADULT"],
         False,
     )
+
+
+def test_detail_tables_hold_text_only() -> None:
+    from dashboard import trial_view
+
+    sparse = {
+        "interventions": [
+            {"name": "X", "type": None, "arm_role": None, "other_names": [], "description": None}
+        ],
+        "arm_groups": [{"label": "A", "type": None, "intervention_names": [], "description": None}],
+        "outcomes": [{"role": "primary", "position": 0, "measure": "EDSS", "time_frame": None}],
+        "secondary_ids": [{"identifier": "2020-1", "type": None, "domain": None}],
+        "minimum_age": "6 Months",
+        "minimum_age_years": 0.5,
+        "healthy_volunteers": None,
+    }
+    tables = [
+        trial_view.intervention_rows(sparse),
+        trial_view.arm_rows(sparse),
+        trial_view.outcome_rows(sparse),
+        trial_view.secondary_id_rows(sparse),
+        trial_view.eligibility_rows(sparse),
+        trial_view.design_rows(sparse),
+    ]
+    cells = [cell for table in tables for cell in table.to_numpy().ravel()]
+    assert all(isinstance(cell, str) for cell in cells)
+    assert not {"None", "nan", "NaN", "[]"} & set(cells)
+    eligibility = dict(tables[4].to_numpy().tolist())
+    assert eligibility["Minimum age"] == "6 Months (0.5 years)"
+    assert eligibility["Healthy volunteers"] == "not stated"
+    assert tables[2].iloc[0].tolist() == ["Primary", "1", "EDSS", "", ""]
+    assert trial_view.intervention_rows({}).columns.tolist()[0] == "Intervention"
