@@ -3,7 +3,9 @@
 Measured in the same run, each repeated (median reported):
 
   baseline   `query.load_trial_frame`: the read every export and every digest round pays first;
-  export     `select_trials` + `frame_to_csv` for every trial (what `tracker export --relevance all` does);
+  export     `select_trials` + the registry details + `frame_to_csv` for every trial (what
+             `tracker export --relevance all` does);
+  workbook   the same trials as `frame_to_xlsx` (what `tracker export --xlsx FILE --relevance all` adds);
   digest     `run_digests` for N subscriptions (half unfiltered, half by phase) after one incremental load
              that changed every 18th study, written as .eml files (dry run: the ledger is not touched,
              so every repeat does the same work).
@@ -32,7 +34,7 @@ from tracker.db.migrate import upgrade_to_head  # noqa: E402
 from tracker.db.session import make_engine, utcnow  # noqa: E402
 from tracker.digest.run import run_digests  # noqa: E402
 from tracker.digest.send import EmlWriter  # noqa: E402
-from tracker.export import frame_to_csv  # noqa: E402
+from tracker.export import frame_provenance, frame_to_csv, frame_to_xlsx  # noqa: E402
 from tracker.filters import TrialFilter  # noqa: E402
 from tracker.sources import iter_raw_studies  # noqa: E402
 from tracker.subscriptions import add_subscription  # noqa: E402
@@ -70,7 +72,17 @@ def main() -> None:
         everything = TrialFilter(relevance=())
         outbox = Path(folder) / "outbox"
         baseline = median_seconds(lambda: query.load_trial_frame(engine), args.repeat)
-        export = median_seconds(lambda: frame_to_csv(query.select_trials(engine, everything)), args.repeat)
+
+        def export_frame():  # type: ignore[no-untyped-def]
+            tables = query.load_detail_tables(engine)
+            return query.with_details(query.select_trials(engine, everything), tables), tables
+
+        def workbook() -> bytes:
+            frame, tables = export_frame()
+            return frame_to_xlsx(frame, tables, frame_provenance(frame, everything, query.latest_run(engine)))
+
+        export = median_seconds(lambda: frame_to_csv(export_frame()[0]), args.repeat)
+        xlsx = median_seconds(workbook, args.repeat)
         digest = median_seconds(
             lambda: run_digests(engine, settings, EmlWriter(outbox), dry_run=True), args.repeat
         )
@@ -79,6 +91,7 @@ def main() -> None:
     print(f"studies: {len(raws)}, changed: {len(edited)}, subscriptions: {args.subscriptions}")
     print(f"baseline  load_trial_frame      {baseline:7.3f} s")
     print(f"export    all trials to CSV     {export:7.3f} s  ({export / baseline:.1f}x baseline)")
+    print(f"workbook  all trials to .xlsx   {xlsx:7.3f} s  ({xlsx / baseline:.1f}x baseline)")
     per_subscription = digest / args.subscriptions * 1000
     label = f"{args.subscriptions} subscriptions"
     print(
