@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from tracker.ctgov.parse import STATUSES_ACTIVE
 from tracker.errors import FilterError
 from tracker.taxonomy import load_taxonomy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STATUSES = (
     "NOT_YET_RECRUITING",
@@ -215,6 +216,8 @@ class TrialFilter:
 
 def apply_filter(frame: pd.DataFrame, trial_filter: TrialFilter) -> pd.DataFrame:
     """The rows of the trial frame (see `tracker.query.load_trial_frame`) that match the filter."""
+    import pandas as pd
+
     if frame.empty:
         return frame
     mask = pd.Series(True, index=frame.index)

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Row, func, select
 
 from tracker.db.models import (
     ChangeEvent,
@@ -31,6 +30,9 @@ from tracker.db.models import (
 )
 from tracker.db.session import transaction
 from tracker.filters import TrialFilter, apply_filter, sponsor_category
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PHASE_ORDER = ("EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4")
 PHASE_LABELS = {
@@ -134,6 +136,8 @@ def _grouped(rows: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, ...]]:
 
 def load_trial_frame(engine: Engine) -> pd.DataFrame:
     """One row per stored study with its effective labels; columns in TRIAL_FRAME_COLUMNS."""
+    import pandas as pd
+
     with transaction(engine) as session:
         studies = session.execute(select(*_STUDY_COLUMNS)).all()
         conditions = _grouped(
@@ -221,6 +225,37 @@ def select_trials(engine: Engine, trial_filter: TrialFilter) -> pd.DataFrame:
     return apply_filter(load_trial_frame(engine), trial_filter)
 
 
+CHANGE_EVENT_COLUMNS = ("id", "nct_id", "detected_at", "kind", "field", "old_value", "new_value", "baseline")
+
+
+def change_events(
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    kinds: Collection[str] | None = None,
+    include_baseline: bool = True,
+    limit: int | None = None,
+) -> list[Row[Any]]:
+    """Change events, newest first, within [since, until); the database applies every condition and the
+    limit, so `tracker changes --limit 5` reads five rows however many events are stored."""
+    statement = select(*(getattr(ChangeEvent, name) for name in CHANGE_EVENT_COLUMNS)).order_by(
+        ChangeEvent.detected_at.desc(), ChangeEvent.id.desc()
+    )
+    if since is not None:
+        statement = statement.where(ChangeEvent.detected_at >= since)
+    if until is not None:
+        statement = statement.where(ChangeEvent.detected_at < until)
+    if kinds:
+        statement = statement.where(ChangeEvent.kind.in_(list(kinds)))
+    if not include_baseline:
+        statement = statement.where(ChangeEvent.baseline.is_(False))
+    if limit is not None:
+        statement = statement.limit(limit)
+    with transaction(engine) as session:
+        return list(session.execute(statement).all())
+
+
 def change_events_frame(
     engine: Engine,
     *,
@@ -230,29 +265,11 @@ def change_events_frame(
     nct_ids: Collection[str] | None = None,
     include_baseline: bool = True,
 ) -> pd.DataFrame:
-    """Change events, newest first, within [since, until)."""
-    statement = select(
-        ChangeEvent.id,
-        ChangeEvent.nct_id,
-        ChangeEvent.detected_at,
-        ChangeEvent.kind,
-        ChangeEvent.field,
-        ChangeEvent.old_value,
-        ChangeEvent.new_value,
-        ChangeEvent.baseline,
-    ).order_by(ChangeEvent.detected_at.desc(), ChangeEvent.id.desc())
-    if since is not None:
-        statement = statement.where(ChangeEvent.detected_at >= since)
-    if until is not None:
-        statement = statement.where(ChangeEvent.detected_at < until)
-    if kinds:
-        statement = statement.where(ChangeEvent.kind.in_(list(kinds)))
-    if not include_baseline:
-        statement = statement.where(ChangeEvent.baseline.is_(False))
-    with transaction(engine) as session:
-        rows = session.execute(statement).all()
-    columns = ["id", "nct_id", "detected_at", "kind", "field", "old_value", "new_value", "baseline"]
-    frame = pd.DataFrame.from_records(rows, columns=columns)
+    """Change events, newest first, within [since, until), as a frame (see `change_events`)."""
+    import pandas as pd
+
+    rows = change_events(engine, since=since, until=until, kinds=kinds, include_baseline=include_baseline)
+    frame = pd.DataFrame.from_records(rows, columns=list(CHANGE_EVENT_COLUMNS))
     if nct_ids is not None:
         frame = frame[frame["nct_id"].isin(set(nct_ids))]
     frame["detected_at"] = pd.to_datetime(frame["detected_at"])
