@@ -1,6 +1,7 @@
 """Benchmark: `tracker` commands as whole processes, what a user waits for, next to baselines in the same run.
 
-Each figure is the median wall-clock time of `--repeat` runs of one subprocess, with its peak RSS, measured
+Each figure is the median wall-clock time of `--repeat` runs of one subprocess (and its CPU time, user +
+system, which a busy shared machine disturbs less), with its peak RSS, measured
 beside its baseline in the same run (the order rotates each round) and printed as a ratio:
 
   tracker --help                      vs `python -c pass`
@@ -52,6 +53,7 @@ class Figure:
     label: str
     command: list[str]
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
 
     @property
@@ -59,12 +61,16 @@ class Figure:
         return statistics.median(self.seconds)
 
     @property
+    def median_cpu(self) -> float:
+        return statistics.median(self.cpu_seconds)
+
+    @property
     def peak_mb(self) -> float:
         return max(self.rss_mb)
 
 
-def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MB) of one child process, waited for with its own resource usage."""
+def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one child process, from its own resource usage."""
     started = time.perf_counter()
     child = subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -76,7 +82,8 @@ def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, 
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{output[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024, output  # ru_maxrss is in KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime
+    return seconds, cpu, usage.ru_maxrss / 1024, output  # ru_maxrss is in KiB on Linux
 
 
 def replicate(data: Path, scale: int, folder: Path) -> Path:
@@ -153,8 +160,9 @@ def measure(url: str, data: Path, tmp: Path, repeat: int, postgres: str | None) 
         figure = figures.setdefault(key, Figure(label, command))
         if before is not None:
             before()
-        seconds, rss, _ = run_process(command, env)
+        seconds, cpu, rss, _ = run_process(command, env)
         figure.seconds.append(seconds)
+        figure.cpu_seconds.append(cpu)
         figure.rss_mb.append(rss)
 
     def fresh_sqlite(name: str) -> tuple[str, Callable[[], None]]:
@@ -224,14 +232,22 @@ def measure(url: str, data: Path, tmp: Path, repeat: int, postgres: str | None) 
 
 
 def report(figures: dict[str, Figure], studies: int) -> None:
-    print(f"\nmedian wall-clock seconds, peak RSS; ratio to the baseline of the same run ({studies} studies)")
+    print(
+        f"\nmedian wall-clock s (CPU s), peak RSS; ratio to the baseline of the same run ({studies} studies)"
+    )
     baselines = dict.fromkeys(("help", "status", "changes", "no_change"), "pass")
     baselines.update(dict.fromkeys(("sync", "import", "import_pg"), "naive"))
     for key, figure in figures.items():
-        line = f"  {figure.label:<32} {figure.median:7.3f}s  {figure.peak_mb:6.0f} MB"
+        line = (
+            f"  {figure.label:<32} {figure.median:7.3f}s ({figure.median_cpu:6.3f})  {figure.peak_mb:5.0f} MB"
+        )
         base = baselines.get(key)
         if base in figures:
-            line += f"  {figure.median / figures[base].median:5.2f}x {figures[base].label}"
+            other = figures[base]
+            line += (
+                f"  {figure.median / other.median:5.2f}x ({figure.median_cpu / other.median_cpu:5.2f}x CPU)"
+                f" {other.label}"
+            )
         if key.startswith("import"):
             line += f"  {studies / figure.median:,.0f} studies/s"
         print(line)
