@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,21 +68,37 @@ class Figure:
         return max(self.rss_mb)
 
 
+# Each command runs under this small launcher, which forks, execs the command and reports the child's own
+# wall time, CPU time and peak RSS: a child forked from the benchmark itself would count its memory too.
+LAUNCHER = """
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as report:
+    print(time.perf_counter() - started, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, file=report)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
-    """Wall seconds, CPU seconds and peak RSS (MB) of one child process, from its own resource usage."""
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    assert child.stdout is not None
-    output = child.stdout.read()
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{output[-2000:]}")
-    cpu = usage.ru_utime + usage.ru_stime
-    return seconds, cpu, usage.ru_maxrss / 1024, output  # ru_maxrss is in KiB on Linux
+    """Wall seconds, CPU seconds and peak RSS (MB) of one command, measured by the launcher."""
+    with tempfile.NamedTemporaryFile("r", suffix=".txt") as report:
+        child = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, report.name, *command],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+        if child.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{child.stdout[-2000:]}")
+        seconds, cpu, max_rss_kib = (float(value) for value in report.read().split())
+    return seconds, cpu, max_rss_kib / 1024, child.stdout
 
 
 def replicate(data: Path, scale: int, folder: Path) -> Path:
@@ -125,7 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, help="rounds (default 5; 3 with --quick)")
     parser.add_argument("--quick", action="store_true", help="3 rounds, the snapshot as it is, SQLite only")
     parser.add_argument("--scale", type=int, default=0, help="replicate the snapshot to this many studies")
     parser.add_argument(
@@ -138,7 +153,9 @@ def main() -> None:
             f"snapshot not found: put ctgov_ms_2025-09-25.jsonl.gz at {DEFAULT_DATA} or pass --data PATH"
         )
     if args.quick:
-        args.repeat, args.scale, args.postgres = 3, 0, None
+        args.scale, args.postgres = 0, None
+    if args.repeat is None:
+        args.repeat = 3 if args.quick else 5
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
