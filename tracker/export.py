@@ -1,8 +1,10 @@
-"""CSV and workbook export: a filtered trial frame in, CSV or .xlsx bytes out, columns in a fixed order.
+"""CSV and workbook export: trial rows in, CSV or .xlsx bytes out, columns in a fixed, documented order.
 
-The same `frame_to_csv` and `frame_to_xlsx` serve `tracker export` and the dashboard's download buttons,
-so both give identical content for the same trials. A sidecar `FILE.csv.json` (the workbook's Provenance
-sheet) records where the data came from.
+`tracker export` streams the CSV: it writes each row as it reads it from one aggregated query
+(`tracker.query.iter_trial_rows`), adding each trial's registry details from one read of the detail
+tables. The dashboard's download buttons serialise the frame they already hold (`frame_to_csv`,
+`frame_to_xlsx`); all go through `export_row` / the same columns, so they give identical content for the
+same trials. A sidecar `FILE.csv.json` (the workbook's Provenance sheet) records where the data came from.
 
 Cells are neutralised against CSV (formula) injection: a text cell starting with `=`, `+`, `-`, `@`,
 a tab or a carriage return gets a leading apostrophe, so spreadsheet programs show it as text.
@@ -15,15 +17,14 @@ import io
 import json
 import math
 import os
+import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import Engine
 
 from tracker import query
@@ -32,6 +33,9 @@ from tracker.errors import ConfigError
 from tracker.filters import TrialFilter
 from tracker.query import study_url
 from tracker.taxonomy import load_taxonomy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MULTI_VALUE_SEPARATOR = "; "
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -211,8 +215,17 @@ def neutralise_cell(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
+# A frame's cells may hold numpy and pandas scalars; the streaming export holds only plain Python values and
+# never imports either library. So their types are checked only when something has loaded them.
+def _numpy() -> Any:
+    return sys.modules.get("numpy")
+
+
 def _is_missing(value: object) -> bool:
-    if value is None or value is pd.NaT or value is pd.NA:
+    if value is None:
+        return True
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and (value is pandas.NaT or value is pandas.NA):
         return True
     return isinstance(value, float) and math.isnan(value)
 
@@ -232,36 +245,56 @@ def format_cell(value: object) -> str:
     """One value as CSV text: missing → empty, booleans → true/false, dates → ISO, lists → '; '-joined."""
     if isinstance(value, str):
         return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0:
         return MULTI_VALUE_SEPARATOR.join(format_cell(item) for item in _sequence(value))
     if _is_missing(value):
         return ""
-    if isinstance(value, (bool, np.bool_)):
+    numpy = _numpy()
+    if numpy is not None and isinstance(value, numpy.bool_):
         return "true" if value else "false"
     if isinstance(value, datetime):  # pandas Timestamps included
         midnight = (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0)
         return value.date().isoformat() if midnight else value.isoformat()
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
+    if (isinstance(value, float) or (numpy is not None and isinstance(value, numpy.floating))) and float(
+        value  # type: ignore[arg-type]
+    ).is_integer():
+        return str(int(value))  # type: ignore[call-overload]
     return str(value)
+
+
+def export_row(row: Mapping[str, Any]) -> list[str]:
+    """One trial's CSV cells in EXPORT_COLUMNS order, already neutralised."""
+    return [neutralise_cell(format_cell(column.value(row))) for column in EXPORT_COLUMNS]
 
 
 def export_rows(frame: pd.DataFrame) -> Iterator[list[str]]:
     """The CSV rows (without header) for a trial frame, in EXPORT_COLUMNS order, already neutralised."""
     for row in frame.to_dict("records"):
-        yield [neutralise_cell(format_cell(column.value(row))) for column in EXPORT_COLUMNS]
+        yield export_row(row)
+
+
+def _write_csv(handle: IO[str], rows: Iterable[list[str]], *, excel: bool) -> None:
+    """UTF-8 CSV with CRLF rows as RFC 4180 has them; `excel` starts it with a BOM so Excel reads UTF-8."""
+    if excel:
+        handle.write(EXCEL_BOM)
+    writer = csv.writer(handle, lineterminator="\r\n")
+    writer.writerow(EXPORT_HEADER)
+    writer.writerows(rows)
 
 
 def frame_to_csv(frame: pd.DataFrame, *, excel: bool = False) -> bytes:
-    """CSV bytes (UTF-8, CRLF rows as RFC 4180 has them); `excel` adds a BOM so Excel reads UTF-8."""
+    """CSV bytes of a trial frame (the dashboard's download), the same bytes `write_export` writes."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(EXPORT_HEADER)
-    writer.writerows(export_rows(frame))
-    text = buffer.getvalue()
-    return ((EXCEL_BOM if excel else "") + text).encode("utf-8")
+    _write_csv(buffer, export_rows(frame), excel=excel)
+    return buffer.getvalue().encode("utf-8")
 
 
 def _json_safe(value: object) -> object:
@@ -296,12 +329,12 @@ def build_provenance(
     }
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write to a temporary file beside `path`, then rename: a failed export never leaves half a file."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
+            write(handle)
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; an export is an ordinary file
         os.replace(temporary, path)
     except BaseException:
@@ -351,33 +384,75 @@ def write_export(
     now: datetime | None = None,
 ) -> ExportResult:
     """Write the trials matching the filter as CSV to `path` with the provenance sidecar beside it,
-    and/or as a workbook to `xlsx_path`; nothing is written unless every target folder exists."""
+    and/or as a workbook to `xlsx_path`; nothing is written unless every target folder exists.
+
+    CSV rows are written as they are read (`query.iter_trial_rows`), each with its registry details
+    (`query.detail_values`); the sidecar, which counts them, follows."""
     targets = [target for target in (path, xlsx_path) if target is not None]
     if not targets:
         raise ConfigError("nothing to write: give --out FILE.csv, --xlsx FILE.xlsx or both")
     for target in targets:
         if not target.parent.is_dir():
             raise ConfigError(f"cannot write {target}: folder {target.parent} does not exist")
+    exported_at = now or utcnow()
+    latest_run = query.latest_run(engine)
     tables = query.load_detail_tables(engine)
-    frame = query.with_details(query.select_trials(engine, trial_filter), tables)
-    provenance = frame_provenance(frame, trial_filter, query.latest_run(engine), now=now)
-    writes: list[tuple[Path, Callable[[], bytes]]] = []
+    details = query.detail_values(tables)
+    row_count = 0
+    versions: set[str] = set()
+    kept: list[dict[str, Any]] = []  # the rows again, for the workbook (built in memory anyway)
+
+    def trial_rows() -> Iterator[dict[str, Any]]:
+        nonlocal row_count
+        for row in query.iter_trial_rows(engine, trial_filter):
+            row_count += 1
+            if row["taxonomy_version"] is not None:
+                versions.add(str(row["taxonomy_version"]))
+            row.update(details.get(row["nct_id"]) or query.EMPTY_DETAILS)
+            if xlsx_path is not None:
+                kept.append(row)
+            yield row
+
+    def provenance() -> dict[str, Any]:
+        return build_provenance(
+            exported_at=exported_at,
+            latest_run=latest_run,
+            trial_filter=trial_filter,
+            row_count=row_count,
+            frame_taxonomy_versions=sorted(versions),
+        )
+
+    def write_csv(handle: IO[bytes]) -> None:
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
+        _write_csv(text, (export_row(row) for row in trial_rows()), excel=excel)
+        text.flush()
+        text.detach()  # the caller closes the file
+
+    written: list[dict[str, Any]] = []
+
+    def write_sidecar(handle: IO[bytes]) -> None:
+        written.append(provenance())
+        handle.write(provenance_json(written[-1]))
+
+    def write_xlsx(handle: IO[bytes]) -> None:
+        rows = kept if path is not None else list(trial_rows())
+        written.append(provenance())
+        handle.write(rows_to_xlsx(rows, tables, written[-1]))
+
+    writes: list[tuple[Path, Callable[[IO[bytes]], None]]] = []
     sidecar = None
     if path is not None:
         sidecar = sidecar_path_for(path)
-        writes += [
-            (path, lambda: frame_to_csv(frame, excel=excel)),
-            (sidecar, lambda: provenance_json(provenance)),
-        ]
+        writes += [(path, write_csv), (sidecar, write_sidecar)]
     if xlsx_path is not None:
-        writes.append((xlsx_path, lambda: frame_to_xlsx(frame, tables, provenance)))
-    for target, data in writes:
+        writes.append((xlsx_path, write_xlsx))
+    for target, write in writes:
         try:
-            _write_atomically(target, data())
+            _write_atomically(target, write)
         except OSError as exc:
             raise ConfigError(f"cannot write {target}: {exc.strerror}") from None
     return ExportResult(
-        path=path, sidecar_path=sidecar, row_count=len(frame), provenance=provenance, xlsx_path=xlsx_path
+        path=path, sidecar_path=sidecar, row_count=row_count, provenance=written[0], xlsx_path=xlsx_path
     )
 
 
@@ -386,12 +461,14 @@ def write_export(
 
 def _xlsx_value(value: object) -> object:
     """A cell value for the workbook: numbers stay numbers, everything else the CSV's text, or empty."""
-    if isinstance(value, (bool, np.bool_)):
+    numpy = _numpy()
+    if isinstance(value, bool) or (numpy is not None and isinstance(value, numpy.bool_)):
         return format_cell(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)) and not math.isnan(value):
-        return float(value)
+    if isinstance(value, int) or (numpy is not None and isinstance(value, numpy.integer)):
+        return int(value)  # type: ignore[arg-type]
+    is_float = isinstance(value, float) or (numpy is not None and isinstance(value, numpy.floating))
+    if is_float and not math.isnan(value):  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]
     text = format_cell(value)
     return text or None
 
@@ -439,16 +516,23 @@ def provenance_rows(provenance: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def frame_to_xlsx(frame: pd.DataFrame, tables: query.DetailTables, provenance: Mapping[str, Any]) -> bytes:
+    """The workbook of a trial frame with `query.with_details` columns (the dashboard's download)."""
+    return rows_to_xlsx(frame.to_dict("records"), tables, provenance)
+
+
+def rows_to_xlsx(
+    rows: Sequence[Mapping[str, Any]], tables: query.DetailTables, provenance: Mapping[str, Any]
+) -> bytes:
     """A workbook with sheets Trials (the CSV's columns), Outcomes (one row per measure), Arms, Glossary
-    and Provenance, for the trials in `frame` (a trial frame with `query.with_details` columns)."""
+    and Provenance, for the trial rows given (with their registry details)."""
     from openpyxl import Workbook
 
-    ids = set(frame["nct_id"])
+    ids = {row["nct_id"] for row in rows}
     workbook = Workbook()
     trials = workbook.active
     trials.title = "Trials"
     _header(trials, EXPORT_HEADER)
-    for row in frame.to_dict("records"):
+    for row in rows:
         _append(trials, [_xlsx_value(column.value(row)) for column in EXPORT_COLUMNS])
 
     outcomes = workbook.create_sheet("Outcomes")
