@@ -74,7 +74,7 @@ _NAIVE = re.compile(
     re.IGNORECASE,
 )
 _EXCLUDES_ANY_PRIOR_DMT = re.compile(
-    r"(?:any )(?:prior|previous) (?:treatment with |use of |exposure to )?(?:any )?"
+    r"(?:any )(?:prior|previous) (?:treatment with |use of |exposure to )?(?:any |an? )?"
     r"(?:dmts?|disease[- ]modifying (?:therap|treatment|drug))",
     re.IGNORECASE,
 )
@@ -114,7 +114,9 @@ def split_criteria(criteria: str | None) -> tuple[str, str]:
 
 def classify_eligibility(record: StudyRecord) -> tuple[Facet, ...]:
     """Every facet the record supports, in FACET_NAMES order."""
-    inclusion, exclusion = split_criteria(record.eligibility_criteria)
+    # the registry escapes Markdown in criteria text: a backslash before > and <
+    criteria = (record.eligibility_criteria or "").replace("\\", "")
+    inclusion, exclusion = split_criteria(criteria)
     facets: list[Facet] = [*_structured_facets(record)]
     facets += edss_range(inclusion)
     facets += prior_treatment(inclusion, exclusion)

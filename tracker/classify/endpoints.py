@@ -30,7 +30,10 @@ def _rx(*alternatives: str) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{item})" for item in alternatives))
 
 
-_PROGRAMME_WORDS = r"(?:program|intervention|device|app|service|training|course|platform|system)"
+_PROGRAMME_WORDS = (
+    r"(?:\w+ )?(?:program|intervention|device|app|service|training|course|platform|system|session|exercise"
+    r"|rehabilitation|class)"
+)
 
 # Strong patterns, per key, in taxonomy order. Texts are normalised (lower case, Greek spelled out).
 _STRONG: dict[str, re.Pattern[str]] = {
@@ -677,6 +680,7 @@ def _settle(found: dict[str, str], text: str, drug_words: Sequence[str]) -> dict
     _composite_disability_alone(found, text)
     _relapse_recovery_is_relapse(found, text)
     _neda_is_one_composite(found)
+    _smouldering_lesions_are_not_activity(found)
     _repair_within_lesions_is_repair(found, text)
     _dual_task_is_not_cognition(found, text)
     _symptom_global_impression(found, text)
@@ -722,6 +726,17 @@ def _neda_is_one_composite(found: dict[str, str]) -> None:
                 found.pop(key)
         if "disease activity" in found.get("mri_lesions", ""):
             found.pop("mri_lesions")
+
+
+_SMOULDERING_WORDS = re.compile(
+    r"rim|expanding|\bsels?\b|\bprls?\b|paramagnetic|smoulder|smolder|chronic active"
+)
+
+
+def _smouldering_lesions_are_not_activity(found: dict[str, str]) -> None:
+    """Counting rim or slowly expanding lesions is smouldering imaging, not lesion activity."""
+    if "smouldering_lesions" in found and _SMOULDERING_WORDS.search(found.get("mri_lesions", "")):
+        found.pop("mri_lesions")
 
 
 def _repair_within_lesions_is_repair(found: dict[str, str], text: str) -> None:
