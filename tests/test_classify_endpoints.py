@@ -29,7 +29,7 @@ def test_the_taxonomy_has_20_endpoint_keys_in_8_families() -> None:
     taxonomy = load_taxonomy()
     assert len(taxonomy.endpoints) == 20
     assert len(taxonomy.families("endpoint")) == 8
-    assert ENDPOINT_KEYS == tuple(item.key for item in taxonomy.endpoints)
+    assert tuple(item.key for item in taxonomy.endpoints) == ENDPOINT_KEYS
 
 
 @pytest.mark.parametrize(
