@@ -232,6 +232,28 @@ def build_provenance(
     }
 
 
+def provenance_for(
+    frame: pd.DataFrame,
+    trial_filter: TrialFilter,
+    latest_run: Mapping[str, Any] | None,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The sidecar of an export of `frame` (the trials `trial_filter` selected), made now or at `now`."""
+    versions = [str(v) for v in frame["taxonomy_version"] if not _is_missing(v)] if len(frame) else []
+    return build_provenance(
+        exported_at=now or utcnow(),
+        latest_run=latest_run,
+        trial_filter=trial_filter,
+        row_count=len(frame),
+        frame_taxonomy_versions=versions,
+    )
+
+
+def provenance_json(provenance: Mapping[str, Any]) -> bytes:
+    return json.dumps(provenance, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, then rename: a failed export never leaves half a file."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -267,18 +289,11 @@ def write_export(
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write {path}: folder {path.parent} does not exist")
     frame = query.select_trials(engine, trial_filter)
-    versions = [str(v) for v in frame["taxonomy_version"] if not _is_missing(v)] if len(frame) else []
-    provenance = build_provenance(
-        exported_at=now or utcnow(),
-        latest_run=query.latest_run(engine),
-        trial_filter=trial_filter,
-        row_count=len(frame),
-        frame_taxonomy_versions=versions,
-    )
+    provenance = provenance_for(frame, trial_filter, query.latest_run(engine), now=now)
     sidecar = sidecar_path_for(path)
     for target, data in (
         (path, frame_to_csv(frame, excel=excel)),
-        (sidecar, json.dumps(provenance, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"),
+        (sidecar, provenance_json(provenance)),
     ):
         try:
             _write_atomically(target, data)
