@@ -40,15 +40,15 @@ def trial_page() -> None:
 
 def main() -> None:
     started = time.perf_counter()
-    # Emoji icons only: Streamlit draws an emoji favicon itself, but fetches a Material icon's favicon from
-    # Google's servers, and a page's icon becomes the favicon.
+    # An emoji favicon, and no page icons: Streamlit draws an emoji favicon itself, but fetches a Material
+    # icon's favicon from Google's servers, and a page's icon becomes the favicon.
     st.set_page_config(
         page_title="MS trial tracker", page_icon="🧭", layout="wide", initial_sidebar_state=SIDEBAR_PIXELS
     )
     page = st.navigation(
         [
-            st.Page(landscape_page, title="Landscape", icon="📊", default=True),
-            st.Page(trial_page, title="Trial detail", icon="🔎", url_path="trial"),
+            st.Page(landscape_page, title="Landscape", default=True),
+            st.Page(trial_page, title="Trial detail", url_path="trial"),
         ]
     )
     page.run()
