@@ -1,7 +1,7 @@
 """study details: outcome measures, arm groups, secondary IDs; design, eligibility and summary columns
 
-Revision ID: 0002_study_details
-Revises: 0001
+Revision ID: 0003_study_details
+Revises: 0002b
 Create Date: 2026-12-01 21:50:00
 
 Schema only. Rows stored before this revision get their details from the raw JSON they already keep:
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0002_study_details'
-down_revision: str | None = '0001'
+revision: str = '0003_study_details'
+down_revision: str | None = '0002b'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
