@@ -34,7 +34,7 @@ from tracker.db.migrate import upgrade_to_head  # noqa: E402
 from tracker.db.session import make_engine, utcnow  # noqa: E402
 from tracker.digest.run import run_digests  # noqa: E402
 from tracker.digest.send import EmlWriter  # noqa: E402
-from tracker.export import provenance_for, frame_to_csv, frame_to_xlsx  # noqa: E402
+from tracker.export import frame_to_csv, frame_to_xlsx, provenance_for  # noqa: E402
 from tracker.filters import TrialFilter  # noqa: E402
 from tracker.sources import iter_raw_studies  # noqa: E402
 from tracker.subscriptions import add_subscription  # noqa: E402
