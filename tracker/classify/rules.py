@@ -18,13 +18,13 @@ from tracker.classify.model import (
     MechanismLabel,
     PhenotypeLabel,
     RelevanceLabel,
-    Role,
 )
+from tracker.classify.roles import TITLE_FIELDS, RoleCue, arm_group_role, marked_comparator, title_roles
 from tracker.ctgov.parse import Intervention, StudyRecord
 from tracker.taxonomy import load_taxonomy
 
 # Bump whenever a rule or the dictionary changes the output: stored classifications then get redone.
-RULES_REVISION = 2
+RULES_REVISION = 3
 
 
 def classifier_version() -> str:
@@ -467,25 +467,81 @@ def classify_mechanisms(record: StudyRecord) -> tuple[MechanismLabel, ...]:
     ]
     cell_context = _cell_therapy_context(dictionary, record, per_intervention)
     per_intervention = _devices_in_an_assessment_battery(per_intervention, observational)
-    roles: dict[str, Role | None] = {}
     evidence: dict[str, list[Evidence]] = {}
-    for intervention, hits in per_intervention:
-        role = _role(intervention)
+    keys_per_intervention: list[tuple[int, Intervention, list[str]]] = []
+    for index, (intervention, hits) in enumerate(per_intervention):
+        keys: list[str] = []
         for hit in hits:
             key = _resolve_key(hit, cell_context)
             if key is None:
                 continue
             evidence.setdefault(key, []).append(Evidence(hit.field, hit.text))
-            roles[key] = _stronger_role(roles.get(key, role), role) if key in roles else role
+            keys.append(key)
+        keys_per_intervention.append((index, intervention, keys))
     if not evidence:
         field = "interventions" if record.interventions else "interventions (none listed)"
         return (MechanismLabel("none", None, (Evidence(field, ""),)),)
+    roles = _mechanism_roles(dictionary, record, keys_per_intervention)
     order = [item.key for item in load_taxonomy().mechanisms]
     return tuple(
-        MechanismLabel(key, roles.get(key), tuple(_dedupe(evidence[key]))[:4])
+        MechanismLabel(
+            key,
+            roles[key].role if key in roles else None,
+            tuple(_dedupe(evidence[key]))[:4],
+            (roles[key].evidence,) if key in roles else (),
+        )
         for key in order
         if key in evidence
     )
+
+
+def _mechanism_roles(
+    dictionary: Dictionary,
+    record: StudyRecord,
+    keys_per_intervention: list[tuple[int, Intervention, list[str]]],
+) -> dict[str, RoleCue]:
+    """The role of each mechanism key: from the registry's arm groups, else from an intervention marked as
+    the comparator, else from the titles. Investigational wins when a key plays both roles. Inferred
+    comparator roles are dropped when they would leave the trial investigating nothing (a biosimilar
+    "versus" its reference product)."""
+    titles = [(name, getattr(record, name)) for name in TITLE_FIELDS if getattr(record, name)]
+    from_titles = title_roles(dictionary, titles) if titles else {}
+    registry: dict[str, RoleCue] = {}
+    inferred: dict[str, RoleCue | None] = {}  # None: an intervention of that class with no role cue
+    for index, intervention, keys in keys_per_intervention:
+        role = arm_group_role(intervention)
+        if role is not None:
+            labels = ", ".join(intervention.arm_group_labels) or intervention.name
+            cue = RoleCue(role, Evidence(f"interventions[{index}].arm_group_labels", labels))
+            for key in keys:
+                registry[key] = _stronger(registry.get(key), cue)
+            continue
+        marked = marked_comparator(index, intervention)
+        for key in keys:
+            inferred[key] = _weaker_claim(inferred, key, marked or from_titles.get(key))
+    roles = {key: cue for key, cue in inferred.items() if cue is not None}
+    if roles and len(roles) == len(inferred) and all(c.role == "comparator" for c in roles.values()):
+        roles = {}  # every class a comparator: the inference is wrong (a biosimilar "versus" its original)
+    return {**roles, **registry}
+
+
+def _weaker_claim(inferred: dict[str, RoleCue | None], key: str, cue: RoleCue | None) -> RoleCue | None:
+    """Investigational beats no cue beats comparator: a class is a comparator only when every
+    intervention of that class is one."""
+    if key not in inferred:
+        return cue
+    current = inferred[key]
+    if current is None or cue is None:
+        if (current and current.role == "investigational") or (cue and cue.role == "investigational"):
+            return current if current and current.role == "investigational" else cue
+        return None
+    return _stronger(current, cue)
+
+
+def _stronger(current: RoleCue | None, new: RoleCue) -> RoleCue:
+    if current is None or (current.role == "comparator" and new.role == "investigational"):
+        return new
+    return current
 
 
 def _devices_in_an_assessment_battery(
@@ -631,20 +687,6 @@ def _cell_therapy_context(
                     if match.agent.mechanism == key and not match.agent.conditioning:
                         return key, Evidence(item.field, match.text)
     return None
-
-
-def _role(intervention: Intervention) -> Role | None:
-    roles = intervention.arm_roles
-    if "experimental" in roles:
-        return "investigational"
-    if "active_comparator" in roles:
-        return "comparator"
-    return None
-
-
-def _stronger_role(current: Role | None, new: Role | None) -> Role | None:
-    rank = {"investigational": 2, "comparator": 1, None: 0}
-    return current if rank[current] >= rank[new] else new
 
 
 # ---------------------------------------------------------------------------------------------------------
