@@ -107,7 +107,10 @@ def show_table(filtered: pd.DataFrame, trial_filter: TrialFilter, url: str, vers
     st.download_button(
         "Download CSV of the filtered trials",
         # Built only when clicked, from all columns: the same bytes as `tracker export` for this filter.
-        data=lambda: frame_to_csv(apply_filter(data.trial_frame(url, version), trial_filter)),
+        data=lambda: frame_to_csv(
+            apply_filter(data.trial_frame(url, version), trial_filter),
+            include_comparators=trial_filter.include_comparators,
+        ),
         file_name="ms-trials.csv",
         mime="text/csv",
         on_click="ignore",
@@ -156,5 +159,5 @@ def landscape_page() -> None:
     source = f" · data as of {run['data_timestamp']}" if run and run.get("data_timestamp") else ""
     st.caption(f"Filter: {trial_filter.describe()}{source}")
     headline(filtered, events)
-    show_charts(filtered, events, data.frame_index(url, version))
+    show_charts(filtered, events, data.frame_index(url, version, trial_filter.mechanism_column))
     show_table(filtered, trial_filter, url, version)

@@ -35,6 +35,8 @@ from tracker.taxonomy import load_taxonomy
 MULTI_VALUE_SEPARATOR = "; "
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_BOM = "\ufeff"
+# The row key holding the mechanism keys the export's filter counts (see `TrialFilter.mechanism_column`).
+COUNTED_MECHANISMS = "_counted_mechanisms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +102,20 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("sponsor_category", "industry, academic_other or government", _field("sponsor_category")),
     ExportColumn("conditions", "Conditions as registered", _field("conditions")),
     ExportColumn("interventions", "Intervention names", _field("interventions")),
-    ExportColumn("mechanisms", "Mechanism keys (taxonomy)", _field("mechanisms")),
+    ExportColumn(
+        "mechanisms",
+        "Mechanism keys (taxonomy) under study; with --include-comparators also the comparators'",
+        _field(COUNTED_MECHANISMS),
+    ),
     ExportColumn(
         "mechanism_labels",
         "Mechanism labels, in the order of `mechanisms`",
-        _labels("mechanism", "mechanisms"),
+        _labels("mechanism", COUNTED_MECHANISMS),
+    ),
+    ExportColumn(
+        "comparator_mechanisms",
+        "Mechanism keys of the comparators only (from arm groups, titles or intervention names)",
+        _field("comparator_mechanisms"),
     ),
     ExportColumn(
         "mechanism_roles", "key:role pairs (investigational or comparator)", _field("mechanism_roles")
@@ -184,18 +195,23 @@ def format_cell(value: object) -> str:
     return str(value)
 
 
-def export_rows(frame: pd.DataFrame) -> Iterator[list[str]]:
-    """The CSV rows (without header) for a trial frame, in EXPORT_COLUMNS order, already neutralised."""
+def export_rows(frame: pd.DataFrame, *, include_comparators: bool = False) -> Iterator[list[str]]:
+    """The CSV rows (without header) for a trial frame, in EXPORT_COLUMNS order, already neutralised.
+
+    `mechanisms` holds the keys under study, or every key with `include_comparators` (as the filter counts
+    them: `TrialFilter.mechanism_column`)."""
+    counted = TrialFilter(include_comparators=include_comparators).mechanism_column
     for row in frame.to_dict("records"):
+        row[COUNTED_MECHANISMS] = row[counted] if counted in row else row.get("mechanisms")  # no roles known
         yield [neutralise_cell(format_cell(column.value(row))) for column in EXPORT_COLUMNS]
 
 
-def frame_to_csv(frame: pd.DataFrame, *, excel: bool = False) -> bytes:
+def frame_to_csv(frame: pd.DataFrame, *, excel: bool = False, include_comparators: bool = False) -> bytes:
     """CSV bytes (UTF-8, CRLF rows as RFC 4180 has them); `excel` adds a BOM so Excel reads UTF-8."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(EXPORT_HEADER)
-    writer.writerows(export_rows(frame))
+    writer.writerows(export_rows(frame, include_comparators=include_comparators))
     text = buffer.getvalue()
     return ((EXCEL_BOM if excel else "") + text).encode("utf-8")
 
@@ -277,7 +293,7 @@ def write_export(
     )
     sidecar = sidecar_path_for(path)
     for target, data in (
-        (path, frame_to_csv(frame, excel=excel)),
+        (path, frame_to_csv(frame, excel=excel, include_comparators=trial_filter.include_comparators)),
         (sidecar, json.dumps(provenance, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"),
     ):
         try:

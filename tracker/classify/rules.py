@@ -453,6 +453,7 @@ class _Hit:
     conditioning: bool = False
     prophylaxis: bool = False
     fallback: bool = False  # named by the intervention type only: nothing in the dictionary matched
+    generic: bool = False  # named by a class word only ("device", "programme", "training")
 
 
 def classify_mechanisms(record: StudyRecord) -> tuple[MechanismLabel, ...]:
@@ -465,6 +466,8 @@ def classify_mechanisms(record: StudyRecord) -> tuple[MechanismLabel, ...]:
         (intervention, _intervention_hits(dictionary, i, intervention, observational))
         for i, intervention in enumerate(record.interventions)
     ]
+    if not observational:
+        per_intervention = _named_by_the_title(dictionary, record, per_intervention)
     cell_context = _cell_therapy_context(dictionary, record, per_intervention)
     per_intervention = _devices_in_an_assessment_battery(per_intervention, observational)
     evidence: dict[str, list[Evidence]] = {}
@@ -578,10 +581,14 @@ def _resolve_key(hit: _Hit, cell_context: tuple[str, Evidence] | None) -> str | 
 
 
 def _intervention_hits(
-    dictionary: Dictionary, index: int, intervention: Intervention, observational: bool
+    dictionary: Dictionary,
+    index: int,
+    intervention: Intervention,
+    observational: bool,
+    context: _TitleContext | None = None,
 ) -> list[_Hit]:
     """Keys named by one intervention: its name parts and other names; the description only as a fallback,
-    then the intervention type."""
+    then what the title says the trial's unnamed intervention is, then the intervention type."""
     name_field = f"interventions[{index}].name"
     parts = [part for part in _NAME_SPLIT.split(normalise(intervention.name)) if part.strip()]
     active_parts = [part for part in parts if not _is_neutral(dictionary, part)]
@@ -598,7 +605,7 @@ def _intervention_hits(
             _agent_hit(match.agent, f"interventions[{index}].other_names[{j}]", match.text)
             for match in dictionary.specific_agents.find(norm)
         )
-    if hits:
+    if hits and not all(hit.generic for hit in hits):
         return hits
     if len(active_parts) < len(parts):
         return []  # "placebo; phase 2", "placebo cream with no active ingredients"
@@ -606,14 +613,99 @@ def _intervention_hits(
         described = _part_hits(
             dictionary, normalise(intervention.description), f"interventions[{index}].description"
         )
-        if described:
+        if described and not all(hit.generic for hit in described):
             return described
+        hits = hits or described
     if dictionary.neutral_when_unmatched.search(normalise(intervention.name)):
         return []
+    # A brand name, acronym or code ("MSFIT", "ADSTEP", "Formulation A") or only a class word ("device",
+    # "program"): the title says what it is, within what the intervention type allows.
+    titled = _titled_hits(context, intervention)
+    if titled:
+        return titled
+    if hits:
+        return hits
     fallback = dictionary.type_fallback.get((intervention.type or "OTHER").upper(), "other")
     if observational and fallback == "neuromodulation_device":
         fallback = "diagnostic"  # an observational study's device measures, it does not treat
     return [_Hit(fallback, name_field, intervention.name, fallback=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class _TitleContext:
+    """What the titles say the trial studies: named agents (not background ones) and non-drug words."""
+
+    agents: tuple[_Hit, ...]
+    terms: tuple[_Hit, ...]
+
+
+# Intervention types whose unnamed interventions the title's agents name, and those its non-drug words do.
+_DRUG_TYPES = frozenset({"DRUG", "BIOLOGICAL", "GENETIC", "COMBINATION_PRODUCT"})
+_NON_DRUG_TYPES = frozenset({"BEHAVIORAL", "OTHER", "DEVICE", "PROCEDURE"})
+_TITLE_TERM_KEYS = frozenset({"rehabilitation", "behavioural", "neuromodulation_device", "diet_supplement"})
+_MEASURING_KEYS = frozenset({"diagnostic", "other"})
+# "... in patients treated with natalizumab": a background therapy, not what is studied
+_BACKGROUND = re.compile(
+    r"(?:treated|receiving|taking|on|under|after|switch\w*|transition\w*|discontinu\w*|stopping|using|"
+    r"exposed to|starting|initiating|from)\s+(?:\w+\s+){0,2}$"
+)
+
+
+def _named_by_the_title(
+    dictionary: Dictionary, record: StudyRecord, per_intervention: list[tuple[Intervention, list[_Hit]]]
+) -> list[tuple[Intervention, list[_Hit]]]:
+    """Interventions named only by their type or a class word, named again with the title as context.
+
+    Title words a named intervention already accounts for ("magnetic stimulation" beside "Functional
+    magnetic stimulation") do not describe the others."""
+    vague = [bool(hits) and all(hit.generic or hit.fallback for hit in hits) for _, hits in per_intervention]
+    if not any(vague):
+        return per_intervention
+    named = {hit.key for _, hits in per_intervention for hit in hits if not (hit.generic or hit.fallback)}
+    context = _title_context(dictionary, record, named)
+    if context is None:
+        return per_intervention
+    return [
+        (intervention, _intervention_hits(dictionary, i, intervention, False, context) if unclear else hits)
+        for i, ((intervention, hits), unclear) in enumerate(zip(per_intervention, vague, strict=True))
+    ]
+
+
+def _title_context(dictionary: Dictionary, record: StudyRecord, named: set[str]) -> _TitleContext | None:
+    texts = [(name, normalise(getattr(record, name))) for name in TITLE_FIELDS if getattr(record, name)]
+    if not texts:
+        return None
+    agents: list[_Hit] = []
+    terms: list[_Hit] = []
+    for field, norm in texts:
+        for matcher in (dictionary.specific_agents, dictionary.generic_agents):
+            for match in matcher.find(norm):
+                at = norm.find(match.text)
+                if at >= 0 and _BACKGROUND.search(norm[max(0, at - 40) : at]):
+                    continue
+                if match.agent.mechanism != NO_KEY and not match.agent.conditioning:
+                    agents.append(_agent_hit(match.agent, field, match.text))
+        found = dictionary.specific_terms.find(norm)
+        if any(term.key in _MEASURING_KEYS for term in found):
+            continue  # "validity of the dual-task questionnaire": the title names what is measured
+        terms += [
+            _Hit(term.key, field, term.text)
+            for term in found
+            if term.key in _TITLE_TERM_KEYS and term.key not in named
+        ]
+    return _TitleContext(tuple(agents), tuple(terms))
+
+
+def _titled_hits(context: _TitleContext | None, intervention: Intervention) -> list[_Hit]:
+    """The title's agents for an unnamed drug, its non-drug words for an unnamed programme or device."""
+    if context is None:
+        return []
+    kind = (intervention.type or "OTHER").upper()
+    if kind in _DRUG_TYPES:
+        return list(context.agents) if len({hit.key for hit in context.agents}) == 1 else []
+    if kind in _NON_DRUG_TYPES and not context.agents:
+        return list(context.terms)
+    return []
 
 
 def _part_hits(dictionary: Dictionary, part: str, field: str) -> list[_Hit]:
@@ -637,11 +729,13 @@ def _uncached_part_hits(dictionary: Dictionary, part: str, field: str) -> list[_
         if keys & {"diagnostic", "other"}:
             # "physical activity questionnaire", "6 minute walk test": the activity is what is measured
             terms = [term for term in terms if term.key not in ("rehabilitation", "behavioural")]
+        # "blood withdrawal": a word inside another key's longer match ("withdrawal") is part of that match
+        terms = [t for t in terms if not any(t.text != o.text and t.text in o.text for o in terms)]
         return [_Hit(term.key, field, term.text) for term in terms]
     generic = [_agent_hit(m.agent, field, m.text) for m in dictionary.generic_agents.find(part)]
     if generic:
         return generic
-    return [_Hit(term.key, field, term.text) for term in dictionary.generic_terms.find(part)]
+    return [_Hit(term.key, field, term.text, generic=True) for term in dictionary.generic_terms.find(part)]
 
 
 def _agent_hit(agent: Agent, field: str, text: str) -> _Hit:

@@ -25,6 +25,7 @@ FILTER_OPTION_NAMES = (
     "has_results",
     "multi_disease",
     "include_removed",
+    "include_comparators",
 )
 
 _KEYS_HELP = "comma-separated or repeated"
@@ -60,6 +61,12 @@ _OPTIONS = (
         default=None,
         help="Also trials the registry search no longer returns.",
     ),
+    click.option(
+        "--include-comparators",
+        is_flag=True,
+        default=None,
+        help="Count the comparators' mechanisms too (matched by --mechanism, listed in `mechanisms`).",
+    ),
 )
 
 
@@ -91,6 +98,7 @@ def filter_from_options(options: dict[str, Any]) -> TrialFilter:
         "has_results": options.get("has_results"),
         "multi_disease": options.get("multi_disease"),
         "include_removed": options.get("include_removed") or None,
+        "include_comparators": options.get("include_comparators") or None,
     }
     given = {key: value for key, value in data.items() if value not in (None, [])}
     relevance = _split(options.get("relevance") or ())
