@@ -26,6 +26,8 @@ _COMPARISON = re.compile(
     r"|head[\s-]to[\s-]head (?:with|against)|against)\s+"
 )
 # "comparing X with Y", "to compare X to Y", "X and Y compared" is left out (no side named first)
+# A cheap first look: most titles compare nothing.
+_ANY_CUE = re.compile(r"versus|\bvs?\.|\bvs\b|compar|against|controlled")
 _NOT_A_TREATMENT_COMPARISON = re.compile(r"\b(?:patients|participants|subjects|people|from|between)\b")
 _COMPARING = re.compile(r"\bcompar(?:e|es|ing)\s+(?:the\s+)?(.{1,80}?)\s+(?:with|to|versus|vs\.?)\s+")
 # What ends the compared name: the population, the purpose, a subtitle.
@@ -35,7 +37,7 @@ _SEGMENT_END = re.compile(
 )
 # What starts the investigational name, scanning back from the comparison word.
 _SEGMENT_START = re.compile(r"[:;(\[]|\s(?:of|using|study|trial)\s")
-_CONTROLLED = re.compile(r"([a-z0-9][a-z0-9 .'-]{0,40}?)[\s-]+controlled\b")
+_CONTROLLED = re.compile(r"[\s-]controlled\b")
 _PLACEBO_CONTROLLED = re.compile(r"\b(?:placebo|sham|vehicle)[\s-]+controlled\b")
 # "Active comparator: teriflunomide", "Avonex (comparator)", "reference product", "active control"
 _MARKED_COMPARATOR = re.compile(
@@ -84,6 +86,8 @@ def title_roles(dictionary: Dictionary, titles: Iterable[tuple[str, str]]) -> di
     found: dict[str, RoleCue] = {}
     for field, text in titles:
         norm = normalise(text)
+        if not _ANY_CUE.search(norm):
+            continue
         for key, cue in _title_cues(dictionary, field, norm).items():
             found.setdefault(key, cue)
     return found
@@ -109,8 +113,11 @@ def _title_cues(dictionary: Dictionary, field: str, norm: str) -> dict[str, Role
         for key in _keys(dictionary, after):
             comparator.setdefault(key, phrase)
     for match in _CONTROLLED.finditer(norm):
-        for key in _keys(dictionary, match.group(1)):
-            comparator.setdefault(key, match.group(0).strip())
+        # the words just before "-controlled", back to a comma or a subtitle mark
+        before = norm[max(0, match.start() - 40) : match.start()]
+        before = re.split(r"[,;:(\[]", before)[-1].strip()
+        for key in _keys(dictionary, before):
+            comparator.setdefault(key, f"{before}{match.group(0)}")
     placebo = _PLACEBO_CONTROLLED.search(norm)
     if placebo:
         for key in _keys(dictionary, norm):

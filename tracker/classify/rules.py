@@ -507,8 +507,11 @@ def _mechanism_roles(
     the comparator, else from the titles. Investigational wins when a key plays both roles. Inferred
     comparator roles are dropped when they would leave the trial investigating nothing (a biosimilar
     "versus" its reference product)."""
+    unassigned = {key for _, i, keys in keys_per_intervention if arm_group_role(i) is None for key in keys}
+    # One class alone cannot be a comparator with nothing investigated beside it: nothing to infer.
+    infer = len(unassigned) > 1
     titles = [(name, getattr(record, name)) for name in TITLE_FIELDS if getattr(record, name)]
-    from_titles = title_roles(dictionary, titles) if titles else {}
+    from_titles = title_roles(dictionary, titles) if infer and titles else {}
     registry: dict[str, RoleCue] = {}
     inferred: dict[str, RoleCue | None] = {}  # None: an intervention of that class with no role cue
     for index, intervention, keys in keys_per_intervention:
@@ -518,6 +521,8 @@ def _mechanism_roles(
             cue = RoleCue(role, Evidence(f"interventions[{index}].arm_group_labels", labels))
             for key in keys:
                 registry[key] = _stronger(registry.get(key), cue)
+            continue
+        if not infer:
             continue
         marked = marked_comparator(index, intervention)
         for key in keys:
@@ -662,7 +667,14 @@ def _named_by_the_title(
     if not any(vague):
         return per_intervention
     named = {hit.key for _, hits in per_intervention for hit in hits if not (hit.generic or hit.fallback)}
-    context = _title_context(dictionary, record, named)
+    kinds = {
+        (i.type or "OTHER").upper()
+        for (i, _), unclear in zip(per_intervention, vague, strict=True)
+        if unclear
+    }
+    context = _title_context(
+        dictionary, record, named, agents=bool(kinds & _DRUG_TYPES), terms=bool(kinds & _NON_DRUG_TYPES)
+    )
     if context is None:
         return per_intervention
     return [
@@ -671,29 +683,39 @@ def _named_by_the_title(
     ]
 
 
-def _title_context(dictionary: Dictionary, record: StudyRecord, named: set[str]) -> _TitleContext | None:
+def _title_context(
+    dictionary: Dictionary, record: StudyRecord, named: set[str], *, agents: bool, terms: bool
+) -> _TitleContext | None:
+    """The title's agents (when an unnamed drug needs them) and non-drug words (for an unnamed programme
+    or device), leaving out words a named intervention accounts for."""
     texts = [(name, normalise(getattr(record, name))) for name in TITLE_FIELDS if getattr(record, name)]
-    if not texts:
+    if not texts or not (agents or terms):
         return None
-    agents: list[_Hit] = []
-    terms: list[_Hit] = []
+    found_agents: list[_Hit] = []
+    found_terms: list[_Hit] = []
+    # a title naming a drug names no programme: the specific agents are looked for either way
+    matchers = (
+        (dictionary.specific_agents, dictionary.generic_agents) if agents else (dictionary.specific_agents,)
+    )
     for field, norm in texts:
-        for matcher in (dictionary.specific_agents, dictionary.generic_agents):
+        for matcher in matchers:
             for match in matcher.find(norm):
                 at = norm.find(match.text)
                 if at >= 0 and _BACKGROUND.search(norm[max(0, at - 40) : at]):
                     continue
                 if match.agent.mechanism != NO_KEY and not match.agent.conditioning:
-                    agents.append(_agent_hit(match.agent, field, match.text))
+                    found_agents.append(_agent_hit(match.agent, field, match.text))
+        if not terms:
+            continue
         found = dictionary.specific_terms.find(norm)
         if any(term.key in _MEASURING_KEYS for term in found):
             continue  # "validity of the dual-task questionnaire": the title names what is measured
-        terms += [
+        found_terms += [
             _Hit(term.key, field, term.text)
             for term in found
             if term.key in _TITLE_TERM_KEYS and term.key not in named
         ]
-    return _TitleContext(tuple(agents), tuple(terms))
+    return _TitleContext(tuple(found_agents), tuple(found_terms))
 
 
 def _titled_hits(context: _TitleContext | None, intervention: Intervention) -> list[_Hit]:
