@@ -138,7 +138,7 @@ class TrialFilter:
         if self.relevance and row["relevance"] not in self.relevance:
             return False
         for column, wanted in (
-            ("mechanisms", self.mechanisms),
+            (self.mechanism_column, self.mechanisms),
             ("phenotypes", self.phenotypes),
             ("phases", self.phases),
             ("countries", self.countries),
