@@ -64,7 +64,7 @@ class SyncResult:
     elapsed: float = 0.0
     classified: int | None = None  # studies classified at the end; None when classification was skipped
 
-    def add(self, outcome: store.PageOutcome) -> None:
+    def add(self, outcome: store.PageResult) -> None:
         self.pages += 1
         self.seen += outcome.seen
         self.inserted += outcome.inserted

@@ -69,9 +69,7 @@ def _sqlite_retype(table: str, columns: dict[str, int], *, widen: bool) -> None:
             text = re.sub(name + r"TEXT\b", rf"\g<1>VARCHAR({length})", text)
     version = bind.exec_driver_sql("PRAGMA schema_version").scalar_one()
     bind.exec_driver_sql("PRAGMA writable_schema = ON")
-    bind.exec_driver_sql(
-        "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", (text, table)
-    )
+    bind.exec_driver_sql("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", (text, table))
     bind.exec_driver_sql(f"PRAGMA schema_version = {int(version) + 1}")
     bind.exec_driver_sql("PRAGMA writable_schema = OFF")
 
