@@ -11,6 +11,7 @@ from tracker.classify.evaluate import evaluate_file, format_evaluation
 from tracker.classify.rules import CLASSIFIER_VERSION
 from tracker.classify.store import classify_pending, clear_override, parse_key_list, set_override
 from tracker.cli.app import AppContext, main, pass_app
+from tracker.locks import INGEST, Lease
 
 
 @main.command()
@@ -34,14 +35,16 @@ def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_js
     engine = app.engine()
     if labels_path is not None:
         if all_studies:
-            classify_pending(engine, all_studies=True)
+            with Lease(engine, INGEST, purpose="classify"):
+                classify_pending(engine, all_studies=True)
         evaluation = evaluate_file(engine, labels_path)
         if as_json:
             click.echo(json.dumps(evaluation.to_dict(), indent=2))
         else:
             click.echo(format_evaluation(evaluation))
         return
-    count = classify_pending(engine, all_studies=all_studies)
+    with Lease(engine, INGEST, purpose="classify"):  # labels have one writer at a time, like studies
+        count = classify_pending(engine, all_studies=all_studies)
     if as_json:
         click.echo(json.dumps({"classified": count, "classifier_version": CLASSIFIER_VERSION}))
     else:
