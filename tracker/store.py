@@ -312,7 +312,7 @@ def store_page(session: Session, run_id: int, records: Sequence[StudyRecord], *,
     if events:
         for event in events:
             event.update(detected_at=now, sync_run_id=run_id, baseline=baseline)
-        _insert_rows(session, ChangeEvent, events)
+        insert_rows(session, ChangeEvent, events)
 
     result.inserted, result.updated = len(new), len(changed)
     result.unchanged = len(records) - len(new) - len(changed)  # older copies count as unchanged
@@ -366,7 +366,7 @@ def flag_removed(engine: Engine, run_id: int, seen_ids: Collection[str]) -> list
             )
         if not gone:
             return []
-        _insert_rows(
+        insert_rows(
             session,
             ChangeEvent,
             [
@@ -497,7 +497,7 @@ def study_columns(record: StudyRecord) -> dict[str, Any]:
 def _insert_studies(session: Session, records: list[StudyRecord], now: datetime) -> None:
     if records:
         rows = [{**study_columns(r), "first_seen_at": now, "last_seen_at": now} for r in records]
-        _insert_rows(session, Study, rows)
+        insert_rows(session, Study, rows)
 
 
 def _update_studies(session: Session, records: list[StudyRecord], now: datetime) -> None:
@@ -596,7 +596,7 @@ def _replace_children(session: Session, new: list[StudyRecord], changed: list[St
 
 def _insert_versions(session: Session, records: list[StudyRecord], now: datetime, run_id: int) -> None:
     if records:
-        _insert_rows(
+        insert_rows(
             session,
             StudyVersion,
             [
@@ -613,8 +613,9 @@ def _insert_versions(session: Session, records: list[StudyRecord], now: datetime
         )
 
 
-def _insert_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows given as dicts that all carry the same keys."""
+def insert_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows given as dicts that all carry the same keys, skipping any that would duplicate a
+    unique key (COPY on Postgres, one driver-level executemany on SQLite)."""
     columns = tuple(rows[0])
     values_of = operator.itemgetter(*columns)
     _insert_tuples(session, model, columns, [values_of(row) for row in rows])

@@ -23,6 +23,7 @@ from tracker.ctgov.parse import StudyRecord, parse_study
 from tracker.db.models import Classification, Override, Study, StudyLabel
 from tracker.db.session import transaction, utcnow
 from tracker.errors import RecordError, TrackerError
+from tracker.store import insert_rows
 from tracker.taxonomy import load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -106,9 +107,10 @@ def _classify_batch(session: Session, nct_ids: Sequence[str]) -> None:
         return
     session.execute(delete(Classification).where(Classification.nct_id.in_(done)))
     session.execute(delete(StudyLabel).where(StudyLabel.nct_id.in_(done)))
-    session.execute(insert(Classification), classification_rows)
+    # The store's bulk insert: COPY on Postgres, and a concurrent writer's rows are kept, not duplicated.
+    insert_rows(session, Classification, classification_rows)
     if label_rows:
-        session.execute(insert(StudyLabel), label_rows)
+        insert_rows(session, StudyLabel, label_rows)
 
 
 def _record(nct_id: str, raw: Any) -> StudyRecord | None:
