@@ -60,6 +60,21 @@ def server_now(session: Session) -> datetime:
     return datetime.fromisoformat(session.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")))
 
 
+def died_here(owner: str) -> bool:
+    """True when `owner` names a process on this host that no longer exists (e.g. a killed sync), so its
+    lease need not wait out the time-to-live."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but not ours to signal
+        return False
+    return False
+
+
 def default_owner() -> str:
     """host:pid, so the message names the process to look for."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -94,7 +109,8 @@ def try_acquire(
             return try_acquire(engine, name, owner, ttl_seconds=ttl_seconds, purpose=purpose)
         holder = LeaseHolder(row.name, row.owner, row.acquired_at, row.heartbeat_at, row.purpose)
         now = server_now(session)
-        if holder.owner != owner and holder.heartbeat_at > now - timedelta(seconds=ttl_seconds):
+        live = holder.heartbeat_at > now - timedelta(seconds=ttl_seconds) and not died_here(holder.owner)
+        if holder.owner != owner and live:
             return holder
         taken = session.execute(
             update(Lock)
@@ -174,7 +190,7 @@ class Lease:
             )
         self._thread = threading.Thread(target=self._beat, name=f"lease-{self.name}", daemon=True)
         self._thread.start()
-        log.info("holding lease %r as %s", self.name, self.owner)
+        log.debug("holding lease %r as %s", self.name, self.owner)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_seconds):
@@ -195,7 +211,7 @@ class Lease:
             self._thread = None
         if not self.lost.is_set():
             release(self.engine, self.name, self.owner)
-            log.info("released lease %r", self.name)
+            log.debug("released lease %r", self.name)
 
     def __enter__(self) -> Lease:
         self.acquire()
