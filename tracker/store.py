@@ -112,6 +112,7 @@ class PageResult:
     unchanged: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     landed: list[StudyRecord] = field(default_factory=list)
+    classified: int = 0  # studies the `on_landed` hook classified in the page's transaction
 
     @property
     def changed_ids(self) -> list[str]:  # inserted or updated
@@ -123,6 +124,11 @@ class PageResult:
         self.unchanged += other.unchanged
         self.rejected.extend(other.rejected)
         self.landed.extend(other.landed)
+        self.classified += other.classified
+
+
+# Called inside a page's transaction with the records it inserted or updated; returns how many it handled.
+LandedHook = Callable[[Session, Sequence[StudyRecord]], int]
 
 
 def begin_run(
@@ -198,12 +204,19 @@ def watermark(engine: Engine) -> date | None:
 
 
 def ingest_page(
-    engine: Engine, run_id: int, raw_studies: Iterable[object], *, seen_at: datetime | None = None
+    engine: Engine,
+    run_id: int,
+    raw_studies: Iterable[object],
+    *,
+    seen_at: datetime | None = None,
+    on_landed: LandedHook | None = None,
 ) -> PageResult:
     """Parse, upsert and diff one page of raw studies in a single transaction.
 
     A record that cannot be parsed or stored is rejected alone (with its NCT ID and reason); the rest of
-    the page lands. When the page's write fails, the page is written again record by record.
+    the page lands. When the page's write fails, the page is written again record by record. `on_landed`
+    (the classifier, for a sync or an import) gets the inserted and updated records already parsed, in the
+    same transaction: a page (or, when retried, a record) is stored and classified together or not at all.
     """
     with gc_paused():
         now = seen_at or utcnow()
@@ -211,22 +224,32 @@ def ingest_page(
         records = parse_page(raw_studies, result)
         try:
             with transaction(engine) as session:
-                result.merge(store_page(session, run_id, records, now=now))
+                result.merge(_store_and_classify(session, run_id, records, now, on_landed))
                 _count_page(session, run_id, result)
         except _RECORD_WRITE_ERRORS as exc:
             log.warning("page write failed (%s); writing it record by record", _write_error(exc))
-            result.merge(_store_one_by_one(engine, run_id, records, now))
+            result.merge(_store_one_by_one(engine, run_id, records, now, on_landed))
             with transaction(engine) as session:
                 _count_page(session, run_id, result)
         return result
 
 
+def _store_and_classify(
+    session: Session, run_id: int, records: Sequence[StudyRecord], now: datetime, on_landed: LandedHook | None
+) -> PageResult:
+    result = store_page(session, run_id, records, now=now)
+    if on_landed is not None and result.landed:
+        result.classified = on_landed(session, result.landed)
+    return result
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a bulk load (a page, or a whole sync walk).
+    """Pause the cyclic garbage collector for a bulk step (decoding and landing one page).
 
     Decoding and landing a page allocates hundreds of thousands of short-lived objects that reference
     counting frees anyway; the collector's passes over them cost a tenth of the time and find nothing.
+    Pause per page, never per walk: between pages the collector runs, so memory stays bounded by a page.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -235,6 +258,23 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+            # Only the young generations: what the step left behind, not every long-lived object again.
+            gc.collect(1)
+
+
+@contextmanager
+def one_shot_process() -> Iterator[None]:
+    """GC settings for a command that runs one bulk job and exits (sync, import, classify --all).
+
+    Start-up objects (modules, the compiled classifier dictionary, the ORM mappings) live until exit:
+    frozen, the collector never walks them again. Frozen again at the end, what is still alive is freed
+    at exit without the interpreter's final cyclic pass over it.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.freeze()
 
 
 def parse_page(raw_studies: Iterable[object], result: PageResult) -> list[StudyRecord]:
@@ -320,13 +360,15 @@ def store_page(session: Session, run_id: int, records: Sequence[StudyRecord], *,
     return result
 
 
-def _store_one_by_one(engine: Engine, run_id: int, records: list[StudyRecord], now: datetime) -> PageResult:
+def _store_one_by_one(
+    engine: Engine, run_id: int, records: list[StudyRecord], now: datetime, on_landed: LandedHook | None
+) -> PageResult:
     """Write each record in its own transaction; a record the database refuses is rejected alone."""
     result = PageResult()
     for record in records:
         try:
             with transaction(engine) as session:
-                result.merge(store_page(session, run_id, [record], now=now))
+                result.merge(_store_and_classify(session, run_id, [record], now, on_landed))
         except _RECORD_WRITE_ERRORS as exc:
             reason = f"cannot be stored: {_write_error(exc)}"
             log.warning("rejected %s: %s", record.nct_id, reason)

@@ -18,8 +18,10 @@ The walk (API_NOTES §5, §13):
    longer returns (kept, with a "removed" change event), unless the last clean run searched for another query.
 5. Rejected records (logged by the store with NCT ID and reason) make the outcome "partial"; the CLI turns
    that into exit code 3. Only a "success" run moves the watermark.
-6. New and changed studies are classified before the run is finished (`classify_pending`): a classification
-   that fails (e.g. the disk is full) fails the run.
+6. New and changed studies are classified page by page, from the records the store has just parsed and
+   in the page's transaction (`classify_hook`): an interrupted run leaves no landed study unclassified.
+   At the end, before the run is finished, studies classified by an older classifier version are redone
+   (`classify_pending`); a classification that fails (e.g. the disk is full) fails the run.
 7. The whole sync holds the database's "ingest" lease (`tracker.locks`): a second sync, an import or a
    `classify --all` started meanwhile stops at once with "another sync is running (owner HOST:PID since …)".
 """
@@ -68,9 +70,11 @@ class SyncResult:
     restarts: int = 0
     requests: int = 0
     elapsed: float = 0.0
-    classified: int | None = None  # studies classified at the end; None when classification was skipped
+    classified: int | None = None  # studies classified; None when classification was skipped
 
     def add(self, outcome: store.PageResult) -> None:
+        if outcome.classified:
+            self.classified = (self.classified or 0) + outcome.classified
         self.pages += 1
         self.seen += outcome.seen
         self.inserted += outcome.inserted
@@ -142,7 +146,13 @@ def run_sync(
     started = time.monotonic()
     with Lease(engine, INGEST, purpose="sync"):
         result = _run_sync(
-            engine, settings, full=full, http=http, backoff_base=backoff_base, progress=progress
+            engine,
+            settings,
+            full=full,
+            http=http,
+            backoff_base=backoff_base,
+            progress=progress,
+            classify=classify,
         )
         if classify:
             classify_run(engine, result)
@@ -160,6 +170,7 @@ def _run_sync(
     http: httpx.Client | None,
     backoff_base: float,
     progress: ProgressCallback | None,
+    classify: bool,
 ) -> SyncResult:
     previous_query = last_clean_query(engine)
     same_query = previous_query == _query_identity(settings.query)
@@ -202,9 +213,9 @@ def _run_sync(
             data_timestamp or "timestamp unknown",
             f", updated since {since}" if since else "",
         )
+        on_landed = classify_hook() if classify else None
         try:
-            with store.gc_paused():
-                seen_ids = _walk(engine, client, search_params(settings, since), result, progress)
+            seen_ids = _walk(engine, client, search_params(settings, since), result, progress, on_landed)
             _check_complete(result, seen_ids)
             if flag_removals:
                 result.removed = store.flag_removed(engine, run_id, seen_ids)
@@ -229,7 +240,7 @@ def _run_sync(
 def classify_run(engine: Engine, result: SyncResult) -> None:
     """Classify what the run landed, then finish the run: a failed classification fails the run."""
     try:
-        result.classified = classify_landed(engine)
+        result.classified = (result.classified or 0) + classify_landed(engine)
     except BaseException as exc:
         _fail(engine, result, exc, prefix="classification failed: ")
         raise
@@ -262,16 +273,24 @@ def _walk(
     params: dict[str, Any],
     result: SyncResult,
     progress: ProgressCallback | None,
+    on_landed: store.LandedHook | None = None,
 ) -> set[str]:
     """Land every page; restart from page 1 once if a page token dies. Returns the NCT IDs seen."""
     seen_ids: set[str] = set()  # in any pass: what the completeness and removal checks count
     while True:
         pass_ids: set[str] = set()  # in this pass: a restarted pass lands again what it is served
         try:
-            for page in client.iter_pages(params):
-                if page.total_count is not None:
-                    result.total_count = page.total_count
-                _land_page(engine, page, pass_ids, seen_ids, result, progress)
+            pages = client.iter_pages(params)
+            while True:
+                # The collector pauses while one page is decoded and landed, and runs between pages.
+                with store.gc_paused():
+                    page = next(pages, None)
+                    if page is None:
+                        break
+                    if page.total_count is not None:
+                        result.total_count = page.total_count
+                    _land_page(engine, page, pass_ids, seen_ids, result, progress, on_landed)
+                del page  # the next response is decoded with this one already freed
             return seen_ids
         except PageTokenError as exc:
             if result.restarts >= 1:
@@ -287,9 +306,10 @@ def _land_page(
     seen_ids: set[str],
     result: SyncResult,
     progress: ProgressCallback | None,
+    on_landed: store.LandedHook | None = None,
 ) -> None:
     fresh = list(_not_seen_yet(page.studies, pass_ids, seen_ids))
-    outcome = store.ingest_page(engine, result.run_id, fresh)
+    outcome = store.ingest_page(engine, result.run_id, fresh, on_landed=on_landed)
     result.add(outcome)
     if progress is not None:
         progress(result, len(page.studies))
@@ -342,8 +362,16 @@ def _fail(engine: Engine, result: SyncResult, exc: BaseException, *, prefix: str
         logger.error("could not record the failed run: %s", finish_error)
 
 
+def classify_hook() -> store.LandedHook:
+    """What the sync and the import hand `store.ingest_page` to classify each landed page."""
+    from tracker.classify.store import classify_records  # deferred: importing it compiles the dictionary
+
+    return classify_records
+
+
 def classify_landed(engine: Engine) -> int:
-    """Classify new and changed studies (the classifier keeps track of what is pending); returns how many."""
+    """Classify what is still pending (the classifier keeps track); returns how many. After a sync or an
+    import that classified page by page, this finds only studies an older classifier version labelled."""
     from tracker.classify.store import classify_pending  # deferred: importing it compiles the dictionary
 
     return classify_pending(engine)
