@@ -37,6 +37,7 @@ from tracker.db.session import make_engine, transaction
 from tracker.errors import DatabaseError
 from tracker.filters import TrialFilter
 from tracker.locks import INGEST, Lease, LeaseHeldError
+from tracker.sources import import_studies
 from tracker.subscriptions import add_subscription
 from tracker.sync import run_sync
 
@@ -446,6 +447,8 @@ def test_a_disk_full_during_classification_fails_the_run(fake_ctgov: FakeCtgov, 
 
     engine = make_engine(sqlite_url)
     upgrade_to_head(engine)
+    # Landed unclassified, so the sync's end-of-run pass (not the per-page one) has labels to write.
+    import_studies(engine, FIXTURES / "ms_sample.jsonl", classify=False)
     fake_ctgov.set_studies(SAMPLE)
     real_classify = sync.classify_landed
 
@@ -466,7 +469,7 @@ def test_a_disk_full_during_classification_fails_the_run(fake_ctgov: FakeCtgov, 
     finally:
         sync.classify_landed = real_classify  # type: ignore[assignment]
     free = make_engine(sqlite_url)
-    (run,) = rows(free, SyncRun)
+    _import, run = rows(free, SyncRun)
     assert run.outcome == "failed" and run.error.startswith("classification failed: ")
     assert store.watermark(free) is None
     assert count_rows(free, Study) == len(SAMPLE)  # what landed is kept
