@@ -1,8 +1,8 @@
 """idempotent writes: registry text without length limits, unique versions, events, children and labels,
 lease purposes and digest claims
 
-Revision ID: 0002_idempotent_writes
-Revises: 0001
+Revision ID: 0003_idempotent_writes
+Revises: 0002b
 Create Date: 2026-12-01 21:45:00
 
 - Registry text columns that were VARCHAR(n) become TEXT: the registry has no length limits worth trusting.
@@ -11,7 +11,7 @@ Create Date: 2026-12-01 21:45:00
   untouched) rather than by recreating `studies`, which would copy every raw record and, with foreign keys
   on, cascade the drop of the old table into every child table.
 - Unique indexes make re-landing a page a no-op: one version per (study, content hash), one change event per
-  (study, event key), one child row per (study, position), one label per (study, dimension, key).
+  (study, event key), one child row per (study, position), one label per (study, dimension, key, role).
   Duplicates left by older concurrent runs are removed first (the oldest row stays).
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_idempotent_writes"
-down_revision: str | None = "0001"
+revision: str = "0003_idempotent_writes"
+down_revision: str | None = "0002b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -52,7 +52,7 @@ UNIQUE_INDEXES: dict[str, tuple[str, tuple[str, ...]]] = {
     "interventions": ("uq_interventions_nct_id_position", ("nct_id", "position")),
     "collaborators": ("uq_collaborators_nct_id_position", ("nct_id", "position")),
     "locations": ("uq_locations_nct_id_position", ("nct_id", "position")),
-    "study_labels": ("uq_study_labels_nct_id_dimension_key", ("nct_id", "dimension", "key")),
+    "study_labels": ("uq_study_labels_nct_id_dimension_key_role", ("nct_id", "dimension", "key", "role")),
 }
 
 
