@@ -271,13 +271,14 @@ def refresh_events(
         return
     states = version_states(session, nct_id, history.versions_through)
     changes = derive_changes(states)
-    existing = set(
-        session.execute(
+    existing = {
+        (row.version, row.kind, row.field)
+        for row in session.execute(
             select(RegistryChangeEvent.version, RegistryChangeEvent.kind, RegistryChangeEvent.field).where(
                 RegistryChangeEvent.nct_id == nct_id
             )
-        ).tuples()
-    )
+        )
+    }
     rows = [
         {
             "nct_id": nct_id,
