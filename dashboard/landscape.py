@@ -93,6 +93,13 @@ def show_charts(filtered: pd.DataFrame, events: pd.DataFrame, index: FrameIndex)
     left, right = st.columns(2)
     left.plotly_chart(charts.change_activity_figure(events), key="change_activity_chart")
     right.plotly_chart(charts.slippage_figure(events), key="slippage_chart")
+    slip_by = st.radio(
+        "Slippage from the registry history, by",
+        ["phase", "mechanism"],
+        horizontal=True,
+        key="history_slip_by",
+    )
+    st.plotly_chart(charts.history_slippage_figure(filtered, slip_by), key="history_slippage_chart")
 
 
 def show_table(filtered: pd.DataFrame, trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) -> None:

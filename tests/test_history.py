@@ -547,3 +547,112 @@ def test_sigkill_mid_backfill_then_rerun_completes_without_duplicates(engine: En
     assert count_rows(engine, RegistryVersion, RegistryVersion.fetched_at.is_not(None)) == 50
     assert count_rows(engine, RegistryHistory, RegistryHistory.versions_through == 4) == 10
     assert count_rows(engine, RegistryChangeEvent) == 10 * 8
+
+
+def test_digest_reports_registry_events_of_the_period_with_their_effective_dates(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from datetime import datetime, timedelta
+
+    from tracker.digest.run import build_for_subscription
+    from tracker.filters import TrialFilter
+    from tracker.query import load_trial_frame
+    from tracker.subscriptions import add_subscription, list_subscriptions
+
+    study = real_study()
+    nct_id = nct_of(study)
+    history = pcd_history(study)
+    history.versions = history.versions[:4]  # the tracker is installed at version 3
+    land(engine, history.versions[-1].study)
+    everything = TrialFilter(relevance=())
+    add_subscription(engine, "reader@example.org", everything, now=datetime(2020, 1, 1))
+    with FakeCtgov() as fake:
+        fake.set_history(nct_id, history)
+        run_history(engine, settings_for(fake), versions=True)  # the past: baseline, not news
+        started = datetime.now() - timedelta(seconds=1)  # naive UTC, as stored
+        # Version 4 is posted and read from the history before any poll saw it; then a version whose
+        # enrolment change a poll saw first.
+        v4 = pcd_history(study).versions[4]
+        v5 = FakeVersion(evolve(v4.study, enrollment=(140, "ACTUAL"), last_update="2020-06-01"), "2020-06-01")
+        history.versions.extend([v4])
+        land(engine, v4.study)  # the poll sees version 4 as well: status, results, outcome…
+        history.versions.append(v5)
+        land(engine, v5.study)
+        run_history(engine, settings_for(fake))
+    info = list_subscriptions(engine)[0]
+    content = build_for_subscription(
+        engine,
+        load_settings(),
+        info,
+        load_trial_frame(engine),
+        since=started,
+        until=datetime.now() + timedelta(seconds=1),
+    )
+    sections = {section.key: section for section in content.sections}
+    registry_lines = sections["registry"].items[0].changes
+    # Polled changes (status, results, enrolment) are reported once, by the polled sections; the outcome
+    # rewording is only in the history, dated by the registry.
+    assert registry_lines == (
+        "2020-03-01 (version 4): Primary outcome reworded: Change in EDSS / 12 months [52 weeks] → "
+        "Annualised relapse rate [52 weeks]",
+    )
+    assert "closed" in sections and "other" in sections
+
+
+def test_trial_frame_export_filter_and_charts_read_the_history(engine: Engine) -> None:
+    from dashboard import charts
+    from tracker.export import frame_to_csv
+    from tracker.filters import TrialFilter, apply_filter
+    from tracker.query import load_trial_frame, registry_events_frame, registry_timeline
+
+    studies = [real_study(name) for name in ("NCT03475563", "NCT04431453", "NCT05594173")]
+    histories = [pcd_history(study) for study in studies]
+    histories[1].versions = histories[1].versions[:2]  # outcome never changed; PCD moved once (+92)
+    land(engine, *[history.versions[-1].study for history in histories])
+    with FakeCtgov() as fake:
+        for study, history in zip(studies, histories, strict=True):
+            fake.set_history(nct_of(study), history)
+        run_history(engine, settings_for(fake), versions=True, nct_ids=[nct_of(s) for s in studies[:2]])
+    frame = load_trial_frame(engine)
+    by_id = frame.set_index("nct_id")
+    first, second, third = (nct_of(study) for study in studies)
+    assert by_id.loc[first, "pcd_total_slip_days"] == 183 and by_id.loc[second, "pcd_changes"] == 1
+    assert by_id.loc[first, "versions"] == 5 and by_id.loc[second, "original_enrollment"] == 100
+    assert pd_isna(by_id.loc[third, "versions"])  # not backfilled
+
+    everything = TrialFilter(relevance=())
+    changed = apply_filter(frame, everything.with_changes(outcome_changed_after_start=True))
+    unchanged = apply_filter(frame, everything.with_changes(outcome_changed_after_start=False))
+    assert list(changed["nct_id"]) == [first] and list(unchanged["nct_id"]) == [second]
+    assert TrialFilter.from_query_params({"outcome_changed_after_start": "true"})[0] == TrialFilter(
+        outcome_changed_after_start=True
+    )
+
+    csv_text = frame_to_csv(changed).decode()
+    header, row = csv_text.splitlines()[:2]
+    columns = dict(zip(header.split(","), row.split(","), strict=False))
+    assert (columns["versions"], columns["pcd_changes"], columns["pcd_total_slip_days"]) == ("5", "3", "183")
+    assert (columns["original_enrollment"], columns["primary_outcome_changed_after_start"]) == ("100", "true")
+
+    by_phase = charts.history_slippage(frame, "phase")
+    assert by_phase["trials"].sum() == 2 and by_phase["slipped"].sum() == 2
+    assert dict(zip(by_phase["group"], by_phase["median_slip_days"], strict=True)) == {
+        "Phase 3": 92.0,  # PHASE2/PHASE3 counts as its highest phase
+        "Not stated": 183.0,
+    }
+    figure = charts.history_slippage_figure(frame, "mechanism")
+    assert figure.layout.title.text.startswith("Primary completion slippage by mechanism")
+
+    timeline = registry_timeline(engine, first)
+    events_frame = registry_events_frame(engine, nct_ids=[first])
+    bands = charts.status_bands(timeline, date(2021, 1, 1))
+    assert list(bands["status"]) == ["NOT_YET_RECRUITING", "RECRUITING", "COMPLETED"]
+    timeline_figure = charts.registry_timeline_figure(timeline, events_frame, date(2021, 1, 1))
+    names = {trace.name for trace in timeline_figure.data}
+    assert {"Primary completion moved", "Primary outcome changed"} <= names
+
+
+def pd_isna(value: object) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
