@@ -99,8 +99,8 @@ def baseline(history_url: str, source_db: Path, out_db: Path) -> None:
     connection.close()
 
 
-def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MiB) and stdout of one child process."""
+def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds, peak RSS (MiB) and stdout of one child process."""
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert child.stdout is not None and child.stderr is not None
@@ -111,7 +111,7 @@ def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, 
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({child.returncode}): {errors.strip()[-500:]}")
-    return elapsed, usage.ru_maxrss / 1024, output
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, output
 
 
 def main() -> None:
@@ -140,7 +140,7 @@ def main() -> None:
         }
         run_process([sys.executable, "-m", "tracker", "import", str(args.data)], env)
         count = sqlite3.connect(imported).execute("select count(*) from studies").fetchone()[0]
-        samples: dict[str, list[tuple[float, float]]] = {
+        samples: dict[str, list[tuple[float, float, float]]] = {
             "tracker": [],
             "baseline": [],
             "rerun": [],
@@ -152,45 +152,51 @@ def main() -> None:
                 database = folder / f"history-{attempt}.db"
                 shutil.copy(imported, database)
                 run_env = {**env, "TRACKER_DATABASE_URL": f"sqlite:///{database}"}
-                wall, rss, output = run_process([sys.executable, "-m", "tracker", "history"], run_env)
+                *sample, output = run_process([sys.executable, "-m", "tracker", "history"], run_env)
                 assert f"{count} of {count} trials accepted" in output, output
-                samples["tracker"].append((wall, rss))
-                wall, rss, output = run_process([sys.executable, "-m", "tracker", "history"], run_env)
+                samples["tracker"].append(tuple(sample))
+                *sample, output = run_process([sys.executable, "-m", "tracker", "history"], run_env)
                 assert "0 requests" in output, output
-                samples["rerun"].append((wall, rss))
+                samples["rerun"].append(tuple(sample))
                 out = folder / f"baseline-{attempt}.db"
-                wall, rss, _ = run_process(
+                *sample, _ = run_process(
                     [sys.executable, __file__, "--baseline", history_url, str(imported), str(out)], env
                 )
-                samples["baseline"].append((wall, rss))
-                wall, rss, output = run_process(
+                samples["baseline"].append(tuple(sample))
+                *sample, output = run_process(
                     [sys.executable, "-m", "tracker", "history", "--versions", "--limit", "300"], run_env
                 )
                 assert "900 version records fetched" in output, output
-                samples["versions"].append((wall, rss))
+                samples["versions"].append(tuple(sample))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    def median(name: str) -> tuple[float, float]:
+    def median(name: str) -> tuple[float, float, float]:
+        rows = samples[name]
         return (
-            statistics.median(wall for wall, _ in samples[name]),
-            max(rss for _, rss in samples[name]),
+            statistics.median(row[0] for row in rows),
+            statistics.median(row[1] for row in rows),
+            max(row[2] for row in rows),
         )
 
-    tracker_wall, tracker_rss = median("tracker")
-    baseline_wall, baseline_rss = median("baseline")
-    rerun_wall, rerun_rss = median("rerun")
-    versions_wall, versions_rss = median("versions")
     print(f"{count} trials, index backfill (1 request each), rate cap off, median of {args.repeat}:")
 
-    def line(label: str, wall: float, requests: int, rss: float) -> None:
-        print(f"  {label:<26} {wall:6.2f} s  {requests / wall:6.0f} requests/s  peak RSS {rss:5.0f} MiB")
+    def line(label: str, name: str, requests: int) -> tuple[float, float]:
+        wall, cpu, rss = median(name)
+        rate = f"{requests / wall:6.0f} requests/s" if requests else "    0 requests  "
+        per_trial = f"{1000 * cpu / max(requests, 1):5.1f} ms CPU/request" if requests else ""
+        cost = f"{wall:6.2f} s wall  {cpu:6.2f} s CPU  {rate}  {per_trial}"
+        print(f"  {label:<24} {cost}  peak RSS {rss:4.0f} MiB")
+        return wall, cpu
 
-    line("tracker history", tracker_wall, count, tracker_rss)
-    line("naive baseline", baseline_wall, count, baseline_rss)
-    print(f"  ratio tracker / baseline   {tracker_wall / baseline_wall:6.2f}x")
-    print(f"  {'rerun (nothing moved)':<26} {rerun_wall:6.2f} s  0 requests  peak RSS {rerun_rss:5.0f} MiB")
-    line("--versions --limit 300", versions_wall, 300 * 4, versions_rss)  # 3 versions + the index again
+    tracker_wall, tracker_cpu = line("tracker history", "tracker", count)
+    baseline_wall, baseline_cpu = line("naive baseline", "baseline", count)
+    print(
+        f"  ratio tracker / baseline {tracker_wall / baseline_wall:6.2f}x wall, "
+        f"{tracker_cpu / baseline_cpu:.2f}x CPU"
+    )
+    line("rerun (nothing moved)", "rerun", 0)
+    line("--versions --limit 300", "versions", 300 * 4)  # 3 versions, then the index again
 
 
 if __name__ == "__main__":

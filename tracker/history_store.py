@@ -325,25 +325,8 @@ def link_polled_events(session: Session, nct_ids: Collection[str]) -> int:
     """
     linked = 0
     for chunk in batched(sorted(set(nct_ids))):
-        open_events = session.execute(
-            select(RegistryChangeEvent)
-            .where(
-                RegistryChangeEvent.nct_id.in_(chunk),
-                RegistryChangeEvent.change_event_id.is_(None),
-                RegistryChangeEvent.kind.in_(POLLED_KINDS),
-            )
-            .order_by(RegistryChangeEvent.effective_date, RegistryChangeEvent.id)
-        ).scalars()
-        pending = list(open_events)
-        if not pending:
-            continue
-        taken = set(
-            session.scalars(
-                select(RegistryChangeEvent.change_event_id).where(
-                    RegistryChangeEvent.nct_id.in_(chunk), RegistryChangeEvent.change_event_id.is_not(None)
-                )
-            )
-        )
+        # Polled events first: most trials have none of these kinds (only their "new"), and then nothing
+        # else needs reading.
         polled = session.execute(
             select(
                 ChangeEvent.id,
@@ -357,6 +340,28 @@ def link_polled_events(session: Session, nct_ids: Collection[str]) -> int:
             .where(ChangeEvent.nct_id.in_(chunk), ChangeEvent.kind.in_(POLLED_KINDS))
             .order_by(ChangeEvent.detected_at, ChangeEvent.id)
         ).all()
+        if not polled:
+            continue
+        pending = list(
+            session.scalars(
+                select(RegistryChangeEvent)
+                .where(
+                    RegistryChangeEvent.nct_id.in_(chunk),
+                    RegistryChangeEvent.change_event_id.is_(None),
+                    RegistryChangeEvent.kind.in_(POLLED_KINDS),
+                )
+                .order_by(RegistryChangeEvent.effective_date, RegistryChangeEvent.id)
+            )
+        )
+        if not pending:
+            continue
+        taken = set(
+            session.scalars(
+                select(RegistryChangeEvent.change_event_id).where(
+                    RegistryChangeEvent.nct_id.in_(chunk), RegistryChangeEvent.change_event_id.is_not(None)
+                )
+            )
+        )
         for event in pending:
             earliest = datetime.combine(event.effective_date, datetime.min.time()) - MATCH_SLACK
             for candidate in polled:
