@@ -335,6 +335,7 @@ def test_widget_state_round_trips_every_filter_field(loaded_url: str) -> None:
         start_year_max=choices.last_year - 1,
         has_results=True,
         multi_disease=False,
+        outcome_changed_after_start=True,
         include_removed=True,
     )
     assert sidebar.filter_from_state(sidebar.widget_state(full, choices), choices) == full

@@ -656,3 +656,36 @@ def pd_isna(value: object) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+def _trial_page_script(url: str, nct_id: str) -> None:
+    from dashboard import data
+    from dashboard.trial_view import show_trial
+
+    show_trial(
+        data.trial_detail(url, ("test",), nct_id), nct_id, data.trial_registry_history(url, ("test",), nct_id)
+    )
+
+
+def test_trial_page_shows_the_registry_timeline(sqlite_url: str, sqlite_engine: Engine) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    study = real_study()
+    nct_id = nct_of(study)
+    history = pcd_history(study)
+    land(sqlite_engine, history.versions[-1].study)
+    with FakeCtgov() as fake:
+        fake.set_history(nct_id, history)
+        run_history(sqlite_engine, settings_for(fake), versions=True)
+    app = AppTest.from_function(_trial_page_script, args=(sqlite_url, nct_id), default_timeout=60)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    text = "\n".join(block.value for block in app.markdown)
+    assert "#### Registry history" in text
+    assert "Primary completion moved:** 3 times, +183 days in all" in text
+    assert "Primary outcome changed after start:** yes, first on 2020-03-01" in text
+    assert "Original enrollment:** 100 (estimated)" in text
+    charts = app.get("plotly_chart")
+    assert len(charts) == 1
+    figure = json.loads(charts[0].proto.spec)
+    assert {"Primary completion moved", "Primary outcome changed"} <= {t.get("name") for t in figure["data"]}
