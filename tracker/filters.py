@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from tracker.ctgov.parse import STATUSES_ACTIVE
 from tracker.errors import FilterError
 from tracker.taxonomy import load_taxonomy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STATUSES = (
     "NOT_YET_RECRUITING",
@@ -118,6 +119,43 @@ class TrialFilter:
                 if value not in expanded:
                     expanded.append(value)
         return tuple(expanded)
+
+    def matches(self, row: Mapping[str, Any]) -> bool:
+        """`apply_filter` for one row of the trial frame, for readers that stream rows (the export)."""
+        if self.text and self.text.strip().lower() not in row["search_text"]:
+            return False
+        if self.relevance and row["relevance"] not in self.relevance:
+            return False
+        for column, wanted in (
+            ("mechanisms", self.mechanisms),
+            ("phenotypes", self.phenotypes),
+            ("phases", self.phases),
+            ("countries", self.countries),
+        ):
+            if wanted and frozenset(wanted).isdisjoint(row[column]):
+                return False
+        for column, allowed in (
+            ("overall_status", self.expanded_statuses),
+            ("study_type", self.study_types),
+            ("sponsor_category", self.sponsor_classes),
+            ("lead_sponsor_name", self.lead_sponsors),
+        ):
+            if allowed and row[column] not in allowed:
+                return False
+        year = row["start_year"]
+        if self.start_year_min is not None and (year is None or year < self.start_year_min):
+            return False
+        if self.start_year_max is not None and (year is None or year > self.start_year_max):
+            return False
+        if self.has_results is not None and bool(row["has_results"]) != self.has_results:
+            return False
+        if self.multi_disease is not None and bool(row["multi_disease"]) != self.multi_disease:
+            return False
+        if self.outcome_changed_after_start is not None:
+            changed = row["primary_outcome_changed_after_start"]
+            if not isinstance(changed, bool) or changed != self.outcome_changed_after_start:
+                return False  # unknown (not backfilled) matches neither answer
+        return self.include_removed or not row["removed"]
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that differ from the defaults, JSON-ready (lists, not tuples)."""
@@ -224,6 +262,8 @@ class TrialFilter:
 
 def apply_filter(frame: pd.DataFrame, trial_filter: TrialFilter) -> pd.DataFrame:
     """The rows of the trial frame (see `tracker.query.load_trial_frame`) that match the filter."""
+    import pandas as pd
+
     if frame.empty:
         return frame
     mask = pd.Series(True, index=frame.index)

@@ -16,7 +16,7 @@ from tracker.changes import CHANGE_KINDS
 from tracker.db.models import ChangeEvent, Study
 from tracker.db.session import mask_url, transaction
 from tracker.errors import ConfigError
-from tracker.query import change_events_frame, latest_run
+from tracker.query import change_events, latest_run
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -135,9 +135,9 @@ def list_changes(engine: Engine, change_query: ChangeQuery) -> list[dict[str, An
     """Change events, newest first, as JSON-ready dicts."""
     since = datetime.combine(change_query.since, time.min) if change_query.since else None
     until = datetime.combine(change_query.until + timedelta(days=1), time.min) if change_query.until else None
-    frame = change_events_frame(engine, since=since, until=until, kinds=change_query.kinds or None)
-    if change_query.limit is not None:
-        frame = frame.head(change_query.limit)
+    rows = change_events(
+        engine, since=since, until=until, kinds=change_query.kinds or None, limit=change_query.limit
+    )
     return [
         {
             "nct_id": row.nct_id,
@@ -148,7 +148,7 @@ def list_changes(engine: Engine, change_query: ChangeQuery) -> list[dict[str, An
             "new": _text_or_none(row.new_value),
             "baseline": bool(row.baseline),
         }
-        for row in frame.itertuples(index=False)
+        for row in rows
     ]
 
 

@@ -21,7 +21,7 @@ from tracker.classify.model import ClassificationResult
 from tracker.classify.rules import CLASSIFIER_VERSION, classify_phenotypes, classify_study
 from tracker.ctgov.parse import StudyRecord, parse_study
 from tracker.db.models import Classification, Override, Study, StudyLabel
-from tracker.db.session import transaction, utcnow
+from tracker.db.session import batched, transaction, utcnow
 from tracker.errors import RecordError, TrackerError
 from tracker.taxonomy import load_taxonomy
 
@@ -77,16 +77,27 @@ def _pending_query(all_studies: bool) -> Any:
 
 
 def _classify_batch(session: Session, nct_ids: Sequence[str]) -> None:
-    now = utcnow()
     rows = session.execute(select(Study.nct_id, Study.raw).where(Study.nct_id.in_(nct_ids)))
     raws = {nct_id: raw for nct_id, raw in rows}
-    overrides = _overrides(session, nct_ids)
+    records = [record for nct_id in nct_ids if (record := _record(nct_id, raws.get(nct_id))) is not None]
+    classify_records(session, records)
+
+
+def classify_records(session: Session, records: Sequence[StudyRecord]) -> int:
+    """Classify parsed records and store their results and effective labels in `session`'s transaction.
+
+    The sync and the import call it on each page they land (`store.ingest_page(on_landed=...)`), with the
+    records the store has just parsed, so nothing is read or parsed twice. Returns how many it classified.
+    """
+    if not records:
+        return 0
+    now = utcnow()
+    done = [record.nct_id for record in records]
+    overrides = _overrides(session, done)
     classification_rows: list[dict[str, Any]] = []
     label_rows: list[dict[str, Any]] = []
-    for nct_id in nct_ids:
-        record = _record(nct_id, raws.get(nct_id))
-        if record is None:
-            continue
+    for record in records:
+        nct_id = record.nct_id
         result = classify_study(record)
         classification_rows.append(
             {
@@ -101,14 +112,13 @@ def _classify_batch(session: Session, nct_ids: Sequence[str]) -> None:
         )
         labels = effective_labels(result, overrides.get(nct_id), record)
         label_rows.extend(_label_row(nct_id, label) for label in labels)
-    done = [row["nct_id"] for row in classification_rows]
-    if not done:
-        return
-    session.execute(delete(Classification).where(Classification.nct_id.in_(done)))
-    session.execute(delete(StudyLabel).where(StudyLabel.nct_id.in_(done)))
+    for chunk in batched(done):
+        session.execute(delete(Classification).where(Classification.nct_id.in_(chunk)))
+        session.execute(delete(StudyLabel).where(StudyLabel.nct_id.in_(chunk)))
     session.execute(insert(Classification), classification_rows)
     if label_rows:
         session.execute(insert(StudyLabel), label_rows)
+    return len(classification_rows)
 
 
 def _record(nct_id: str, raw: Any) -> StudyRecord | None:
@@ -166,8 +176,12 @@ def _label_row(nct_id: str, label: EffectiveLabel) -> dict[str, Any]:
 
 
 def _overrides(session: Session, nct_ids: Sequence[str]) -> dict[str, Override]:
-    rows = session.scalars(select(Override).where(Override.nct_id.in_(nct_ids)))
-    return {row.nct_id: row for row in rows}
+    found: dict[str, Override] = {}
+    for chunk in batched(nct_ids):
+        found.update(
+            (row.nct_id, row) for row in session.scalars(select(Override).where(Override.nct_id.in_(chunk)))
+        )
+    return found
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -276,6 +290,7 @@ __all__ = [
     "EffectiveLabel",
     "OverrideError",
     "classify_pending",
+    "classify_records",
     "clear_override",
     "effective_labels",
     "get_override",

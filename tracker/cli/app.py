@@ -8,15 +8,16 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy import Engine
 
-from tracker.config import Settings, load_settings
-from tracker.db.migrate import upgrade_to_head
-from tracker.db.session import make_engine, one_line
 from tracker.errors import TrackerError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from tracker.config import Settings
 
 
 @dataclass
@@ -28,6 +29,8 @@ class AppContext:
 
     def override(self, **overrides: Any) -> Settings:
         """Settings with command-level flags applied (None means 'not given')."""
+        from tracker.config import load_settings
+
         if not any(value is not None for value in overrides.values()):
             return self.settings
         self.settings = load_settings(**{**self.settings.model_dump(), **overrides})
@@ -36,6 +39,9 @@ class AppContext:
 
     def engine(self) -> Engine:
         if self._engine is None:
+            from tracker.db.migrate import upgrade_to_head
+            from tracker.db.session import make_engine
+
             engine = make_engine(self.settings.database_url)
             upgrade_to_head(engine)
             self._engine = engine
@@ -45,13 +51,20 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext)
 
 
+def _fail(exc: TrackerError) -> None:
+    """Print the error as one line and exit with its code."""
+    from tracker.db.session import one_line
+
+    click.echo(f"Error: {one_line(exc)}", err=True)
+    sys.exit(exc.exit_code)
+
+
 class TrackerGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except TrackerError as exc:
-            click.echo(f"Error: {one_line(exc)}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(exc)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -76,8 +89,9 @@ def main(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
     for noisy in ("httpx", "httpcore", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
     try:
+        from tracker.config import load_settings
+
         settings = load_settings(database_url=database_url)
     except TrackerError as exc:
-        click.echo(f"Error: {one_line(exc)}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc)
     ctx.obj = AppContext(settings)

@@ -7,9 +7,6 @@ from pathlib import Path
 
 import click
 
-from tracker.classify.evaluate import evaluate_file, format_evaluation
-from tracker.classify.rules import CLASSIFIER_VERSION
-from tracker.classify.store import classify_pending, clear_override, parse_key_list, set_override
 from tracker.cli.app import AppContext, main, pass_app
 
 
@@ -31,6 +28,11 @@ def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_js
     dictionary change. With --evaluate, the labelled studies are classified from the database and
     compared with the labels (overrides do not count).
     """
+    from tracker.classify.evaluate import evaluate_file, format_evaluation
+    from tracker.classify.rules import CLASSIFIER_VERSION
+    from tracker.classify.store import classify_pending
+    from tracker.store import one_shot_process
+
     engine = app.engine()
     if labels_path is not None:
         if all_studies:
@@ -41,7 +43,8 @@ def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_js
         else:
             click.echo(format_evaluation(evaluation))
         return
-    count = classify_pending(engine, all_studies=all_studies)
+    with one_shot_process():
+        count = classify_pending(engine, all_studies=all_studies)
     if as_json:
         click.echo(json.dumps({"classified": count, "classifier_version": CLASSIFIER_VERSION}))
     else:
@@ -69,6 +72,8 @@ def override(
 ) -> None:
     """Correct a study's labels by hand; the correction wins over the automatic labels and survives
     re-sync and reclassification. Only the dimensions given are overridden."""
+    from tracker.classify.store import clear_override, parse_key_list, set_override
+
     engine = app.engine()
     if clear:
         if mechanisms is not None or phenotypes is not None or relevance is not None:

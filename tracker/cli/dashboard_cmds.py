@@ -6,12 +6,15 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tracker.cli.app import AppContext, main, pass_app
-from tracker.config import Settings
 from tracker.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tracker.config import Settings
 
 DEFAULT_PORT = 8501
 DEFAULT_ADDRESS = "127.0.0.1"

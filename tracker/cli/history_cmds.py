@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from tracker.cli.app import AppContext, main, pass_app
 from tracker.errors import PartialSyncError
-from tracker.history import HistoryProgress, HistoryResult, log_history_progress, run_history
+
+if TYPE_CHECKING:
+    from tracker.history import HistoryProgress, HistoryResult
 
 
 class HistoryProgressBar:
@@ -31,6 +34,8 @@ class HistoryProgressBar:
 
 
 def history_progress() -> tuple[HistoryProgress, HistoryProgressBar | None]:
+    from tracker.history import log_history_progress
+
     if sys.stderr.isatty():
         bar = HistoryProgressBar()
         return bar, bar
@@ -79,6 +84,8 @@ def history(
     Resumable: a rerun (also after a kill) fetches only what is missing, and re-reads only trials whose
     registry record moved since. Exit codes: 0 done, 3 some trials not accepted, 1/2 failure.
     """
+    from tracker.history import run_history
+
     settings = app.override(ctgov_history_url=base_url, requests_per_second=requests_per_second)
     engine = app.engine()
     progress, bar = history_progress()

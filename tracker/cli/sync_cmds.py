@@ -5,25 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tracker.cli.app import AppContext, main, pass_app
-from tracker.db.migrate import current_revision
-from tracker.db.session import mask_url
 from tracker.errors import PartialSyncError
-from tracker.sources import import_studies
-from tracker.status import (
-    ChangeQuery,
-    format_changes,
-    format_status,
-    list_changes,
-    parse_day,
-    parse_kinds,
-    status_summary,
-)
-from tracker.sync import ProgressCallback, SyncResult, check_query, log_progress, run_sync
+
+if TYPE_CHECKING:
+    from tracker.sync import ProgressCallback, SyncResult
 
 
 class ProgressBar:
@@ -46,6 +36,8 @@ class ProgressBar:
 
 
 def _progress(label: str) -> tuple[ProgressCallback, ProgressBar | None]:
+    from tracker.sync import log_progress
+
     if sys.stderr.isatty():
         bar = ProgressBar(label)
         return bar, bar
@@ -100,12 +92,17 @@ def sync(
     The first run (or --full) is a full pass; later runs fetch what the registry updated since the last
     clean run, minus a 2-day overlap. Exit codes: 0 done, 3 some records rejected, 1/2 failure.
     """
+    from tracker import store
+    from tracker.classify import store as classify_store  # noqa: F401  (loaded before the freeze)
+    from tracker.sync import check_query, run_sync
+
     settings = app.override(ctgov_base_url=base_url, query=query, requests_per_second=requests_per_second)
     check_query(settings)
     engine = app.engine()
     progress, bar = _progress("sync")
     try:
-        result = run_sync(engine, settings, full=full, progress=progress)
+        with store.one_shot_process():
+            result = run_sync(engine, settings, full=full, progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -139,10 +136,15 @@ def import_command(app: AppContext, path: Path) -> None:
 
     Records land in chunks of 1000 through the same store as a sync; rejected records give exit code 3.
     """
+    from tracker import store
+    from tracker.classify import store as classify_store  # noqa: F401  (loaded before the freeze)
+    from tracker.sources import import_studies
+
     engine = app.engine()
     progress, bar = _progress("import")
     try:
-        result = import_studies(engine, path, progress=progress)
+        with store.one_shot_process():
+            result = import_studies(engine, path, progress=progress)
     finally:
         if bar is not None:
             bar.close()
@@ -158,6 +160,8 @@ def _echo_json(value: Any) -> None:
 @pass_app
 def status(app: AppContext, as_json: bool) -> None:
     """Show what the database holds: studies by status, the latest run, data date and watermark."""
+    from tracker.status import format_status, status_summary
+
     summary = status_summary(app.engine(), app.settings.database_url)
     if as_json:
         _echo_json(summary)
@@ -188,6 +192,8 @@ def changes(
     as_json: bool,
 ) -> None:
     """List detected changes, newest first."""
+    from tracker.status import ChangeQuery, format_changes, list_changes, parse_day, parse_kinds
+
     change_query = ChangeQuery(
         since=parse_day(since, "--since"),
         until=parse_day(until, "--until"),
@@ -210,5 +216,8 @@ def db() -> None:
 @pass_app
 def upgrade(app: AppContext) -> None:
     """Create or migrate the database schema to the newest revision."""
+    from tracker.db.migrate import current_revision
+    from tracker.db.session import mask_url
+
     engine = app.engine()  # migrates to head
     click.echo(f"Database {mask_url(app.settings.database_url)} at revision {current_revision(engine)}.")
