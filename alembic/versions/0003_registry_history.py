@@ -1,7 +1,7 @@
 """registry history: version index, fetched versions and registry change events per trial
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002b
 Create Date: 2026-12-01 21:38:49.200370
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0002'
-down_revision: str | None = '0001'
+revision: str = '0003'
+down_revision: str | None = '0002b'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
