@@ -50,6 +50,7 @@ FILTER_COLUMNS = (
     "start_year",
     "has_results",
     "multi_disease",
+    "primary_outcome_changed_after_start",
     "removed",
 )
 DISPLAY_COLUMNS = (
@@ -64,6 +65,9 @@ DISPLAY_COLUMNS = (
     "results_first_posted",
     "manual",
     "comparator_mechanisms",
+    "versions",
+    "pcd_changes",
+    "pcd_total_slip_days",
     *FILTER_COLUMNS,
 )
 
@@ -122,6 +126,15 @@ def event_frame(url: str, version: tuple[Any, ...]) -> pd.DataFrame:
 @st.cache_resource(show_spinner=False, max_entries=2)
 def filter_choices(url: str, version: tuple[Any, ...]) -> FilterChoices:
     return choices_from_frame(display_frame(url, version))
+
+
+@st.cache_data(show_spinner=False, max_entries=64, ttl=600)
+def trial_registry_history(
+    url: str, version: tuple[Any, ...], nct_id: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One trial's registry versions (timeline) and registry change events."""
+    engine = get_engine(url)
+    return query.registry_timeline(engine, nct_id), query.registry_events_frame(engine, nct_ids=[nct_id])
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)

@@ -110,6 +110,16 @@ def show_charts(filtered: pd.DataFrame, events: pd.DataFrame, index: FrameIndex)
     )
     right.plotly_chart(charts.slippage_figure(events), key="slippage_chart", config=PLOTLY_CONFIG)
 
+    slip_by = st.radio(
+        "Slippage from the registry history, by",
+        ["phase", "mechanism"],
+        horizontal=True,
+        key="history_slip_by",
+    )
+    st.plotly_chart(
+        charts.history_slippage_figure(filtered, slip_by), key="history_slippage_chart", config=PLOTLY_CONFIG
+    )
+
 
 def provenance_download(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) -> bytes:
     """The sidecar `tracker export` writes beside its CSV, for the trials the CSV button downloads."""

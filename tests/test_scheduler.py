@@ -300,3 +300,27 @@ def test_an_empty_query_stops_the_scheduler_before_it_starts(sqlite_url: str) ->
     )
     assert result.exit_code == 2
     assert "refusing to fetch the whole registry" in result.output
+
+
+def test_the_daily_sync_job_also_refreshes_the_registry_history(engine: Engine, db_url: str) -> None:
+    from fake_ctgov import FakeCtgov, make_study
+    from fake_history import FakeHistory, FakeVersion, evolve
+    from support import count_rows
+
+    from tracker.db.models import RegistryChangeEvent, RegistryHistory
+    from tracker.scheduler import sync_job
+
+    first = make_study(
+        "NCT01000001", title="Ocrelizumab in relapsing multiple sclerosis", status="RECRUITING"
+    )
+    later = evolve(first, status="COMPLETED")
+    history = FakeHistory([FakeVersion(first, "2024-01-02"), FakeVersion(later, "2025-09-20")])
+    with FakeCtgov([later]) as fake:
+        fake.set_history("NCT01000001", history)
+        job = JobSpec("sync", sync_job, IntervalTrigger(seconds=1))
+        with SchedulerThread(
+            engine, db_url, [job], ctgov_base_url=fake.url, requests_per_second=0, query="sclerosis"
+        ) as running:
+            wait_for(lambda: count_rows(engine, RegistryHistory) == 1, "the history after the sync")
+        assert running.error is None
+    assert count_rows(engine, RegistryChangeEvent, RegistryChangeEvent.kind == "status") == 1

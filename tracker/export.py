@@ -145,6 +145,29 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn(
         "taxonomy_version", "Taxonomy version the labels were assigned with", _field("taxonomy_version")
     ),
+    ExportColumn(
+        "versions",
+        "Registry versions of the record (registry history; empty until backfilled)",
+        _field("versions"),
+    ),
+    ExportColumn(
+        "pcd_changes",
+        "Times the primary completion date moved (registry history with version records)",
+        _field("pcd_changes"),
+    ),
+    ExportColumn(
+        "pcd_total_slip_days",
+        "Days the primary completion date moved in all (+ later, - earlier)",
+        _field("pcd_total_slip_days"),
+    ),
+    ExportColumn(
+        "original_enrollment", "Enrollment in the first registered version", _field("original_enrollment")
+    ),
+    ExportColumn(
+        "primary_outcome_changed_after_start",
+        "true when a primary outcome was added, removed or reworded after the start date",
+        _field("primary_outcome_changed_after_start"),
+    ),
 )
 EXPORT_HEADER: tuple[str, ...] = tuple(column.name for column in EXPORT_COLUMNS)
 

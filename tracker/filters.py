@@ -60,7 +60,7 @@ _LIST_FIELDS = (
 # Free-text values may contain commas ("Korea, Republic of"), so a plain string is one value there.
 _FREE_TEXT_LIST_FIELDS = ("lead_sponsors", "countries")
 _INT_FIELDS = ("start_year_min", "start_year_max")
-_BOOL_FIELDS = ("has_results", "multi_disease")
+_BOOL_FIELDS = ("has_results", "multi_disease", "outcome_changed_after_start")
 _FLAG_FIELDS = ("include_removed", "include_comparators")
 # The trial-frame column of mechanism keys a filter counts: investigational only, or comparators too.
 INVESTIGATIONAL_MECHANISMS = "investigational_mechanisms"
@@ -95,6 +95,9 @@ class TrialFilter:
     start_year_max: int | None = None
     has_results: bool | None = None
     multi_disease: bool | None = None
+    # From the registry history: a primary outcome was added, removed or reworded after the trial started.
+    # False keeps the trials known unchanged; trials without a backfilled history match neither.
+    outcome_changed_after_start: bool | None = None
     # Trials a full sync no longer finds for the query are kept but flagged; shown only on request.
     include_removed: bool = False
     # A comparator's mechanism ("ocrelizumab" in "fenebrutinib compared with ocrelizumab") is not under
@@ -162,6 +165,10 @@ class TrialFilter:
             return False
         if self.multi_disease is not None and bool(row["multi_disease"]) != self.multi_disease:
             return False
+        if self.outcome_changed_after_start is not None:
+            changed = row["primary_outcome_changed_after_start"]
+            if not isinstance(changed, bool) or changed != self.outcome_changed_after_start:
+                return False  # unknown (not backfilled) matches neither answer
         return self.include_removed or not row["removed"]
 
     def to_dict(self) -> dict[str, Any]:
@@ -261,6 +268,12 @@ class TrialFilter:
             parts.append("with results" if self.has_results else "without results")
         if self.multi_disease is not None:
             parts.append("multi-disease" if self.multi_disease else "MS only")
+        if self.outcome_changed_after_start is not None:
+            parts.append(
+                "primary outcome changed after start"
+                if self.outcome_changed_after_start
+                else "primary outcome unchanged after start"
+            )
         if self.include_removed:
             parts.append("including trials no longer found by the registry search")
         if self.include_comparators:
@@ -304,6 +317,9 @@ def apply_filter(frame: pd.DataFrame, trial_filter: TrialFilter) -> pd.DataFrame
         mask &= frame["has_results"] == f.has_results
     if f.multi_disease is not None:
         mask &= frame["multi_disease"] == f.multi_disease
+    if f.outcome_changed_after_start is not None:
+        changed = frame["primary_outcome_changed_after_start"]
+        mask &= (changed == f.outcome_changed_after_start).fillna(False).astype(bool)
     if not f.include_removed:
         mask &= ~frame["removed"].astype(bool)
     return frame[mask]

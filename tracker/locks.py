@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TTL_SECONDS = 90.0
 INGEST = "ingest"  # sync, import, classify --all: one writer of studies, events and labels at a time
 DIGEST = "digest"  # digest --send
+HISTORY = "history"  # history backfills: one walk of the registry's version history at a time
 
 
 class LeaseHeldError(TrackerError):

@@ -25,6 +25,7 @@ FILTER_OPTION_NAMES = (
     "start_year_max",
     "has_results",
     "multi_disease",
+    "outcome_changed_after_start",
     "include_removed",
     "include_comparators",
 )
@@ -56,6 +57,11 @@ _OPTIONS = (
         "--has-results/--no-results", default=None, help="Only trials with (or without) posted results."
     ),
     click.option("--multi-disease/--ms-only", default=None, help="Only multi-disease (or MS-only) trials."),
+    click.option(
+        "--outcome-changed-after-start/--outcome-unchanged-after-start",
+        default=None,
+        help="Only trials whose primary outcome changed (or did not) after they started (registry history).",
+    ),
     click.option(
         "--include-removed",
         is_flag=True,
@@ -100,6 +106,7 @@ def filter_from_options(options: dict[str, Any]) -> TrialFilter:
         "start_year_max": options.get("start_year_max"),
         "has_results": options.get("has_results"),
         "multi_disease": options.get("multi_disease"),
+        "outcome_changed_after_start": options.get("outcome_changed_after_start"),
         "include_removed": options.get("include_removed") or None,
         "include_comparators": options.get("include_comparators") or None,
     }

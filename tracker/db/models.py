@@ -345,3 +345,88 @@ class DigestClaim(Base):
     period_start: Mapped[datetime] = mapped_column()
     owner: Mapped[str] = mapped_column(String(200))
     claimed_at: Mapped[datetime] = mapped_column()  # the database server's clock
+
+
+class RegistryHistory(Base):
+    """What the registry's own version history says about one trial, and how far its backfill got.
+
+    `study_last_update_posted` is the study's lastUpdatePostDate when the index was last read: a later run
+    re-reads the history only when the stored study has moved since. `versions_through` is the last version
+    of the gap-free chain of fetched version records (None: none accepted yet). The summary columns are
+    derived from the versions and events whenever they change.
+    """
+
+    __tablename__ = "registry_histories"
+
+    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), primary_key=True)
+    version_count: Mapped[int] = mapped_column(Integer)
+    last_version: Mapped[int] = mapped_column(Integer)
+    index_read_at: Mapped[datetime] = mapped_column()
+    study_last_update_posted: Mapped[date | None] = mapped_column(Date)
+    versions_through: Mapped[int | None] = mapped_column(Integer)
+    # The last version posted when the history was first read: changes up to it are history, not news.
+    baseline_through: Mapped[int] = mapped_column(Integer)
+    versions_accepted_at: Mapped[datetime | None] = mapped_column()
+    original_enrollment_count: Mapped[int | None] = mapped_column(Integer)
+    original_enrollment_type: Mapped[str | None] = mapped_column(Enum)
+    original_primary_outcomes: Mapped[list[Any] | None] = mapped_column(JSON)
+    last_update_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    pcd_changes: Mapped[int | None] = mapped_column(Integer)
+    pcd_total_slip_days: Mapped[int | None] = mapped_column(Integer)
+    primary_outcome_changed_after_start: Mapped[bool | None] = mapped_column(Boolean)
+    primary_outcome_changed_on: Mapped[date | None] = mapped_column(Date)
+    error: Mapped[str | None] = mapped_column(Text)  # why the last attempt did not complete
+
+
+class RegistryVersion(Base):
+    """One version of a trial's registration: from the index always, its fields once the record is fetched."""
+
+    __tablename__ = "registry_versions"
+    __table_args__ = (UniqueConstraint("nct_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nct_id: Mapped[str] = mapped_column(NctId, _study_fk())
+    version: Mapped[int] = mapped_column(Integer)
+    version_date: Mapped[date] = mapped_column(Date)
+    overall_status: Mapped[str | None] = mapped_column(Enum)
+    module_labels: Mapped[list[Any]] = mapped_column(default=list)
+    fetched_at: Mapped[datetime | None] = mapped_column()
+    start_date_raw: Mapped[str | None] = mapped_column(String(10))
+    start_date_type: Mapped[str | None] = mapped_column(Enum)
+    primary_completion_date_raw: Mapped[str | None] = mapped_column(String(10))
+    primary_completion_date_type: Mapped[str | None] = mapped_column(Enum)
+    completion_date_raw: Mapped[str | None] = mapped_column(String(10))
+    completion_date_type: Mapped[str | None] = mapped_column(Enum)
+    enrollment_count: Mapped[int | None] = mapped_column(Integer)
+    enrollment_type: Mapped[str | None] = mapped_column(Enum)
+    primary_outcomes: Mapped[list[Any] | None] = mapped_column(JSON)
+    secondary_outcomes: Mapped[list[Any] | None] = mapped_column(JSON)
+    has_results: Mapped[bool | None] = mapped_column(Boolean)
+    results_first_posted: Mapped[date | None] = mapped_column(Date)
+    content_hash: Mapped[str | None] = mapped_column(String(64))  # of the normalised (plain-text) fields
+
+
+class RegistryChangeEvent(Base):
+    """A change between two consecutive registry versions, dated by the registry (`effective_date`).
+
+    Distinct from `change_events` (what polling detected, dated by detection). `change_event_id` links the
+    polled event that saw the same change, so one change is never counted twice. Baseline events come from
+    versions that were already posted when the trial's history was first read: history, not news.
+    """
+
+    __tablename__ = "registry_change_events"
+    __table_args__ = (UniqueConstraint("nct_id", "version", "kind", "field"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    effective_date: Mapped[date] = mapped_column(Date, index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    field: Mapped[str] = mapped_column(String(60))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    days: Mapped[int | None] = mapped_column(Integer)  # primary completion date moves: + later, - earlier
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    found_at: Mapped[datetime] = mapped_column(index=True)
+    baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+    change_event_id: Mapped[int | None] = mapped_column(ForeignKey("change_events.id", ondelete="SET NULL"))

@@ -182,13 +182,18 @@ class PeriodChanges:
 
     events: pd.DataFrame
     before: pd.DataFrame
+    # Registry change events found in the period: news (not baseline), and not already a polled event.
+    registry: pd.DataFrame
 
 
 def period_changes(engine: Engine, trials: pd.DataFrame, start: datetime, until: datetime) -> PeriodChanges:
     events = query.change_events_frame(engine, since=start, until=until, include_baseline=False)
     moves = events[events["kind"].isin(_OLD_VALUE_COLUMNS) & events["field"].isin(_REBUILT_FIELDS)]
     moved = trials[trials["nct_id"].isin(set(moves["nct_id"]))]
-    return PeriodChanges(events=events, before=_state_before(moved, moves))
+    registry = query.registry_events_frame(
+        engine, found_since=start, found_until=until, include_baseline=False, include_polled=False
+    )
+    return PeriodChanges(events=events, before=_state_before(moved, moves), registry=registry)
 
 
 def build_for_subscription(
@@ -217,9 +222,10 @@ def build_for_subscription(
     wanted = set(apply_filter(trials, trial_filter)["nct_id"])
     wanted |= set(apply_filter(period.before, trial_filter)["nct_id"])
     events = period.events[period.events["nct_id"].isin(wanted)]
+    registry = period.registry[period.registry["nct_id"].isin(wanted)]
     event_ids = [int(i) for i in events["id"]]
     # Only the rows of trials with events: converting every matching row costs more than the rest together.
-    changed = trials[trials["nct_id"].isin(set(events["nct_id"]))]
+    changed = trials[trials["nct_id"].isin(set(events["nct_id"]) | set(registry["nct_id"]))]
     return build_digest(
         events=events.to_dict("records"),
         trials={row["nct_id"]: row for row in changed.to_dict("records")},
@@ -233,6 +239,7 @@ def build_for_subscription(
         subscription_name=info.name,
         dashboard_url=dashboard_link(settings, info),
         unsubscribe_hint=unsubscribe_hint(settings, info),
+        registry_events=registry.to_dict("records"),
     )
 
 
