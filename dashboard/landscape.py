@@ -111,6 +111,16 @@ def show_charts(filtered: pd.DataFrame, events: pd.DataFrame, index: FrameIndex)
     )
     right.plotly_chart(charts.slippage_figure(events), key="slippage_chart", config=PLOTLY_CONFIG)
 
+    slip_by = st.radio(
+        "Slippage from the registry history, by",
+        ["phase", "mechanism"],
+        horizontal=True,
+        key="history_slip_by",
+    )
+    st.plotly_chart(
+        charts.history_slippage_figure(filtered, slip_by), key="history_slippage_chart", config=PLOTLY_CONFIG
+    )
+
 
 def provenance_download(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) -> bytes:
     """The sidecar `tracker export` writes beside its CSV, for the trials the CSV button downloads."""
@@ -134,7 +144,10 @@ def show_downloads(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]
     csv_column, provenance_column, xlsx_column = st.columns(3, width=960)
     csv_column.download_button(
         "Download CSV of the filtered trials",
-        data=lambda: frame_to_csv(export_frame(trial_filter, url, version)),
+        # Built only when clicked, from all columns: the same bytes as `tracker export` for this filter.
+        data=lambda: frame_to_csv(
+            export_frame(trial_filter, url, version), include_comparators=trial_filter.include_comparators
+        ),
         file_name="ms-trials.csv",
         mime="text/csv",
         on_click="ignore",
@@ -151,7 +164,10 @@ def show_downloads(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]
     xlsx_column.download_button(
         "Download workbook (.xlsx)",
         data=lambda: frame_to_xlsx(
-            export_frame(trial_filter, url, version), data.detail_tables(url, version), provenance()
+            export_frame(trial_filter, url, version),
+            data.detail_tables(url, version),
+            provenance(),
+            include_comparators=trial_filter.include_comparators,
         ),
         file_name="ms-trials.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -213,5 +229,5 @@ def landscape_page() -> None:
     source = f" · data as of {run['data_timestamp']}" if run and run.get("data_timestamp") else ""
     st.caption(markdown_text(f"Filter: {trial_filter.describe()}{source}"))
     headline(filtered, events)
-    show_charts(filtered, events, data.frame_index(url, version))
+    show_charts(filtered, events, data.frame_index(url, version, trial_filter.mechanism_column))
     show_table(filtered, trial_filter, url, version)

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 MULTI_VALUE_SEPARATOR = "; "
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_BOM = "\ufeff"
+# The row key holding the mechanism keys the export's filter counts (see `TrialFilter.mechanism_column`).
+COUNTED_MECHANISMS = "_counted_mechanisms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +107,20 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("sponsor_category", "industry, academic_other or government", _field("sponsor_category")),
     ExportColumn("conditions", "Conditions as registered", _field("conditions")),
     ExportColumn("interventions", "Intervention names", _field("interventions")),
-    ExportColumn("mechanisms", "Mechanism keys (taxonomy)", _field("mechanisms")),
+    ExportColumn(
+        "mechanisms",
+        "Mechanism keys (taxonomy) under study; with --include-comparators also the comparators'",
+        _field(COUNTED_MECHANISMS),
+    ),
     ExportColumn(
         "mechanism_labels",
         "Mechanism labels, in the order of `mechanisms`",
-        _labels("mechanism", "mechanisms"),
+        _labels("mechanism", COUNTED_MECHANISMS),
+    ),
+    ExportColumn(
+        "comparator_mechanisms",
+        "Mechanism keys of the comparators only (from arm groups, titles or intervention names)",
+        _field("comparator_mechanisms"),
     ),
     ExportColumn(
         "mechanism_roles", "key:role pairs (investigational or comparator)", _field("mechanism_roles")
@@ -134,6 +145,29 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("countries", "Countries with a study site", _field("countries")),
     ExportColumn(
         "taxonomy_version", "Taxonomy version the labels were assigned with", _field("taxonomy_version")
+    ),
+    ExportColumn(
+        "versions",
+        "Registry versions of the record (registry history; empty until backfilled)",
+        _field("versions"),
+    ),
+    ExportColumn(
+        "pcd_changes",
+        "Times the primary completion date moved (registry history with version records)",
+        _field("pcd_changes"),
+    ),
+    ExportColumn(
+        "pcd_total_slip_days",
+        "Days the primary completion date moved in all (+ later, - earlier)",
+        _field("pcd_total_slip_days"),
+    ),
+    ExportColumn(
+        "original_enrollment", "Enrollment in the first registered version", _field("original_enrollment")
+    ),
+    ExportColumn(
+        "primary_outcome_changed_after_start",
+        "true when a primary outcome was added, removed or reworded after the start date",
+        _field("primary_outcome_changed_after_start"),
     ),
     # The registry details a review's data-extraction form asks for (query.with_details adds them).
     ExportColumn("official_title", "Official title", _field("official_title")),
@@ -270,15 +304,25 @@ def format_cell(value: object) -> str:
     return str(value)
 
 
-def export_row(row: Mapping[str, Any]) -> list[str]:
-    """One trial's CSV cells in EXPORT_COLUMNS order, already neutralised."""
+def export_row(row: Mapping[str, Any], *, include_comparators: bool = False) -> list[str]:
+    """One trial's CSV cells in EXPORT_COLUMNS order, already neutralised.
+
+    `mechanisms` holds the keys under study, or every key with `include_comparators` (as the filter counts
+    them: `TrialFilter.mechanism_column`)."""
+    row = counted_row(row, include_comparators=include_comparators)
     return [neutralise_cell(format_cell(column.value(row))) for column in EXPORT_COLUMNS]
 
 
-def export_rows(frame: pd.DataFrame) -> Iterator[list[str]]:
+def counted_row(row: Mapping[str, Any], *, include_comparators: bool = False) -> dict[str, Any]:
+    """The row with the mechanism keys the export counts (under study, or all with `include_comparators`)."""
+    counted = TrialFilter(include_comparators=include_comparators).mechanism_column
+    return {**row, COUNTED_MECHANISMS: row[counted] if counted in row else row.get("mechanisms")}
+
+
+def export_rows(frame: pd.DataFrame, *, include_comparators: bool = False) -> Iterator[list[str]]:
     """The CSV rows (without header) for a trial frame, in EXPORT_COLUMNS order, already neutralised."""
     for row in frame.to_dict("records"):
-        yield export_row(row)
+        yield export_row(row, include_comparators=include_comparators)
 
 
 def _write_csv(handle: IO[str], rows: Iterable[list[str]], *, excel: bool) -> None:
@@ -290,10 +334,10 @@ def _write_csv(handle: IO[str], rows: Iterable[list[str]], *, excel: bool) -> No
     writer.writerows(rows)
 
 
-def frame_to_csv(frame: pd.DataFrame, *, excel: bool = False) -> bytes:
+def frame_to_csv(frame: pd.DataFrame, *, excel: bool = False, include_comparators: bool = False) -> bytes:
     """CSV bytes of a trial frame (the dashboard's download), the same bytes `write_export` writes."""
     buffer = io.StringIO()
-    _write_csv(buffer, export_rows(frame), excel=excel)
+    _write_csv(buffer, export_rows(frame, include_comparators=include_comparators), excel=excel)
     return buffer.getvalue().encode("utf-8")
 
 
@@ -424,7 +468,8 @@ def write_export(
 
     def write_csv(handle: IO[bytes]) -> None:
         text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
-        _write_csv(text, (export_row(row) for row in trial_rows()), excel=excel)
+        rows = (export_row(row, include_comparators=trial_filter.include_comparators) for row in trial_rows())
+        _write_csv(text, rows, excel=excel)
         text.flush()
         text.detach()  # the caller closes the file
 
@@ -437,7 +482,9 @@ def write_export(
     def write_xlsx(handle: IO[bytes]) -> None:
         rows = kept if path is not None else list(trial_rows())
         written.append(provenance())
-        handle.write(rows_to_xlsx(rows, tables, written[-1]))
+        handle.write(
+            rows_to_xlsx(rows, tables, written[-1], include_comparators=trial_filter.include_comparators)
+        )
 
     writes: list[tuple[Path, Callable[[IO[bytes]], None]]] = []
     sidecar = None
@@ -515,13 +562,23 @@ def provenance_rows(provenance: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def frame_to_xlsx(frame: pd.DataFrame, tables: query.DetailTables, provenance: Mapping[str, Any]) -> bytes:
+def frame_to_xlsx(
+    frame: pd.DataFrame,
+    tables: query.DetailTables,
+    provenance: Mapping[str, Any],
+    *,
+    include_comparators: bool = False,
+) -> bytes:
     """The workbook of a trial frame with `query.with_details` columns (the dashboard's download)."""
-    return rows_to_xlsx(frame.to_dict("records"), tables, provenance)
+    return rows_to_xlsx(frame.to_dict("records"), tables, provenance, include_comparators=include_comparators)
 
 
 def rows_to_xlsx(
-    rows: Sequence[Mapping[str, Any]], tables: query.DetailTables, provenance: Mapping[str, Any]
+    rows: Sequence[Mapping[str, Any]],
+    tables: query.DetailTables,
+    provenance: Mapping[str, Any],
+    *,
+    include_comparators: bool = False,
 ) -> bytes:
     """A workbook with sheets Trials (the CSV's columns), Outcomes (one row per measure), Arms, Glossary
     and Provenance, for the trial rows given (with their registry details)."""
@@ -533,7 +590,8 @@ def rows_to_xlsx(
     trials.title = "Trials"
     _header(trials, EXPORT_HEADER)
     for row in rows:
-        _append(trials, [_xlsx_value(column.value(row)) for column in EXPORT_COLUMNS])
+        counted = counted_row(row, include_comparators=include_comparators)
+        _append(trials, [_xlsx_value(column.value(counted)) for column in EXPORT_COLUMNS])
 
     outcomes = workbook.create_sheet("Outcomes")
     _header(outcomes, [name for name, _ in OUTCOME_SHEET_COLUMNS])

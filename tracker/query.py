@@ -28,6 +28,9 @@ from tracker.db.models import (
     Location,
     OutcomeMeasure,
     Override,
+    RegistryChangeEvent,
+    RegistryHistory,
+    RegistryVersion,
     SecondaryId,
     Study,
     StudyLabel,
@@ -50,6 +53,16 @@ PHASE_LABELS = {
     "NA": "Not applicable",
 }
 STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
+
+# From the registry's own version history (`tracker history`); missing until a trial is backfilled.
+HISTORY_COLUMNS = (
+    "versions",
+    "pcd_changes",
+    "pcd_total_slip_days",
+    "original_enrollment",
+    "primary_outcome_changed_after_start",
+    "primary_outcome_changed_on",
+)
 
 _STUDY_COLUMNS = (
     Study.nct_id,
@@ -99,6 +112,8 @@ TRIAL_FRAME_COLUMNS = (
     "countries",
     "relevance",
     "mechanisms",
+    "investigational_mechanisms",
+    "comparator_mechanisms",
     "mechanism_roles",
     "phenotypes",
     "multi_disease",
@@ -107,6 +122,7 @@ TRIAL_FRAME_COLUMNS = (
     "removed",
     "url",
     "search_text",
+    *HISTORY_COLUMNS,
 )
 
 
@@ -300,6 +316,15 @@ def highest_phase(phases: Iterable[str]) -> str | None:
     return "NA" if "NA" in phases else None
 
 
+def investigational_mechanisms(keys: tuple[str, ...], comparators: tuple[str, ...]) -> tuple[str, ...]:
+    """The keys a landscape counts by default: all but the comparators' — unless every key is a
+    comparator's (a comparative-effectiveness trial of approved drugs studies them all)."""
+    if not comparators:
+        return keys
+    kept = tuple(key for key in keys if key not in comparators)
+    return kept or keys
+
+
 def _grouped(rows: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, ...]]:
     grouped: dict[str, list[Any]] = defaultdict(list)
     for nct_id, value in rows:
@@ -335,6 +360,20 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
             )
         }
         overridden = set(session.scalars(select(Override.nct_id)))
+        histories = {
+            row.nct_id: row
+            for row in session.execute(
+                select(
+                    RegistryHistory.nct_id,
+                    RegistryHistory.version_count,
+                    RegistryHistory.pcd_changes,
+                    RegistryHistory.pcd_total_slip_days,
+                    RegistryHistory.original_enrollment_count,
+                    RegistryHistory.primary_outcome_changed_after_start,
+                    RegistryHistory.primary_outcome_changed_on,
+                )
+            )
+        }
 
     if not studies:
         return pd.DataFrame(columns=list(TRIAL_FRAME_COLUMNS))
@@ -342,6 +381,7 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
     relevance: dict[str, str] = {}
     mechanisms: dict[str, list[str]] = defaultdict(list)
     roles: dict[str, list[str]] = defaultdict(list)
+    comparators: dict[str, set[str]] = defaultdict(set)
     phenotypes: dict[str, list[str]] = defaultdict(list)
     for nct_id, dimension, key, role, _source in labels:
         if dimension == "relevance":
@@ -350,6 +390,8 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
             if key not in mechanisms[nct_id]:
                 mechanisms[nct_id].append(key)
             roles[nct_id].append(f"{key}:{role}" if role else key)
+            if role == "comparator":
+                comparators[nct_id].add(key)
         elif dimension == "phenotype" and key not in phenotypes[nct_id]:
             phenotypes[nct_id].append(key)
 
@@ -367,6 +409,19 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
     frame["countries"] = ids.map(lambda i: countries.get(i, ()))
     frame["relevance"] = ids.map(lambda i: relevance.get(i, "unclassified"))
     frame["mechanisms"] = ids.map(lambda i: tuple(mechanisms.get(i, ())))
+    comparator_keys = [
+        tuple(k for k in keys if k in comparators[i]) if i in comparators else ()
+        for i, keys in zip(ids, frame["mechanisms"], strict=True)
+    ]
+    frame["comparator_mechanisms"] = pd.Series(comparator_keys, index=frame.index, dtype=object)
+    frame["investigational_mechanisms"] = pd.Series(
+        [
+            investigational_mechanisms(keys, found)
+            for keys, found in zip(frame["mechanisms"], comparator_keys, strict=True)
+        ],
+        index=frame.index,
+        dtype=object,
+    )
     frame["mechanism_roles"] = ids.map(lambda i: tuple(roles.get(i, ())))
     frame["phenotypes"] = ids.map(lambda i: tuple(phenotypes.get(i, ())))
     frame["multi_disease"] = ids.map(
@@ -392,7 +447,28 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
         + " "
         + frame["lead_sponsor_name"].fillna("")
     ).str.lower()
+    _add_history_columns(frame, histories)
     return frame.sort_values("nct_id", ignore_index=True)[list(TRIAL_FRAME_COLUMNS)]
+
+
+def _add_history_columns(frame: pd.DataFrame, histories: dict[str, Any]) -> None:
+    """The per-trial answers of the registry history; <NA> where the trial has none (yet)."""
+    import pandas as pd
+
+    ids = frame["nct_id"]
+
+    def column(attribute: str, dtype: str) -> pd.Series:
+        values = ids.map(lambda i: getattr(histories[i], attribute) if i in histories else None)
+        return values.astype(dtype)
+
+    frame["versions"] = column("version_count", "Int64")
+    frame["pcd_changes"] = column("pcd_changes", "Int64")
+    frame["pcd_total_slip_days"] = column("pcd_total_slip_days", "Int64")
+    frame["original_enrollment"] = column("original_enrollment_count", "Int64")
+    frame["primary_outcome_changed_after_start"] = column("primary_outcome_changed_after_start", "boolean")
+    frame["primary_outcome_changed_on"] = pd.to_datetime(
+        column("primary_outcome_changed_on", "object"), errors="coerce"
+    )
 
 
 # Per study, the child values the trial frame folds into tuples, aggregated by the database as JSON arrays
@@ -446,9 +522,11 @@ def iter_trial_rows(
             Classification.taxonomy_version,
             Override.nct_id.is_not(None).label("manual"),
             *aggregates,
+            *_HISTORY_SELECT,
         )
         .outerjoin(Classification, Classification.nct_id == Study.nct_id)
         .outerjoin(Override, Override.nct_id == Study.nct_id)
+        .outerjoin(RegistryHistory, RegistryHistory.nct_id == Study.nct_id)
         .order_by(Study.nct_id)
     )
     with engine.connect() as connection:
@@ -459,6 +537,24 @@ def iter_trial_rows(
                 yield row
 
 
+# The registry-history columns of a streamed row, labelled by their trial-frame names.
+_HISTORY_SELECT = tuple(
+    column.label(f"history_{name}")
+    for name, column in zip(
+        HISTORY_COLUMNS,
+        (
+            RegistryHistory.version_count,
+            RegistryHistory.pcd_changes,
+            RegistryHistory.pcd_total_slip_days,
+            RegistryHistory.original_enrollment_count,
+            RegistryHistory.primary_outcome_changed_after_start,
+            RegistryHistory.primary_outcome_changed_on,
+        ),
+        strict=True,
+    )
+)
+
+
 def _trial_row(record: Any) -> dict[str, Any]:
     """One study's row of the trial frame, built as `load_trial_frame` builds it."""
     row = {column.key: record[column.key] for column in _STUDY_COLUMNS}
@@ -467,6 +563,7 @@ def _trial_row(record: Any) -> dict[str, Any]:
     interventions = _distinct(_json_list(record["interventions"]))
     mechanisms: list[str] = []
     roles: list[str] = []
+    comparator_keys: list[str] = []
     phenotypes: list[str] = []
     relevance = "unclassified"
     for dimension, key, role in _json_list(record["labels"]):
@@ -476,6 +573,8 @@ def _trial_row(record: Any) -> dict[str, Any]:
             if key not in mechanisms:
                 mechanisms.append(key)
             roles.append(f"{key}:{role}" if role else key)
+            if role == "comparator":
+                comparator_keys.append(key)
         elif dimension == "phenotype" and key not in phenotypes:
             phenotypes.append(key)
     classified = record["taxonomy_version"] is not None
@@ -490,6 +589,10 @@ def _trial_row(record: Any) -> dict[str, Any]:
         countries=_distinct(_json_list(record["countries"])),
         relevance=relevance,
         mechanisms=tuple(mechanisms),
+        comparator_mechanisms=tuple(k for k in mechanisms if k in comparator_keys),
+        investigational_mechanisms=investigational_mechanisms(
+            tuple(mechanisms), tuple(k for k in mechanisms if k in comparator_keys)
+        ),
         mechanism_roles=tuple(roles),
         phenotypes=tuple(phenotypes),
         multi_disease=bool(record["multi_disease"]) if classified else False,
@@ -498,6 +601,7 @@ def _trial_row(record: Any) -> dict[str, Any]:
         removed=row.pop("removed_at") is not None,
         has_results=bool(row["has_results"]),
         url=study_url(nct_id),
+        **{name: record[f"history_{name}"] for name in HISTORY_COLUMNS},
         search_text=" ".join(
             (
                 nct_id,
@@ -568,6 +672,98 @@ def change_events_frame(
     return frame.reset_index(drop=True)
 
 
+REGISTRY_EVENT_COLUMNS = (
+    "id",
+    "nct_id",
+    "version",
+    "effective_date",
+    "kind",
+    "field",
+    "old_value",
+    "new_value",
+    "days",
+    "found_at",
+    "baseline",
+    "polled",
+)
+
+
+def registry_events_frame(
+    engine: Engine,
+    *,
+    found_since: datetime | None = None,
+    found_until: datetime | None = None,
+    nct_ids: Collection[str] | None = None,
+    include_baseline: bool = True,
+    include_polled: bool = True,
+) -> pd.DataFrame:
+    """Registry change events (from the version history), by effective date then version.
+
+    `include_polled=False` leaves out those a polled change event already stands for, so a caller that
+    shows both kinds counts each change once.
+    """
+    import pandas as pd
+
+    statement = select(
+        RegistryChangeEvent.id,
+        RegistryChangeEvent.nct_id,
+        RegistryChangeEvent.version,
+        RegistryChangeEvent.effective_date,
+        RegistryChangeEvent.kind,
+        RegistryChangeEvent.field,
+        RegistryChangeEvent.old_value,
+        RegistryChangeEvent.new_value,
+        RegistryChangeEvent.days,
+        RegistryChangeEvent.found_at,
+        RegistryChangeEvent.baseline,
+        RegistryChangeEvent.change_event_id.is_not(None).label("polled"),
+    ).order_by(RegistryChangeEvent.effective_date, RegistryChangeEvent.version, RegistryChangeEvent.id)
+    if found_since is not None:
+        statement = statement.where(RegistryChangeEvent.found_at >= found_since)
+    if found_until is not None:
+        statement = statement.where(RegistryChangeEvent.found_at < found_until)
+    if not include_baseline:
+        statement = statement.where(RegistryChangeEvent.baseline.is_(False))
+    if not include_polled:
+        statement = statement.where(RegistryChangeEvent.change_event_id.is_(None))
+    with transaction(engine) as session:
+        if nct_ids is not None and len(nct_ids) <= 50:  # one trial's page: let the index do the work
+            statement = statement.where(RegistryChangeEvent.nct_id.in_(list(nct_ids)))
+        rows = session.execute(statement).all()
+    frame = pd.DataFrame.from_records(rows, columns=list(REGISTRY_EVENT_COLUMNS))
+    if nct_ids is not None:
+        frame = frame[frame["nct_id"].isin(set(nct_ids))]
+    frame["effective_date"] = pd.to_datetime(frame["effective_date"])
+    frame["found_at"] = pd.to_datetime(frame["found_at"])
+    frame["days"] = frame["days"].astype("Int64")
+    frame["baseline"] = frame["baseline"].astype(bool)
+    frame["polled"] = frame["polled"].astype(bool)
+    return frame.reset_index(drop=True)
+
+
+def registry_timeline(engine: Engine, nct_id: str) -> pd.DataFrame:
+    """One trial's versions from the registry history: version, date, status (empty when not backfilled)."""
+    import pandas as pd
+
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(
+                RegistryVersion.version,
+                RegistryVersion.version_date,
+                RegistryVersion.overall_status,
+                RegistryVersion.primary_completion_date_raw,
+                RegistryVersion.primary_completion_date_type,
+            )
+            .where(RegistryVersion.nct_id == nct_id)
+            .order_by(RegistryVersion.version)
+        ).all()
+    frame = pd.DataFrame.from_records(
+        rows, columns=["version", "date", "overall_status", "primary_completion_date", "pcd_type"]
+    )
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame
+
+
 def data_version(engine: Engine) -> tuple[Any, ...]:
     """Changes whenever a sync, import, classification or override lands: the dashboard's cache key."""
     with transaction(engine) as session:
@@ -581,6 +777,8 @@ def data_version(engine: Engine) -> tuple[Any, ...]:
                     select(func.count()).select_from(Classification).scalar_subquery(),
                     select(func.max(Override.updated_at)).scalar_subquery(),
                     select(func.count()).select_from(Override).scalar_subquery(),
+                    select(func.max(RegistryHistory.index_read_at)).scalar_subquery(),
+                    select(func.max(RegistryChangeEvent.id)).scalar_subquery(),
                 )
             ).one()
         )
@@ -715,4 +913,22 @@ def study_detail(engine: Engine, nct_id: str) -> dict[str, Any] | None:
             "version_count": session.scalar(
                 select(func.count()).select_from(StudyVersion).where(StudyVersion.nct_id == nct_id)
             ),
+            "registry_history": _registry_summary(session.get(RegistryHistory, nct_id)),
         }
+
+
+def _registry_summary(history: RegistryHistory | None) -> dict[str, Any] | None:
+    if history is None:
+        return None
+    return {
+        "versions": history.version_count,
+        "versions_fetched_through": history.versions_through,
+        "index_read_at": history.index_read_at,
+        "original_enrollment": history.original_enrollment_count,
+        "original_enrollment_type": history.original_enrollment_type,
+        "pcd_changes": history.pcd_changes,
+        "pcd_total_slip_days": history.pcd_total_slip_days,
+        "primary_outcome_changed_after_start": history.primary_outcome_changed_after_start,
+        "primary_outcome_changed_on": history.primary_outcome_changed_on,
+        "error": history.error,
+    }
