@@ -25,10 +25,13 @@ from tracker import store, sync
 from tracker.cli import main
 from tracker.config import load_settings
 from tracker.db.models import (
+    ArmGroup,
     ChangeEvent,
     Condition,
     DigestDelivery,
     Location,
+    OutcomeMeasure,
+    SecondaryId,
     Study,
     StudyVersion,
     SyncRun,
@@ -219,6 +222,81 @@ def test_a_page_the_database_refuses_is_written_record_by_record(engine: Engine)
     assert count_rows(engine, ChangeEvent) == 19
     (run,) = rows(engine, SyncRun)
     assert (run.pages, run.studies_inserted, run.studies_rejected) == (1, 19, 1)
+
+
+def study_with_details(nct_id: str, primary_measure: str) -> dict[str, Any]:
+    """A small study with two outcome measures, two arms and a secondary ID."""
+    raw = make_study(nct_id)
+    section = raw["protocolSection"]
+    section["outcomesModule"] = {
+        "primaryOutcomes": [{"measure": primary_measure, "timeFrame": "Week 96"}],
+        "secondaryOutcomes": [{"measure": "Annualised relapse rate", "timeFrame": "Week 96"}],
+    }
+    section["armsInterventionsModule"] = {
+        "armGroups": [
+            {"label": "Drug", "type": "EXPERIMENTAL", "interventionNames": ["Drug: X"]},
+            {"label": "Placebo", "type": "PLACEBO_COMPARATOR", "interventionNames": ["Drug: Placebo"]},
+        ]
+    }
+    section["identificationModule"]["secondaryIdInfos"] = [{"id": f"2024-{nct_id[-6:]}-11", "type": "OTHER"}]
+    return raw
+
+
+def refuse_poisoned_outcomes(engine: Engine) -> None:
+    """The database refuses one outcome measure: the detail tables are part of the record's write."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql(
+                "CREATE TRIGGER poison BEFORE INSERT ON outcome_measures WHEN NEW.measure = 'poison' "
+                "BEGIN SELECT RAISE(ABORT, 'poisoned outcome refused'); END"
+            )
+        else:
+            connection.exec_driver_sql(
+                "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
+                "IF NEW.measure = 'poison' THEN "
+                "RAISE EXCEPTION 'poisoned outcome refused' USING ERRCODE = 'check_violation'; END IF; "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER poison BEFORE INSERT ON outcome_measures "
+                "FOR EACH ROW EXECUTE FUNCTION poison()"
+            )
+
+
+def test_a_refused_outcome_measure_rejects_its_record_alone_with_all_its_details(engine: Engine) -> None:
+    refuse_poisoned_outcomes(engine)
+    page = [study_with_details(f"NCT0980{i:04d}", "EDSS progression") for i in range(12)]
+    page[5] = study_with_details("NCT09800005", "poison")
+    run_id = store.begin_run(engine, mode="import", query=None, source="test", data_timestamp=None)
+
+    result = store.ingest_page(engine, run_id, page)
+
+    assert (result.inserted, [r.nct_id for r in result.rejected]) == (11, ["NCT09800005"])
+    assert "poisoned outcome refused" in result.rejected[0].reason
+    assert count_rows(engine, Study) == 11
+    assert count_rows(engine, OutcomeMeasure) == 22
+    assert count_rows(engine, ArmGroup) == 22
+    assert count_rows(engine, SecondaryId) == 11
+    assert not rows(engine, ArmGroup, ArmGroup.nct_id == "NCT09800005")
+
+
+def test_detail_rows_written_twice_are_stored_once(engine: Engine) -> None:
+    """A second writer landing the same children: the unique (study, [role,] position) keys keep one copy."""
+    raw = study_with_details("NCT09810001", "Time to confirmed disability progression")
+    run_id = store.begin_run(engine, mode="import", query=None, source="test", data_timestamp=None)
+    store.ingest_page(engine, run_id, [raw])
+    record = store.parse_page([raw], store.PageResult())[0]
+
+    with transaction(engine) as session:
+        store._replace_children(session, [record], [])  # the other writer's insert of the same rows
+
+    measures = rows(engine, OutcomeMeasure)
+    assert sorted((m.role, m.position, m.measure) for m in measures) == [
+        ("primary", 0, "Time to confirmed disability progression"),
+        ("secondary", 0, "Annualised relapse rate"),
+    ]
+    assert [a.label for a in sorted(rows(engine, ArmGroup), key=lambda a: a.position)] == ["Drug", "Placebo"]
+    assert count_rows(engine, SecondaryId) == 1
 
 
 # --- idempotent writes and leases --------------------------------------------------------------------
