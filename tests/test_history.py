@@ -87,8 +87,10 @@ def ms_study(name: str) -> dict[str, Any]:
 
 
 def land(engine: Engine, *studies: dict[str, Any]) -> None:
+    """Land studies as a finished import does (the first finished load ends the baseline)."""
     run = store.begin_run(engine, mode="import", query=None, source=None, data_timestamp=None)
     store.ingest_page(engine, run, list(studies))
+    store.finish_run(engine, run, outcome="success")
 
 
 def settings_for(fake: FakeCtgov, db_url: str = "sqlite://") -> Settings:
