@@ -61,11 +61,19 @@ def test_status_human(synced: str) -> None:
     assert "Watermark:       2025-09-26" in output
 
 
-def test_status_of_an_empty_database(sqlite_url: str) -> None:
+def test_status_of_an_empty_tracker_database(sqlite_url: str) -> None:
+    assert run("--database-url", sqlite_url, "db", "upgrade")[0] == 0
     code, output = run("--database-url", sqlite_url, "status", "--json")
     summary = json.loads(output)
     assert (code, summary["studies"], summary["last_sync"], summary["watermark"]) == (0, 0, None, None)
     assert summary["database"] == sqlite_url
+    assert (summary["data_as_of"], summary["data_as_of_text"]) == (None, "no data yet")
+
+
+def test_status_says_data_as_of_the_registry_timestamp(synced: str) -> None:
+    code, output = run("--database-url", synced, "status")
+    assert code == 0
+    assert "data as of 2025-09-26 (registry data timestamp of the last clean sync)" in output
 
 
 def test_changes_json_newest_first(synced: str) -> None:
@@ -129,6 +137,7 @@ def test_status_json_masks_the_database_password(db_url: str) -> None:
         pytest.skip("SQLite URLs carry no password")
     # The local server trusts the connection, so any password gets in; it must never be printed.
     with_password = db_url.replace("postgres@", "postgres:s3cret@", 1)
+    assert run("--database-url", with_password, "db", "upgrade")[0] == 0
     code, output = run("--database-url", with_password, "status", "--json")
     assert code == 0, output
     assert "s3cret" not in output

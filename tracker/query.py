@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -258,6 +259,66 @@ def change_events_frame(
     frame["detected_at"] = pd.to_datetime(frame["detected_at"])
     frame["baseline"] = frame["baseline"].astype(bool)
     return frame.reset_index(drop=True)
+
+
+@dataclass(frozen=True, slots=True)
+class DataDate:
+    """The day the stored data describes, and where that day comes from.
+
+    Every "last 12 months", "overdue" and "last 7 days" figure, default period and timeline "now" is
+    measured from `day`, not from the wall clock: a store synced in January and read in December still
+    shows January's landscape as it was then. `day` is None only for an empty store.
+    """
+
+    day: date | None
+    # "registry" (dataTimestamp of the last clean sync) or "updates" (newest lastUpdatePostDate)
+    source: str | None
+    timestamp: str | None = None  # the registry's dataTimestamp as served, when source is "registry"
+
+    SOURCE_LABELS = {
+        "registry": "registry data timestamp of the last clean sync",
+        "updates": "newest update posted in the store",
+    }
+
+    def describe(self) -> str:
+        """'data as of 2026-01-13 (registry data timestamp of the last clean sync)'."""
+        if self.day is None:
+            return "no data yet"
+        return f"data as of {self.day.isoformat()} ({self.SOURCE_LABELS.get(self.source or '', self.source)})"
+
+    def or_today(self, today: date) -> date:
+        """The data day, or `today` for an empty store (nothing is measured then anyway)."""
+        return self.day or today
+
+
+def data_as_of(engine: Engine) -> DataDate:
+    """The data's own date: the registry's dataTimestamp of the last clean sync; for a store filled by
+    `tracker import` (or imported into after its last sync) the newest lastUpdatePostDate it holds."""
+    with transaction(engine) as session:
+        timestamp = session.scalar(
+            select(SyncRun.data_timestamp)
+            .where(
+                SyncRun.outcome == "success",
+                SyncRun.mode.in_(("full", "incremental")),
+                SyncRun.data_timestamp.is_not(None),
+            )
+            .order_by(SyncRun.id.desc())
+            .limit(1)
+        )
+        newest_update = session.scalar(select(func.max(Study.last_update_posted)))
+    registry_day = _timestamp_day(timestamp)
+    if registry_day is not None and (newest_update is None or newest_update <= registry_day):
+        return DataDate(registry_day, "registry", timestamp)
+    if newest_update is not None:
+        return DataDate(newest_update, "updates")
+    return DataDate(None, None)
+
+
+def _timestamp_day(timestamp: str | None) -> date | None:
+    try:
+        return date.fromisoformat(timestamp[:10]) if timestamp else None
+    except ValueError:
+        return None
 
 
 def data_version(engine: Engine) -> tuple[Any, ...]:

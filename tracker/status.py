@@ -16,7 +16,7 @@ from tracker.changes import CHANGE_KINDS
 from tracker.db.models import ChangeEvent, Study
 from tracker.db.session import mask_url, transaction
 from tracker.errors import ConfigError
-from tracker.query import change_events_frame, latest_run
+from tracker.query import change_events_frame, data_as_of, latest_run
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -52,6 +52,7 @@ def status_summary(engine: Engine, database_url: str) -> dict[str, Any]:
     last_sync = _with_counts(latest_run(engine))
     clean = store.last_clean_run(engine)
     mark = store.watermark(engine)
+    data_date = data_as_of(engine)
     return {
         "database": mask_url(database_url),
         "studies": total,
@@ -60,6 +61,9 @@ def status_summary(engine: Engine, database_url: str) -> dict[str, Any]:
         "last_sync": last_sync,
         "last_clean_sync": _iso(clean.finished_at) if clean is not None else None,
         "data_timestamp": clean.data_timestamp if clean is not None else None,
+        "data_as_of": _iso(data_date.day),
+        "data_as_of_source": data_date.source,
+        "data_as_of_text": data_date.describe(),
         "watermark": _iso(mark),
         "change_events": events,
         "last_change_detected": _iso(last_event),
@@ -91,7 +95,8 @@ def format_status(summary: dict[str, Any]) -> str:
         )
         if run["error"]:
             lines.append(f"                 error: {run['error']}")
-    lines.append(f"Registry data:   {summary['data_timestamp'] or 'never synced cleanly'}")
+    lines.append(f"Data:            {summary['data_as_of_text']}")
+    lines.append(f"Registry data:   {summary['data_timestamp'] or 'no clean sync yet'}")
     lines.append(f"Watermark:       {summary['watermark'] or 'none (next sync is a full pass)'}")
     lines.append(f"Change events:   {summary['change_events']}")
     return "\n".join(lines)

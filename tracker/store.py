@@ -80,13 +80,20 @@ class PageOutcome:
 
 
 def begin_run(
-    engine: Engine, *, mode: str, query: str | None, source: str | None, data_timestamp: str | None
+    engine: Engine,
+    *,
+    mode: str,
+    query: str | None,
+    source: str | None,
+    data_timestamp: str | None,
+    started_at: datetime | None = None,
 ) -> int:
-    """Record the start of a sync or import; the first load into an empty database is the baseline."""
+    """Record the start of a sync or import (`started_at` when it began before it could be recorded, e.g.
+    a run that failed on its first request); the first load into an empty database is the baseline."""
     with transaction(engine) as session:
         baseline = not session.scalar(select(exists().select_from(Study)))
         run = SyncRun(
-            started_at=utcnow(),
+            started_at=started_at or utcnow(),
             mode=mode,
             query=query,
             source=source,

@@ -34,6 +34,7 @@ from sqlalchemy import Engine
 from tracker import store
 from tracker.config import Settings
 from tracker.ctgov.client import CtgovClient, Page, PageTokenError, validate_base_url
+from tracker.db.session import utcnow
 from tracker.errors import ApiError, ConfigError, IncompleteSyncError, TrackerError
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def run_sync(
     fetches the whole registry (the CLI refuses one).
     """
     started = time.monotonic()
+    started_at = utcnow()
     previous_query = last_clean_query(engine)
     same_query = previous_query == _query_identity(settings.query)
     # The watermark says the store is complete up to that date for the query that set it: an incremental
@@ -158,13 +160,23 @@ def run_sync(
             data_timestamp = _data_timestamp(client.version())
         except TrackerError as exc:  # recorded, so `tracker status` shows why nothing was fetched
             run_id = store.begin_run(
-                engine, mode=mode, query=settings.query, source=settings.ctgov_base_url, data_timestamp=None
+                engine,
+                mode=mode,
+                query=settings.query,
+                source=settings.ctgov_base_url,
+                data_timestamp=None,
+                started_at=started_at,
             )
             store.finish_run(engine, run_id, outcome="failed", error=str(exc))
             raise
         base_url = client.base_url
         run_id = store.begin_run(
-            engine, mode=mode, query=settings.query, source=base_url, data_timestamp=data_timestamp
+            engine,
+            mode=mode,
+            query=settings.query,
+            source=base_url,
+            data_timestamp=data_timestamp,
+            started_at=started_at,
         )
         result = SyncResult(run_id=run_id, mode=mode, data_timestamp=data_timestamp, since=since)
         logger.info(

@@ -14,17 +14,18 @@ import click
 from sqlalchemy import Engine
 
 from tracker.config import Settings, load_settings
-from tracker.db.migrate import upgrade_to_head
-from tracker.db.session import make_engine, one_line
+from tracker.db.migrate import open_for_reading, open_for_writing
+from tracker.db.session import one_line
 from tracker.errors import TrackerError
 
 
 @dataclass
 class AppContext:
-    """What every command gets: settings (env + global flags) and a database brought to head on first use."""
+    """What every command gets: settings (env + global flags) and the database, opened on first use."""
 
     settings: Settings
     _engine: Engine | None = field(default=None, repr=False)
+    _reader: Engine | None = field(default=None, repr=False)
 
     def override(self, **overrides: Any) -> Settings:
         """Settings with command-level flags applied (None means 'not given')."""
@@ -32,14 +33,22 @@ class AppContext:
             return self.settings
         self.settings = load_settings(**{**self.settings.model_dump(), **overrides})
         self._engine = None
+        self._reader = None
         return self.settings
 
-    def engine(self) -> Engine:
+    def engine(self, *, explicit: bool = False) -> Engine:
+        """For commands that write: the schema is created or migrated first. A database holding someone
+        else's tables is refused unless `explicit` (`tracker db upgrade`)."""
         if self._engine is None:
-            engine = make_engine(self.settings.database_url)
-            upgrade_to_head(engine)
-            self._engine = engine
+            self._engine = open_for_writing(self.settings.database_url, explicit=explicit)
         return self._engine
+
+    def reader(self) -> Engine:
+        """For commands that only read: opened read-only; a database without a tracker schema is an
+        error that says how to fill it, and nothing is created in it."""
+        if self._reader is None:
+            self._reader = open_for_reading(self.settings.database_url)
+        return self._reader
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -74,9 +74,9 @@ def streamlit_command(
 def dashboard(app: AppContext, port: int, address: str) -> None:
     """Serve the dashboard on http://ADDRESS:PORT (Streamlit, headless).
 
-    The database is created and migrated first, so an empty database shows how to fill it.
+    The dashboard only reads: the database must have been filled by `tracker sync` or `tracker import`.
     """
-    app.engine()  # migrate to head now: the dashboard itself only reads
+    app.reader()  # checks (and migrates an older schema) before the server starts
     # The child process needs the whole environment (PATH, locale, TRACKER_* settings) plus the URL.
     argv, env = streamlit_command(app.settings, port=port, address=address, environ=os.environ)
     click.echo(f"Dashboard on http://{address}:{port} (Ctrl+C to stop)", err=True)

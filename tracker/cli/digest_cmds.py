@@ -33,7 +33,7 @@ def export(app: AppContext, out: Path, excel: bool, **filters: Any) -> None:
     sync run, the filters, the taxonomy version and the row count.
     """
     trial_filter = filter_from_options(filters)
-    result = write_export(app.engine(), trial_filter, out, excel=excel)
+    result = write_export(app.reader(), trial_filter, out, excel=excel)
     click.echo(f"Wrote {result.row_count} trials to {result.path} (provenance: {result.sidecar_path}).")
 
 
@@ -61,7 +61,7 @@ def subscribe_add(app: AppContext, email: str, name: str | None, **filters: Any)
 @pass_app
 def subscribe_list(app: AppContext, as_json: bool) -> None:
     """List subscriptions: id, address, name, filter, and the start of the next digest's period."""
-    subscriptions = list_subscriptions(app.engine())
+    subscriptions = list_subscriptions(app.reader())
     if as_json:
         rows = [
             {

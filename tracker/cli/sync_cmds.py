@@ -128,7 +128,7 @@ def _echo_json(value: Any) -> None:
 @pass_app
 def status(app: AppContext, as_json: bool) -> None:
     """Show what the database holds: studies by status, the latest run, data date and watermark."""
-    summary = status_summary(app.engine(), app.settings.database_url)
+    summary = status_summary(app.reader(), app.settings.database_url)
     if as_json:
         _echo_json(summary)
     else:
@@ -164,7 +164,7 @@ def changes(
         kinds=parse_kinds(kinds),
         limit=limit,
     )
-    events = list_changes(app.engine(), change_query)
+    events = list_changes(app.reader(), change_query)
     if as_json:
         _echo_json(events)
     else:
@@ -179,6 +179,9 @@ def db() -> None:
 @db.command()
 @pass_app
 def upgrade(app: AppContext) -> None:
-    """Create or migrate the database schema to the newest revision."""
-    engine = app.engine()  # migrates to head
+    """Create or migrate the database schema to the newest revision.
+
+    The only command that adds the tracker's tables to a database already holding other tables.
+    """
+    engine = app.engine(explicit=True)
     click.echo(f"Database {mask_url(app.settings.database_url)} at revision {current_revision(engine)}.")
