@@ -31,6 +31,7 @@ from tracker.db.models import (
     SyncRun,
 )
 from tracker.db.session import transaction
+from tracker.errors import FilterError
 from tracker.filters import TrialFilter, apply_filter, sponsor_category
 
 PHASE_ORDER = ("EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4")
@@ -216,6 +217,49 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
         + frame["lead_sponsor_name"].fillna("")
     ).str.lower()
     return frame.sort_values("nct_id", ignore_index=True)[list(TRIAL_FRAME_COLUMNS)]
+
+
+def stored_names(engine: Engine) -> dict[str, list[str]]:
+    """The free-text filter values the store holds: lead sponsor names and site countries."""
+    with transaction(engine) as session:
+        sponsors = session.scalars(
+            select(Study.lead_sponsor_name).where(Study.lead_sponsor_name.is_not(None)).distinct()
+        ).all()
+        countries = session.scalars(
+            select(Location.country).where(Location.country.is_not(None)).distinct()
+        ).all()
+    return {"lead_sponsors": sorted(sponsors), "countries": sorted(countries)}
+
+
+def resolve_names(engine: Engine, trial_filter: TrialFilter) -> TrialFilter:
+    """The filter with each --country / --lead-sponsor spelled as stored (any case); a name the store
+    does not hold is a FilterError suggesting the closest stored names, not a silent empty result."""
+    import difflib
+
+    wanted = {"lead_sponsors": trial_filter.lead_sponsors, "countries": trial_filter.countries}
+    if not any(wanted.values()):
+        return trial_filter
+    names = stored_names(engine)
+    flags = {"lead_sponsors": "--lead-sponsor", "countries": "--country"}
+    resolved: dict[str, tuple[str, ...]] = {}
+    for field, values in wanted.items():
+        by_fold = {name.casefold(): name for name in names[field]}
+        spelled: list[str] = []
+        for value in values:
+            stored = by_fold.get(value.strip().casefold())
+            if stored is None:
+                close = difflib.get_close_matches(
+                    value, names[field], n=3, cutoff=0.6
+                ) or difflib.get_close_matches(value.casefold(), list(by_fold), n=3, cutoff=0.6)
+                suggestion = (
+                    f"; closest: {', '.join(by_fold.get(name, name) for name in close)}"
+                    if close
+                    else f"; none of the {len(names[field])} stored names is close"
+                )
+                raise FilterError(f"{flags[field]} {value!r} matches no stored trial{suggestion}")
+            spelled.append(stored)
+        resolved[field] = tuple(spelled)
+    return trial_filter.with_changes(**resolved)
 
 
 def select_trials(engine: Engine, trial_filter: TrialFilter) -> pd.DataFrame:

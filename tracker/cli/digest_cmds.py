@@ -15,6 +15,7 @@ from tracker.digest.run import run_digests
 from tracker.digest.send import DeliveryError, EmlWriter, Sender, SmtpSender, TextPrinter
 from tracker.errors import ConfigError
 from tracker.export import write_export
+from tracker.query import resolve_names
 from tracker.scheduler import run_scheduler
 from tracker.subscriptions import add_subscription, list_subscriptions, remove_subscriptions
 
@@ -32,8 +33,9 @@ def export(app: AppContext, out: Path, excel: bool, **filters: Any) -> None:
     Beside it, FILE.csv.json records the provenance: export time, the registry's data timestamp, the last
     sync run, the filters, the taxonomy version and the row count.
     """
-    trial_filter = filter_from_options(filters)
-    result = write_export(app.reader(), trial_filter, out, excel=excel)
+    engine = app.reader()
+    trial_filter = resolve_names(engine, filter_from_options(filters))
+    result = write_export(engine, trial_filter, out, excel=excel)
     click.echo(f"Wrote {result.row_count} trials to {result.path} (provenance: {result.sidecar_path}).")
 
 
@@ -49,8 +51,9 @@ def subscribe() -> None:
 @pass_app
 def subscribe_add(app: AppContext, email: str, name: str | None, **filters: Any) -> None:
     """Subscribe EMAIL to a digest of changes to the trials matching the filters."""
-    trial_filter = filter_from_options(filters)
-    outcome = add_subscription(app.engine(), email, trial_filter, name=name)
+    engine = app.engine()
+    trial_filter = resolve_names(engine, filter_from_options(filters))
+    outcome = add_subscription(engine, email, trial_filter, name=name)
     info = outcome.subscription
     verb = "Subscribed" if outcome.created else "Already subscribed"
     click.echo(f"{verb}: #{info.id} {info.email} ({info.trial_filter.describe()}).")
