@@ -77,11 +77,12 @@ def test_status_says_data_as_of_the_registry_timestamp(synced: str) -> None:
 
 
 def test_changes_json_newest_first(synced: str) -> None:
-    code, output = run("--database-url", synced, "changes", "--json")
+    code, output = run("--database-url", synced, "changes", "--json", "--include-baseline")
     assert code == 0
     events = json.loads(output)
     newest = events[0]
-    assert set(newest) == {"nct_id", "detected_at", "kind", "field", "old", "new", "baseline"}
+    assert set(newest) == {"nct_id", "title", "detected_at", "kind", "field", "old", "new", "baseline"}
+    assert newest["title"] == "Study NCT00000002"
     assert (newest["nct_id"], newest["kind"], newest["old"], newest["new"]) == (
         "NCT00000002",
         "status",
@@ -99,11 +100,29 @@ def test_changes_filters(synced: str) -> None:
     assert [(e["nct_id"], e["old"], e["new"]) for e in json.loads(output)] == [
         ("NCT00000002", "RECRUITING", "COMPLETED")
     ]
-    _, output = run("--database-url", synced, "changes", "--json", "--since", today, "--until", today)
+    _, output = run(
+        "--database-url", synced, "changes", "--json", "--since", today, "--until", today,
+        "--include-baseline",
+    )  # fmt: skip
     assert len(json.loads(output)) == 6
     _, output = run("--database-url", synced, "changes", "--json", "--until", "2000-01-01")
     assert json.loads(output) == []
-    _, output = run("--database-url", synced, "changes", "--kind", "status,new", "--limit", "2")
+    _, output = run(
+        "--database-url", synced, "changes", "--kind", "status,new", "--limit", "2", "--include-baseline"
+    )  # fmt: skip
+    assert len(output.strip().splitlines()) == 4  # two events, each with its title line
+
+
+def test_changes_hide_the_baseline_and_show_titles(synced: str) -> None:
+    code, output = run("--database-url", synced, "changes")
+    assert code == 0
+    # The first load's five "new" events are the baseline; only the later status change is news.
+    assert (
+        output.strip()
+        .splitlines()[0]
+        .endswith("NCT00000002  status (overall_status): RECRUITING → COMPLETED")
+    )
+    assert output.strip().splitlines()[1].strip() == "Study NCT00000002"
     assert len(output.strip().splitlines()) == 2
 
 

@@ -30,7 +30,7 @@ from tracker.db.models import (
     StudyVersion,
     SyncRun,
 )
-from tracker.db.session import transaction
+from tracker.db.session import batched, transaction
 from tracker.errors import FilterError
 from tracker.filters import TrialFilter, apply_filter, sponsor_category
 
@@ -260,6 +260,18 @@ def resolve_names(engine: Engine, trial_filter: TrialFilter) -> TrialFilter:
             spelled.append(stored)
         resolved[field] = tuple(spelled)
     return trial_filter.with_changes(**resolved)
+
+
+def study_titles(engine: Engine, nct_ids: Collection[str]) -> dict[str, str | None]:
+    """Brief titles of the given studies (for lists of changes)."""
+    titles: dict[str, str | None] = {}
+    with transaction(engine) as session:
+        for batch in batched(sorted(nct_ids)):
+            rows = session.execute(
+                select(Study.nct_id, Study.brief_title).where(Study.nct_id.in_(batch))
+            ).all()
+            titles.update((nct_id, title) for nct_id, title in rows)
+    return titles
 
 
 def select_trials(engine: Engine, trial_filter: TrialFilter) -> pd.DataFrame:

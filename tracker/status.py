@@ -16,7 +16,7 @@ from tracker.changes import CHANGE_KINDS
 from tracker.db.models import ChangeEvent, Study
 from tracker.db.session import mask_url, transaction
 from tracker.errors import ConfigError
-from tracker.query import change_events_frame, data_as_of, latest_run
+from tracker.query import change_events_frame, data_as_of, latest_run, study_titles
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -110,6 +110,7 @@ class ChangeQuery:
     until: date | None = None
     kinds: tuple[str, ...] = ()
     limit: int | None = None
+    include_baseline: bool = False  # the first load's "new" events say nothing about what changed
 
     def __post_init__(self) -> None:
         if self.since is not None and self.until is not None and self.since > self.until:
@@ -140,12 +141,20 @@ def list_changes(engine: Engine, change_query: ChangeQuery) -> list[dict[str, An
     """Change events, newest first, as JSON-ready dicts."""
     since = datetime.combine(change_query.since, time.min) if change_query.since else None
     until = datetime.combine(change_query.until + timedelta(days=1), time.min) if change_query.until else None
-    frame = change_events_frame(engine, since=since, until=until, kinds=change_query.kinds or None)
+    frame = change_events_frame(
+        engine,
+        since=since,
+        until=until,
+        kinds=change_query.kinds or None,
+        include_baseline=change_query.include_baseline,
+    )
     if change_query.limit is not None:
         frame = frame.head(change_query.limit)
+    titles = study_titles(engine, set(frame["nct_id"]))
     return [
         {
             "nct_id": row.nct_id,
+            "title": titles.get(row.nct_id),
             "detected_at": row.detected_at.isoformat(),
             "kind": row.kind,
             "field": _text_or_none(row.field),
@@ -157,13 +166,21 @@ def list_changes(engine: Engine, change_query: ChangeQuery) -> list[dict[str, An
     ]
 
 
+TITLE_WIDTH = 100
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
 def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
 def format_changes(events: list[dict[str, Any]]) -> str:
     if not events:
-        return "No change events."
+        return "No change events (the first load's are hidden; --include-baseline shows them)."
     lines = []
     for event in events:
         what = (
@@ -177,4 +194,6 @@ def format_changes(events: list[dict[str, Any]]) -> str:
             else (event["new"] or "")
         )
         lines.append(f"{event['detected_at'][:19]}  {event['nct_id']}  {what}: {detail}".rstrip(": "))
+        if event.get("title"):
+            lines.append(f"{'':21}{_shorten(event['title'], TITLE_WIDTH)}")
     return "\n".join(lines)

@@ -313,8 +313,8 @@ def _fail(engine: Engine, result: SyncResult, exc: BaseException) -> None:
         logger.error("could not record the failed run: %s", finish_error)
 
 
-def classify_landed(engine: Engine) -> int:
+def classify_landed(engine: Engine, progress: Callable[[int, int], None] | None = None) -> int:
     """Classify new and changed studies (the classifier keeps track of what is pending); returns how many."""
     from tracker.classify.store import classify_pending  # deferred: importing it compiles the dictionary
 
-    return classify_pending(engine)
+    return classify_pending(engine, progress=progress)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import Engine
 
 from tracker.cli.app import AppContext, main, pass_app
 from tracker.db.migrate import current_revision
@@ -23,7 +26,14 @@ from tracker.status import (
     parse_kinds,
     status_summary,
 )
-from tracker.sync import ProgressCallback, SyncResult, check_query, log_progress, run_sync
+from tracker.sync import (
+    ProgressCallback,
+    SyncResult,
+    check_query,
+    classify_landed,
+    log_progress,
+    run_sync,
+)
 
 
 class ProgressBar:
@@ -45,11 +55,52 @@ class ProgressBar:
         self.bar.close()
 
 
-def _progress(label: str) -> tuple[ProgressCallback, ProgressBar | None]:
-    if sys.stderr.isatty():
-        bar = ProgressBar(label)
-        return bar, bar
-    return log_progress, None
+class CountBar:
+    """A tqdm bar over a known number of items, fed (done, total): classification after a sync."""
+
+    def __init__(self, label: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(unit=" studies", desc=label, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@contextmanager
+def terminal_progress(label: str) -> Iterator[tuple[ProgressCallback, ProgressBar | None]]:
+    """On a terminal, a progress bar with every log line written above it (a plain handler would break
+    the bar in two); elsewhere (logs, CI) one log line per page."""
+    if not sys.stderr.isatty():
+        yield log_progress, None
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    bar = ProgressBar(label)
+    try:
+        with logging_redirect_tqdm():
+            yield bar, bar
+    finally:
+        bar.close()
+
+
+def classify_with_progress(engine: Engine) -> int:
+    """Classify what the run landed, with its own bar on a terminal."""
+    if not sys.stderr.isatty():
+        return classify_landed(engine)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    bar = CountBar("classify")
+    try:
+        with logging_redirect_tqdm():
+            return classify_landed(engine, progress=bar)
+    finally:
+        bar.close()
 
 
 def _report(result: SyncResult) -> None:
@@ -92,12 +143,9 @@ def sync(
     settings = app.override(ctgov_base_url=base_url, query=query, requests_per_second=requests_per_second)
     check_query(settings)
     engine = app.engine()
-    progress, bar = _progress("sync")
-    try:
-        result = run_sync(engine, settings, full=full, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
+    with terminal_progress("sync") as (progress, _bar):
+        result = run_sync(engine, settings, full=full, progress=progress, classify=False)
+    result.classified = classify_with_progress(engine)
     _report(result)
 
 
@@ -110,12 +158,9 @@ def import_command(app: AppContext, path: Path) -> None:
     Records land in chunks of 1000 through the same store as a sync; rejected records give exit code 3.
     """
     engine = app.engine()
-    progress, bar = _progress("import")
-    try:
-        result = import_studies(engine, path, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
+    with terminal_progress("import") as (progress, _bar):
+        result = import_studies(engine, path, progress=progress, classify=False)
+    result.classified = classify_with_progress(engine)
     _report(result)
 
 
@@ -147,6 +192,11 @@ def status(app: AppContext, as_json: bool) -> None:
     "primary_completion_date, completion_date, enrollment, results_posted, removed, other.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@click.option(
+    "--include-baseline",
+    is_flag=True,
+    help="Also the events of the first load (every trial 'new' at once), hidden by default.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @pass_app
 def changes(
@@ -155,14 +205,19 @@ def changes(
     until: str | None,
     kinds: tuple[str, ...],
     limit: int | None,
+    include_baseline: bool,
     as_json: bool,
 ) -> None:
-    """List detected changes, newest first."""
+    """List detected changes, newest first, each with its trial's title.
+
+    The first load's events (the baseline) are left out unless --include-baseline.
+    """
     change_query = ChangeQuery(
         since=parse_day(since, "--since"),
         until=parse_day(until, "--until"),
         kinds=parse_kinds(kinds),
         limit=limit,
+        include_baseline=include_baseline,
     )
     events = list_changes(app.reader(), change_query)
     if as_json:
