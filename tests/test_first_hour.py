@@ -190,3 +190,40 @@ def test_keys_of_an_unknown_dimension(imported: str) -> None:
     code, output = run("--database-url", imported, "keys", "colour")
     assert code == 2
     assert "unknown key dimension 'colour'; choose from: mechanism, phenotype" in output
+
+
+def test_a_bad_time_zone_blames_the_time_zone(imported: str) -> None:
+    result = CliRunner().invoke(
+        main, ["--database-url", imported, "status"], env={"TRACKER_TIMEZONE": "Mars/Base"}
+    )
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "Error: invalid setting TRACKER_TIMEZONE: unknown time zone 'Mars/Base' "
+        "(use an IANA name such as Europe/London)"
+    )
+
+
+def test_a_bad_requests_per_second_names_the_flag(imported: str) -> None:
+    code, output = run("--database-url", imported, "sync", "--requests-per-second", "-1")
+    assert code == 2
+    assert (
+        output.strip()
+        == "Error: invalid --requests-per-second -1.0: Input should be greater than or equal to 0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "text"),
+    [
+        ("2025-09-01T07:00", "2025-09-08T06:00", "1–8 Sep 2025"),
+        ("2026-11-25T00:00", "2026-12-02T00:00", "25 Nov – 1 Dec 2026"),
+        ("2025-12-28T06:00", "2026-01-04T06:00", "28 Dec 2025 – 4 Jan 2026"),
+        ("2026-12-01T00:00", "2026-12-01T18:00", "1 Dec 2026"),
+    ],
+)
+def test_digest_subject_ranges_read_at_a_glance(start: str, end: str, text: str) -> None:
+    from datetime import datetime
+
+    from tracker.digest.render import period_range
+
+    assert period_range(datetime.fromisoformat(start), datetime.fromisoformat(end)) == text

@@ -13,10 +13,10 @@ from typing import Any
 import click
 from sqlalchemy import Engine
 
-from tracker.config import Settings, load_settings
+from tracker.config import SettingError, Settings, load_settings
 from tracker.db.migrate import open_for_reading, open_for_writing
 from tracker.db.session import one_line
-from tracker.errors import TrackerError
+from tracker.errors import ConfigError, TrackerError
 
 
 @dataclass
@@ -29,9 +29,17 @@ class AppContext:
 
     def override(self, **overrides: Any) -> Settings:
         """Settings with command-level flags applied (None means 'not given')."""
-        if not any(value is not None for value in overrides.values()):
+        given = {key: value for key, value in overrides.items() if value is not None}
+        if not given:
             return self.settings
-        self.settings = load_settings(**{**self.settings.model_dump(), **overrides})
+        try:
+            self.settings = load_settings(**{**self.settings.model_dump(), **given})
+        except SettingError as exc:
+            if exc.field not in given:
+                raise
+            # The user typed a flag, not an environment variable: name the flag.
+            flag = "--" + exc.field.replace("_", "-")
+            raise ConfigError(f"invalid {flag} {given[exc.field]!r}: {exc.reason}") from None
         self._engine = None
         self._reader = None
         return self.settings

@@ -88,9 +88,10 @@ def dashboard_link(settings: Settings, info: SubscriptionInfo) -> str | None:
 
 
 def unsubscribe_hint(settings: Settings, info: SubscriptionInfo) -> str:
+    # Replies reach no program: the person who runs this tracker removes subscriptions by hand.
     return (
-        f'reply to {settings.mail_from} with "unsubscribe {info.id}" '
-        f"(administrators: tracker subscribe remove {info.id})"
+        f"ask whoever runs this tracker (it sends from {settings.mail_from}) to run "
+        f"`tracker subscribe remove {info.id}`; replies to this message are not read"
     )
 
 
@@ -258,6 +259,7 @@ def _deliver_one(
     if start >= until:
         # Already covered up to `until` (e.g. run twice in a row): nothing new can be in the period.
         return outcome("empty")
+    content: DigestContent | None = None
     try:
         content = build_for_subscription(
             engine, settings, info, trials, since=since, until=until, periods=periods
@@ -273,7 +275,7 @@ def _deliver_one(
         log.error("digest for subscription %d (%s) failed: %s", info.id, info.email, exc)
         if not dry_run:
             _record_failure(engine, info, start, until, str(exc))
-        return outcome("failed", detail=str(exc))
+        return outcome("failed", content, detail=str(exc))  # the counts say what did not reach them
     if dry_run:
         return outcome("dry_run", content, reference)
     _record(engine, info, content, status="sent", message_ref=reference)
