@@ -184,7 +184,8 @@ def _ingest_page(engine: Engine, run_id: int, raw_studies: Iterable[object], now
         try:
             record = parse_study(raw)
         except RecordError as exc:
-            log.warning("rejected %s", exc)
+            # Debug only: the run records each rejection and the CLI prints it once at the end.
+            log.debug("rejected %s", exc)
             outcome.rejected.append(Rejection(exc.nct_id, exc.reason))
             continue
         records[record.nct_id] = record  # a page may repeat a study; the last copy wins
