@@ -128,3 +128,61 @@ def test_content_hash_ignores_key_order_and_the_daily_version_holder() -> None:
     edited = copy.deepcopy(raw)
     edited["protocolSection"]["identificationModule"]["briefTitle"] += " (amended)"
     assert content_hash(raw) != content_hash(edited)
+
+
+def test_outcomes_design_secondary_ids_and_ages_are_parsed() -> None:
+    raw = {
+        "protocolSection": {
+            "identificationModule": {
+                "nctId": "NCT01234567",
+                "secondaryIdInfos": [
+                    {"id": "2020-001803-17", "type": "EUDRACT_NUMBER"},
+                    {"id": "R01NS000001", "type": "NIH", "domain": "NINDS"},
+                    {"id": " "},
+                ],
+            },
+            "designModule": {
+                "designInfo": {
+                    "allocation": "RANDOMIZED",
+                    "interventionModel": "PARALLEL",
+                    "primaryPurpose": "TREATMENT",
+                    "maskingInfo": {"masking": "QUADRUPLE"},
+                }
+            },
+            "eligibilityModule": {"minimumAge": "18 Years", "maximumAge": "6 Months", "sex": "ALL"},
+            "outcomesModule": {
+                "primaryOutcomes": [{"measure": "Annualised relapse rate", "timeFrame": "96 weeks"}],
+                "secondaryOutcomes": [
+                    {"measure": "Time to 12-week confirmed disability progression", "description": "EDSS"},
+                    {"measure": ""},
+                    {"measure": "New T2 lesions"},
+                ],
+                "otherOutcomes": [{"measure": "Serum NfL"}],
+            },
+        }
+    }
+    study = parse_study(raw)
+    assert [(o.role, o.measure, o.order) for o in study.outcomes] == [
+        ("primary", "Annualised relapse rate", 0),
+        ("secondary", "Time to 12-week confirmed disability progression", 0),
+        ("secondary", "New T2 lesions", 1),
+        ("other", "Serum NfL", 0),
+    ]
+    assert study.outcomes[0].time_frame == "96 weeks"
+    assert study.outcomes[1].description == "EDSS"
+    assert (study.design.allocation, study.design.intervention_model) == ("RANDOMIZED", "PARALLEL")
+    assert (study.design.masking, study.design.primary_purpose) == ("QUADRUPLE", "TREATMENT")
+    assert [(s.id, s.type, s.domain) for s in study.secondary_ids] == [
+        ("2020-001803-17", "EUDRACT_NUMBER", None),
+        ("R01NS000001", "NIH", "NINDS"),
+    ]
+    assert (study.minimum_age_years, study.maximum_age_years, study.sex) == (18.0, 0.5, "ALL")
+
+
+def test_unreadable_ages_stay_text_only() -> None:
+    from tracker.ctgov.parse import age_in_years
+
+    assert age_in_years("N/A") is None
+    assert age_in_years("65 Years") == 65.0
+    assert age_in_years("2 Weeks") == round(14 / 365.25, 3)
+    assert age_in_years(None) is None

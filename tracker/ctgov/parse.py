@@ -91,6 +91,32 @@ class Location:
 
 
 @dataclass(slots=True)
+class OutcomeMeasure:
+    """One registered outcome measure; `order` is its position within its role, from 0."""
+
+    role: str  # primary / secondary / other
+    measure: str
+    description: str | None
+    time_frame: str | None
+    order: int
+
+
+@dataclass(slots=True)
+class StudyDesign:
+    allocation: str | None
+    intervention_model: str | None
+    masking: str | None
+    primary_purpose: str | None
+
+
+@dataclass(slots=True)
+class SecondaryId:
+    id: str
+    type: str | None
+    domain: str | None
+
+
+@dataclass(slots=True)
 class StudyRecord:
     """The normalised fields of one study, plus the raw JSON exactly as received.
 
@@ -127,10 +153,16 @@ class StudyRecord:
     eligibility_criteria: str | None
     minimum_age: str | None
     maximum_age: str | None
+    minimum_age_years: float | None
+    maximum_age_years: float | None
+    sex: str | None
     std_ages: tuple[str, ...]
     healthy_volunteers: bool | None
     condition_mesh_terms: tuple[str, ...]
     intervention_mesh_terms: tuple[str, ...]
+    outcomes: tuple[OutcomeMeasure, ...]
+    design: StudyDesign
+    secondary_ids: tuple[SecondaryId, ...]
     content_hash: str
     raw: Mapping[str, Any] = field(repr=False, compare=False)
 
@@ -165,7 +197,11 @@ def _parse_protocol(
     eligibility = _module(protocol, "eligibilityModule", nct_id)
     contacts = _module(protocol, "contactsLocationsModule", nct_id)
     derived = _module(raw, "derivedSection", nct_id)
+    outcomes = _module(protocol, "outcomesModule", nct_id)
     enrollment = _mapping(design.get("enrollmentInfo"))
+    design_info = _mapping(design.get("designInfo"))
+    minimum_age = _text(eligibility.get("minimumAge"))
+    maximum_age = _text(eligibility.get("maximumAge"))
 
     arm_groups = tuple(_parse_arm_group(item) for item in _list(arms_module.get("armGroups")))
     return StudyRecord(
@@ -205,12 +241,25 @@ def _parse_protocol(
         brief_summary=_text(description.get("briefSummary")),
         detailed_description=_text(description.get("detailedDescription")),
         eligibility_criteria=_text(eligibility.get("eligibilityCriteria")),
-        minimum_age=_text(eligibility.get("minimumAge")),
-        maximum_age=_text(eligibility.get("maximumAge")),
+        minimum_age=minimum_age,
+        maximum_age=maximum_age,
+        minimum_age_years=age_in_years(minimum_age),
+        maximum_age_years=age_in_years(maximum_age),
+        sex=_text(eligibility.get("sex")),
         std_ages=_strings(eligibility.get("stdAges")),
         healthy_volunteers=_bool_or_none(eligibility.get("healthyVolunteers")),
         condition_mesh_terms=_mesh_terms(derived.get("conditionBrowseModule")),
         intervention_mesh_terms=_mesh_terms(derived.get("interventionBrowseModule")),
+        outcomes=_parse_outcomes(outcomes),
+        design=StudyDesign(
+            allocation=_text(design_info.get("allocation")),
+            intervention_model=_text(design_info.get("interventionModel")),
+            masking=_text(_mapping(design_info.get("maskingInfo")).get("masking")),
+            primary_purpose=_text(design_info.get("primaryPurpose")),
+        ),
+        secondary_ids=tuple(
+            sid for sid in map(_parse_secondary_id, _list(ident.get("secondaryIdInfos"))) if sid is not None
+        ),
         content_hash=content_hash(raw),
         raw=raw,
     )
@@ -357,6 +406,63 @@ def _parse_location(item: object) -> Location:
         country=_text(item.get("country")),
         status=_text(item.get("status")),
     )
+
+
+# outcomesModule list key → the role its measures play.
+OUTCOME_ROLES = (
+    ("primaryOutcomes", "primary"),
+    ("secondaryOutcomes", "secondary"),
+    ("otherOutcomes", "other"),
+)
+
+
+def _parse_outcomes(module: Mapping[str, Any]) -> tuple[OutcomeMeasure, ...]:
+    measures: list[OutcomeMeasure] = []
+    for key, role in OUTCOME_ROLES:
+        order = 0
+        for item in _list(module.get(key)):
+            item = _mapping(item)
+            measure = _text(item.get("measure"))
+            if measure is None:  # a measure with no text names nothing; the registry requires one
+                continue
+            measures.append(
+                OutcomeMeasure(
+                    role, measure, _text(item.get("description")), _text(item.get("timeFrame")), order
+                )
+            )
+            order += 1
+    return tuple(measures)
+
+
+def _parse_secondary_id(item: object) -> SecondaryId | None:
+    item = _mapping(item)
+    value = _text(item.get("id"))
+    return SecondaryId(value, _text(item.get("type")), _text(item.get("domain"))) if value else None
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$")
+# Registry age units → years. The API spells them "Years", "Months", "Weeks", "Days", "Hours", "Minutes".
+_AGE_UNIT_YEARS = {
+    "year": 1.0,
+    "month": 1 / 12,
+    "week": 7 / 365.25,
+    "day": 1 / 365.25,
+    "hour": 1 / 8766,
+    "minute": 1 / 525960,
+}
+
+
+@lru_cache(maxsize=1024)
+def age_in_years(value: str | None) -> float | None:
+    """ "18 Years" → 18.0, "6 Months" → 0.5; None for an absent or unreadable age (kept as text anyway)."""
+    if not value:
+        return None
+    match = _AGE.match(value)
+    if match is None:
+        return None
+    unit = match.group(2).lower().rstrip("s")
+    factor = _AGE_UNIT_YEARS.get(unit)
+    return round(float(match.group(1)) * factor, 3) if factor is not None else None
 
 
 def _mesh_terms(browse: object) -> tuple[str, ...]:
