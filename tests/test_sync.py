@@ -406,3 +406,19 @@ def test_an_empty_query_is_refused(fake_ctgov: FakeCtgov, sqlite_url: str) -> No
     assert result.exit_code == 2
     assert "refusing to fetch the whole registry" in assert_one_error_line(result.output)
     assert not fake_ctgov.requests
+
+
+def test_a_failed_run_records_its_real_start(fake_ctgov: FakeCtgov, db_url: str) -> None:
+    # /version keeps failing: the run starts with the first request and ends after the last retry.
+    fake_ctgov.inject(*(Fault("503", path="/version", retry_after=0) for _ in range(3)))
+    result = invoke(
+        "--database-url", db_url, "sync", "--base-url", fake_ctgov.url, "--requests-per-second", "0",
+        env={"TRACKER_MAX_RETRIES": "2"},
+    )  # fmt: skip
+    assert result.exit_code == 1
+    requests = fake_ctgov.requests_to("/version")
+    assert len(requests) == 3
+    (run,) = runs(make_engine(db_url))
+    assert run.outcome == "failed"
+    assert run.started_at <= requests[0].received_at
+    assert requests[-1].received_at <= run.finished_at
