@@ -396,7 +396,7 @@ def test_config_errors_in_settings_are_one_line(fake_ctgov: FakeCtgov, sqlite_ur
         "--database-url", sqlite_url, "sync", "--base-url", fake_ctgov.url, "--requests-per-second", "-1"
     )
     assert result.exit_code == 2
-    assert "requests_per_second" in assert_one_error_line(result.output).lower()
+    assert "invalid --requests-per-second -1.0" in assert_one_error_line(result.output)
     with pytest.raises(ConfigError):
         load_settings(requests_per_second=-1)
 
