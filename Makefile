@@ -29,12 +29,15 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-## Benchmarks against ../shared/data (the 3,616-study snapshot).
+## Benchmarks against the 3,616-study snapshot (DATA=PATH to use another copy); QUICK=1 for a short run.
+DATA ?= ../shared/data/ctgov_ms_2025-09-25.jsonl.gz
 bench: install
-	$(BIN)/python benchmarks/bench_sync.py
-	$(BIN)/python benchmarks/bench_classify.py
+	@test -f "$(DATA)" || { echo "make bench needs the snapshot ctgov_ms_2025-09-25.jsonl.gz at $(DATA) (or DATA=PATH)"; exit 2; }
+	$(BIN)/python benchmarks/bench_commands.py --data "$(DATA)" $(if $(QUICK),--quick,)
+	$(BIN)/python benchmarks/bench_sync.py --data "$(DATA)"
+	$(BIN)/python benchmarks/bench_classify.py --data "$(DATA)"
 	$(BIN)/python benchmarks/bench_dashboard.py
-	$(BIN)/python benchmarks/bench_export_digest.py
+	$(BIN)/python benchmarks/bench_export_digest.py --data "$(DATA)"
 
 dashboard: install
 	$(BIN)/tracker dashboard

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_ctgov import FakeCtgov  # noqa: E402
+from naive_dump import baseline, walk_pages  # noqa: E402
 
 from tracker.config import load_settings  # noqa: E402
 from tracker.db.migrate import upgrade_to_head  # noqa: E402
@@ -46,46 +47,6 @@ DEFAULT_DATA = ROOT.parent / "shared/data/ctgov_ms_2025-09-25.jsonl.gz"
 # The fake's condition search ANDs words over conditions, keywords and titles; the registry also matches
 # MeSH terms, which the rebuilt file lacks. "sclerosis" returns all 3,616 studies of the pull.
 QUERY = "sclerosis"
-
-
-def walk_pages(http: httpx.Client, base_url: str, params: dict[str, Any]) -> Any:
-    """The naive walk: raw pages, json.loads, follow nextPageToken."""
-    later = {key: value for key, value in params.items() if key != "countTotal"}
-    token = None
-    while True:
-        page_params = params if token is None else {**later, "pageToken": token}
-        response = http.get(f"{base_url}/studies", params=page_params)
-        response.raise_for_status()
-        page = json.loads(response.content)
-        yield page
-        token = page.get("nextPageToken")
-        if not token:
-            return
-
-
-def baseline(base_url: str, params: dict[str, Any], folder: Path) -> int:
-    connection = sqlite3.connect(folder / "baseline.db")
-    connection.execute("CREATE TABLE studies (nct_id TEXT PRIMARY KEY, title TEXT, status TEXT, raw TEXT)")
-    stored = 0
-    with httpx.Client(timeout=60) as http:
-        for page in walk_pages(http, base_url, params):
-            rows = []
-            for study in page["studies"]:
-                protocol = study.get("protocolSection", {})
-                ident = protocol.get("identificationModule", {})
-                rows.append(
-                    (
-                        ident.get("nctId"),
-                        ident.get("briefTitle"),
-                        protocol.get("statusModule", {}).get("overallStatus"),
-                        json.dumps(study),
-                    )
-                )
-            connection.executemany("INSERT OR REPLACE INTO studies VALUES (?, ?, ?, ?)", rows)
-            connection.commit()
-            stored += len(rows)
-    connection.close()
-    return stored
 
 
 FLAT_COLUMNS = (
@@ -239,7 +200,7 @@ def main() -> None:
         actions: dict[str, Callable[[Path], int]] = {
             "tracker": tracker_side,
             "flat": lambda folder: flat_baseline(url, params, folder),
-            "dump": lambda folder: baseline(url, params, folder),
+            "dump": lambda folder: baseline(url, params, folder / "baseline.db"),
             "fetch": lambda folder: fetch_only(url, params),
         }
         for repeat in range(args.repeat):

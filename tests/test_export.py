@@ -13,16 +13,26 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
+from conftest import FIXTURES
 from digest_scenario import SAMPLE, load, nct_id, status_module
 from sqlalchemy import Engine
 
-from tracker import query
+from tracker import query, store
+from tracker.classify.store import classify_records, set_override
 from tracker.cli import main
-from tracker.export import EXPORT_COLUMNS, EXPORT_HEADER, format_cell, frame_to_csv, neutralise_cell
+from tracker.export import (
+    EXPORT_COLUMNS,
+    EXPORT_HEADER,
+    format_cell,
+    frame_to_csv,
+    neutralise_cell,
+    write_export,
+)
 from tracker.filters import TrialFilter
 from tracker.taxonomy import load_taxonomy
 
 STAMP = "2025-09-25T09:00:05"
+GOLD_STUDIES = FIXTURES / "gold_dev_studies.jsonl"
 HOSTILE = {
     "briefTitle": '=HYPERLINK("http://evil.example","click")',
     "acronym": "+SUM(A1:A2)",
@@ -208,3 +218,43 @@ def test_every_column_is_documented() -> None:
     frame = pd.DataFrame([{"nct_id": "NCT00000001", "mechanisms": (first.key,), "phenotypes": ()}])
     rows = list(csv.reader(io.StringIO(frame_to_csv(frame).decode())))
     assert rows[1][EXPORT_HEADER.index("mechanism_labels")] == first.label
+
+
+STREAMING_FILTERS = [
+    TrialFilter(),
+    TrialFilter(relevance=()),
+    TrialFilter(relevance=(), include_removed=True),
+    TrialFilter(text="Sclerosis", statuses=("active",)),
+    TrialFilter(mechanisms=("anti_cd20", "btk_inhibitor"), phases=("PHASE3",)),
+    TrialFilter(phenotypes=("ppms", "spms"), sponsor_classes=("industry",), has_results=True),
+    TrialFilter(countries=("Germany",), start_year_min=2010, start_year_max=2020),
+    TrialFilter(relevance=("not_ms", "ms_plus"), multi_disease=False, study_types=("OBSERVATIONAL",)),
+]
+
+
+@pytest.fixture
+def real_trials(engine: Engine) -> Engine:
+    """140 real studies, classified, one with a manual override and one flagged removed."""
+    raws = [json.loads(line) for line in GOLD_STUDIES.read_text().splitlines()]
+    run = store.begin_run(engine, mode="import", query=None, source="test", data_timestamp=None)
+    store.ingest_page(engine, run, raws, on_landed=classify_records)
+    store.finish_run(engine, run, outcome="success")
+    first, second = sorted(nct_id(raw) for raw in raws)[:2]
+    set_override(engine, first, mechanisms=["anti_cd20"], relevance="ms_plus", note="test")
+    store.flag_removed(engine, run, {nct_id(raw) for raw in raws} - {second})
+    return engine
+
+
+@pytest.mark.parametrize("trial_filter", STREAMING_FILTERS, ids=lambda f: f.describe())
+def test_the_streamed_export_is_byte_identical_to_the_frame_export(
+    real_trials: Engine, tmp_path: Path, trial_filter: TrialFilter
+) -> None:
+    out = tmp_path / "trials.csv"
+    result = write_export(real_trials, trial_filter, out, excel=True)
+    frame = query.select_trials(real_trials, trial_filter)
+    assert out.read_bytes() == frame_to_csv(frame, excel=True)
+    assert result.row_count == len(frame)
+    versions = sorted({str(v) for v in frame["taxonomy_version"] if isinstance(v, str)})
+    assert result.provenance["classification_taxonomy_versions"] == versions
+    rows = list(query.iter_trial_rows(real_trials, trial_filter))
+    assert [row["nct_id"] for row in rows] == list(frame["nct_id"])

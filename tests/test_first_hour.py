@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
+from dashboard.labels import markdown_text
 from tracker.cli import main
 from tracker.db.session import make_engine
 from tracker.filters import TrialFilter
@@ -86,7 +87,9 @@ def test_headline_numbers_are_measured_from_the_data_date(
     shown = {metric.label: metric.value for metric in app.metric}
     assert shown["Trials"] == f"{len(STUDIES):,}"
     assert shown["Started in the last 12 months"] == f"{started:,}"
-    assert any(f"data as of {as_of.isoformat()}" in caption.value for caption in app.caption)
+    # The caption is escaped Markdown (registry text is shown as text), so compare it escaped.
+    dated = markdown_text(f"data as of {as_of.isoformat()}")
+    assert any(dated in caption.value for caption in app.caption), [caption.value for caption in app.caption]
 
 
 @pytest.mark.parametrize(
@@ -184,6 +187,32 @@ def test_keys_relevance_counts_every_stored_trial(imported: str) -> None:
     code, output = run("--database-url", imported, "keys", "relevance", "--json")
     assert code == 0
     assert sum(row["trials"] for row in json.loads(output)["relevance"]) == len(STUDIES)
+
+
+def test_keys_endpoint_counts_ms_trials_carrying_each_endpoint(imported: str) -> None:
+    from sqlalchemy import text
+
+    from tracker.filters import DEFAULT_RELEVANCE
+
+    # Independently: MS trials (default relevance, still listed) with each endpoint label, either role.
+    relevance = ", ".join(f"'{key}'" for key in DEFAULT_RELEVANCE)
+    with make_engine(imported).connect() as connection:
+        expected = dict(
+            connection.execute(
+                text(
+                    "SELECT e.key, COUNT(DISTINCT e.nct_id) FROM study_labels e"
+                    " JOIN study_labels r ON r.nct_id = e.nct_id AND r.dimension = 'relevance'"
+                    " JOIN studies s ON s.nct_id = e.nct_id"
+                    f" WHERE e.dimension = 'endpoint' AND r.key IN ({relevance}) AND s.removed_at IS NULL"
+                    " GROUP BY e.key"
+                )
+            ).all()
+        )
+    assert expected, "the sample should carry endpoint labels"
+    code, output = run("--database-url", imported, "keys", "endpoint", "--json")
+    assert code == 0, output
+    counted = {row["key"]: row["trials"] for row in json.loads(output)["endpoint"] if row["trials"]}
+    assert counted == expected
 
 
 def test_keys_of_an_unknown_dimension(imported: str) -> None:

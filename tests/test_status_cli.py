@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from fake_ctgov import FakeCtgov, make_study
+from sqlalchemy import event
 
 from tracker.cli import main
+from tracker.db.session import make_engine
+from tracker.status import ChangeQuery, list_changes
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -161,3 +165,21 @@ def test_status_json_masks_the_database_password(db_url: str) -> None:
     assert code == 0, output
     assert "s3cret" not in output
     assert json.loads(output)["database"] == db_url.replace("postgres@", "postgres:***@", 1)
+
+
+def test_changes_limit_reads_only_the_newest_events_from_the_database(synced: str) -> None:
+    engine = make_engine(synced)
+    everything = list_changes(engine, ChangeQuery())
+    statements: list[str] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        newest = list_changes(engine, ChangeQuery(kinds=("new", "status"), limit=2))
+    finally:
+        event.remove(engine, "before_cursor_execute", remember)
+    assert newest == [e for e in everything if e["kind"] in ("new", "status")][:2]
+    (query,) = [s for s in statements if "change_events" in s]  # one query, limited by the database
+    assert "LIMIT" in query.upper() and "kind IN" in query.replace('"', "").replace("change_events.", "")

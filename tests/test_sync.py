@@ -22,7 +22,7 @@ from support import count_rows
 from tracker import store
 from tracker.cli import main
 from tracker.config import Settings, load_settings
-from tracker.db.models import ChangeEvent, Study, StudyVersion, SyncRun
+from tracker.db.models import ChangeEvent, Classification, Study, StudyLabel, StudyVersion, SyncRun
 from tracker.db.session import make_engine, transaction
 from tracker.errors import ApiError, ConfigError, IncompleteSyncError
 from tracker.sync import SyncResult, run_sync
@@ -389,6 +389,39 @@ def test_a_sync_killed_mid_walk_leaves_a_consistent_store_and_the_next_run_finis
     assert count_rows(engine, Study) == 40
     assert count_rows(engine, StudyVersion) == 40
     assert count_rows(engine, ChangeEvent, ChangeEvent.kind == "new") == 40
+
+
+def test_an_interrupted_sync_leaves_every_landed_study_classified(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'trials.db'}"
+    with FakeCtgov(studies(40)) as fake:
+        # Pages 1-3 arrive at once; page 4 hangs while Ctrl-C interrupts the sync.
+        fake.inject(*[Fault("delay", seconds=0)] * 3, Fault("delay", seconds=5))
+        env = {**os.environ, "TRACKER_PAGE_SIZE": "5", "TRACKER_REQUESTS_PER_SECOND": "0"}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tracker", "--database-url", database_url, "sync", "--base-url", fake.url],
+            cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while len(fake.requests_to("/studies")) < 4 and process.poll() is None:
+                assert time.monotonic() < deadline, "the sync never reached page 4"
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 130, stderr
+    engine = make_engine(database_url)
+    with transaction(engine) as session:
+        landed = dict(session.execute(select(Study.nct_id, Study.content_hash)).all())
+        classified = dict(session.execute(select(Classification.nct_id, Classification.content_hash)).all())
+        relevance = set(session.scalars(select(StudyLabel.nct_id).where(StudyLabel.dimension == "relevance")))
+    assert len(landed) == 15  # three whole pages
+    assert classified == landed  # each landed page was classified with it, not at the end
+    assert relevance == set(landed)
+    (interrupted,) = runs(engine)
+    assert (interrupted.outcome, interrupted.error) == ("failed", "interrupted")
 
 
 def test_config_errors_in_settings_are_one_line(fake_ctgov: FakeCtgov, sqlite_url: str) -> None:

@@ -1,6 +1,8 @@
-"""CSV export: a filtered trial frame in, CSV bytes out, columns in a fixed, documented order.
+"""CSV export: trial rows in, CSV bytes out, columns in a fixed, documented order.
 
-The same `frame_to_csv` serves `tracker export` and the dashboard's download button, so both give
+`tracker export` streams: it writes each row as it reads it from one aggregated query
+(`tracker.query.iter_trial_rows`), so memory stays flat at any size. The dashboard's download button
+serialises the frame it already holds (`frame_to_csv`); both go through `export_row`, so they give
 identical bytes for the same trials. A sidecar `FILE.csv.json` records where the data came from.
 
 Cells are neutralised against CSV (formula) injection: a text cell starting with `=`, `+`, `-`, `@`,
@@ -14,15 +16,14 @@ import io
 import json
 import math
 import os
+import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import Engine
 
 from tracker import query
@@ -31,6 +32,9 @@ from tracker.errors import ConfigError
 from tracker.filters import TrialFilter
 from tracker.query import study_url
 from tracker.taxonomy import load_taxonomy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MULTI_VALUE_SEPARATOR = "; "
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -147,8 +151,17 @@ def neutralise_cell(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
+# A frame's cells may hold numpy and pandas scalars; the streaming export holds only plain Python values and
+# never imports either library. So their types are checked only when something has loaded them.
+def _numpy() -> Any:
+    return sys.modules.get("numpy")
+
+
 def _is_missing(value: object) -> bool:
-    if value is None or value is pd.NaT or value is pd.NA:
+    if value is None:
+        return True
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and (value is pandas.NaT or value is pandas.NA):
         return True
     return isinstance(value, float) and math.isnan(value)
 
@@ -168,36 +181,56 @@ def format_cell(value: object) -> str:
     """One value as CSV text: missing → empty, booleans → true/false, dates → ISO, lists → '; '-joined."""
     if isinstance(value, str):
         return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, (list, tuple)) or getattr(value, "ndim", 0) > 0:
         return MULTI_VALUE_SEPARATOR.join(format_cell(item) for item in _sequence(value))
     if _is_missing(value):
         return ""
-    if isinstance(value, (bool, np.bool_)):
+    numpy = _numpy()
+    if numpy is not None and isinstance(value, numpy.bool_):
         return "true" if value else "false"
     if isinstance(value, datetime):  # pandas Timestamps included
         midnight = (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0)
         return value.date().isoformat() if midnight else value.isoformat()
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
+    if (isinstance(value, float) or (numpy is not None and isinstance(value, numpy.floating))) and float(
+        value  # type: ignore[arg-type]
+    ).is_integer():
+        return str(int(value))  # type: ignore[call-overload]
     return str(value)
+
+
+def export_row(row: Mapping[str, Any]) -> list[str]:
+    """One trial's CSV cells in EXPORT_COLUMNS order, already neutralised."""
+    return [neutralise_cell(format_cell(column.value(row))) for column in EXPORT_COLUMNS]
 
 
 def export_rows(frame: pd.DataFrame) -> Iterator[list[str]]:
     """The CSV rows (without header) for a trial frame, in EXPORT_COLUMNS order, already neutralised."""
     for row in frame.to_dict("records"):
-        yield [neutralise_cell(format_cell(column.value(row))) for column in EXPORT_COLUMNS]
+        yield export_row(row)
+
+
+def _write_csv(handle: IO[str], rows: Iterable[list[str]], *, excel: bool) -> None:
+    """UTF-8 CSV with CRLF rows as RFC 4180 has them; `excel` starts it with a BOM so Excel reads UTF-8."""
+    if excel:
+        handle.write(EXCEL_BOM)
+    writer = csv.writer(handle, lineterminator="\r\n")
+    writer.writerow(EXPORT_HEADER)
+    writer.writerows(rows)
 
 
 def frame_to_csv(frame: pd.DataFrame, *, excel: bool = False) -> bytes:
-    """CSV bytes (UTF-8, CRLF rows as RFC 4180 has them); `excel` adds a BOM so Excel reads UTF-8."""
+    """CSV bytes of a trial frame (the dashboard's download), the same bytes `write_export` writes."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(EXPORT_HEADER)
-    writer.writerows(export_rows(frame))
-    text = buffer.getvalue()
-    return ((EXCEL_BOM if excel else "") + text).encode("utf-8")
+    _write_csv(buffer, export_rows(frame), excel=excel)
+    return buffer.getvalue().encode("utf-8")
 
 
 def _json_safe(value: object) -> object:
@@ -232,12 +265,34 @@ def build_provenance(
     }
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def provenance_for(
+    frame: pd.DataFrame,
+    trial_filter: TrialFilter,
+    latest_run: Mapping[str, Any] | None,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The sidecar of an export of `frame` (the trials `trial_filter` selected), made now or at `now`."""
+    versions = [str(v) for v in frame["taxonomy_version"] if not _is_missing(v)] if len(frame) else []
+    return build_provenance(
+        exported_at=now or utcnow(),
+        latest_run=latest_run,
+        trial_filter=trial_filter,
+        row_count=len(frame),
+        frame_taxonomy_versions=versions,
+    )
+
+
+def provenance_json(provenance: Mapping[str, Any]) -> bytes:
+    return json.dumps(provenance, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write to a temporary file beside `path`, then rename: a failed export never leaves half a file."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
+            write(handle)
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; an export is an ordinary file
         os.replace(temporary, path)
     except BaseException:
@@ -263,25 +318,46 @@ def write_export(
     excel: bool = False,
     now: datetime | None = None,
 ) -> ExportResult:
-    """Write the trials matching the filter as CSV to `path`, and the provenance sidecar beside it."""
+    """Write the trials matching the filter as CSV to `path`, and the provenance sidecar beside it.
+
+    Rows are written as they are read (`query.iter_trial_rows`); the sidecar, which counts them, follows."""
     if not path.parent.is_dir():
         raise ConfigError(f"cannot write {path}: folder {path.parent} does not exist")
-    frame = query.select_trials(engine, trial_filter)
-    versions = [str(v) for v in frame["taxonomy_version"] if not _is_missing(v)] if len(frame) else []
-    provenance = build_provenance(
-        exported_at=now or utcnow(),
-        latest_run=query.latest_run(engine),
-        trial_filter=trial_filter,
-        row_count=len(frame),
-        frame_taxonomy_versions=versions,
-    )
+    exported_at = now or utcnow()
+    latest_run = query.latest_run(engine)
+    row_count = 0
+    versions: set[str] = set()
+
+    def rows() -> Iterator[list[str]]:
+        nonlocal row_count
+        for row in query.iter_trial_rows(engine, trial_filter):
+            row_count += 1
+            if row["taxonomy_version"] is not None:
+                versions.add(str(row["taxonomy_version"]))
+            yield export_row(row)
+
+    def write_csv(handle: IO[bytes]) -> None:
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
+        _write_csv(text, rows(), excel=excel)
+        text.flush()
+        text.detach()  # the caller closes the file
+
+    def write_sidecar(handle: IO[bytes]) -> None:
+        provenance = build_provenance(
+            exported_at=exported_at,
+            latest_run=latest_run,
+            trial_filter=trial_filter,
+            row_count=row_count,
+            frame_taxonomy_versions=sorted(versions),
+        )
+        handle.write(provenance_json(provenance))
+        written.append(provenance)
+
+    written: list[dict[str, Any]] = []
     sidecar = sidecar_path_for(path)
-    for target, data in (
-        (path, frame_to_csv(frame, excel=excel)),
-        (sidecar, json.dumps(provenance, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"),
-    ):
+    for target, write in ((path, write_csv), (sidecar, write_sidecar)):
         try:
-            _write_atomically(target, data)
+            _write_atomically(target, write)
         except OSError as exc:
             raise ConfigError(f"cannot write {target}: {exc.strerror}") from None
-    return ExportResult(path=path, sidecar_path=sidecar, row_count=len(frame), provenance=provenance)
+    return ExportResult(path=path, sidecar_path=sidecar, row_count=row_count, provenance=written[0])

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from tracker.ctgov.parse import STATUSES_ACTIVE
 from tracker.errors import FilterError
 from tracker.taxonomy import load_taxonomy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STATUSES = (
     "NOT_YET_RECRUITING",
@@ -42,6 +43,8 @@ SPONSOR_CATEGORIES: dict[str, tuple[str, ...]] = {
     "government": ("NIH", "FED", "OTHER_GOV"),
 }
 DEFAULT_RELEVANCE = ("ms", "ms_plus")
+# Relevance "all" (URL, CLI) means no relevance restriction: the empty tuple.
+ALL_RELEVANCE = "all"
 
 _LIST_FIELDS = (
     "relevance",
@@ -116,6 +119,39 @@ class TrialFilter:
                     expanded.append(value)
         return tuple(expanded)
 
+    def matches(self, row: Mapping[str, Any]) -> bool:
+        """`apply_filter` for one row of the trial frame, for readers that stream rows (the export)."""
+        if self.text and self.text.strip().lower() not in row["search_text"]:
+            return False
+        if self.relevance and row["relevance"] not in self.relevance:
+            return False
+        for column, wanted in (
+            ("mechanisms", self.mechanisms),
+            ("phenotypes", self.phenotypes),
+            ("phases", self.phases),
+            ("countries", self.countries),
+        ):
+            if wanted and frozenset(wanted).isdisjoint(row[column]):
+                return False
+        for column, allowed in (
+            ("overall_status", self.expanded_statuses),
+            ("study_type", self.study_types),
+            ("sponsor_category", self.sponsor_classes),
+            ("lead_sponsor_name", self.lead_sponsors),
+        ):
+            if allowed and row[column] not in allowed:
+                return False
+        year = row["start_year"]
+        if self.start_year_min is not None and (year is None or year < self.start_year_min):
+            return False
+        if self.start_year_max is not None and (year is None or year > self.start_year_max):
+            return False
+        if self.has_results is not None and bool(row["has_results"]) != self.has_results:
+            return False
+        if self.multi_disease is not None and bool(row["multi_disease"]) != self.multi_disease:
+            return False
+        return self.include_removed or not row["removed"]
+
     def to_dict(self) -> dict[str, Any]:
         """The fields that differ from the defaults, JSON-ready (lists, not tuples)."""
         default = TrialFilter()
@@ -134,7 +170,10 @@ class TrialFilter:
         values: dict[str, Any] = {}
         for name, value in data.items():
             if name in _LIST_FIELDS:
-                values[name] = tuple(_as_list(value, split=name not in _FREE_TEXT_LIST_FIELDS))
+                items = _as_list(value, split=name not in _FREE_TEXT_LIST_FIELDS)
+                if name == "relevance" and [item.lower() for item in items] == [ALL_RELEVANCE]:
+                    items = []
+                values[name] = tuple(items)
             elif name in _INT_FIELDS:
                 values[name] = _as_int(name, value)
             elif name in _BOOL_FIELDS:
@@ -149,7 +188,9 @@ class TrialFilter:
         """URL query parameters for the non-default fields; list fields become repeated parameters."""
         params: dict[str, str | list[str]] = {}
         for name, value in self.to_dict().items():
-            if isinstance(value, list):
+            if name == "relevance" and not value:
+                params[name] = ALL_RELEVANCE
+            elif isinstance(value, list):
                 params[name] = value or ""  # an explicitly emptied list must survive the URL
             elif isinstance(value, bool):
                 params[name] = "true" if value else "false"
@@ -215,6 +256,8 @@ class TrialFilter:
 
 def apply_filter(frame: pd.DataFrame, trial_filter: TrialFilter) -> pd.DataFrame:
     """The rows of the trial frame (see `tracker.query.load_trial_frame`) that match the filter."""
+    import pandas as pd
+
     if frame.empty:
         return frame
     mask = pd.Series(True, index=frame.index)

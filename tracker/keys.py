@@ -1,8 +1,8 @@
 """`tracker keys`: the values each filter flag takes, with labels and how many stored trials carry each.
 
 One table (`KEY_DIMENSIONS`) says, per dimension, which flag takes its keys, where the valid keys and
-their labels come from, and which trial-frame column holds them; a new dimension (e.g. endpoint, once
-the taxonomy data carries it) is one more row.
+their labels come from, and which trial-frame column holds them; a new dimension is one more row.
+Endpoint keys are not a trial-frame column (nor a filter): they are read from the stored labels.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tracker.filters import ACTIVE_SHORTCUT, PHASES, STATUSES, STUDY_TYPES, Tria
 from tracker.taxonomy import load_taxonomy
 
 KeyLabels = Callable[[], list[tuple[str, str]]]
+ENDPOINT_COLUMN = "endpoints"  # added to a copy of the trial frame by `list_keys`, from the stored labels
 
 
 def _taxonomy_keys(dimension: str) -> KeyLabels:
@@ -60,6 +61,12 @@ KEY_DIMENSIONS: dict[str, KeyDimension] = {
         KeyDimension("status", "--status", "overall_status", _status_keys),
         KeyDimension("phase", "--phase", "phases", _phase_keys),
         KeyDimension("study-type", "--study-type", "study_type", _study_type_keys),
+        KeyDimension(
+            "endpoint",
+            "override --endpoint-primary/--endpoint-secondary",
+            ENDPOINT_COLUMN,
+            _taxonomy_keys("endpoint"),
+        ),
     )
 }
 
@@ -104,12 +111,32 @@ def list_keys(engine: Engine, dimensions: list[KeyDimension]) -> dict[str, list[
     from tracker.query import load_trial_frame
 
     frame = load_trial_frame(engine)
+    if any(dimension.column == ENDPOINT_COLUMN for dimension in dimensions):
+        endpoints = stored_endpoints(engine)
+        frame = frame.assign(**{ENDPOINT_COLUMN: [endpoints.get(nct_id, ()) for nct_id in frame["nct_id"]]})
     default = apply_filter(frame, TrialFilter())
     everything = apply_filter(frame, TrialFilter(relevance=()))
     return {
         dimension.name: key_rows(everything if dimension.name == "relevance" else default, dimension)
         for dimension in dimensions
     }
+
+
+def stored_endpoints(engine: Engine) -> dict[str, tuple[str, ...]]:
+    """Per study, its endpoint keys (primary or secondary) from the effective labels."""
+    from sqlalchemy import select
+
+    from tracker.db.models import StudyLabel
+    from tracker.db.session import transaction
+
+    keys: dict[str, list[str]] = {}
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(StudyLabel.nct_id, StudyLabel.key).where(StudyLabel.dimension == "endpoint")
+        ).all()
+    for nct_id, key in rows:
+        keys.setdefault(nct_id, []).append(key)
+    return {nct_id: tuple(values) for nct_id, values in keys.items()}
 
 
 def format_keys(listing: dict[str, list[KeyRow]]) -> str:

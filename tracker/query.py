@@ -8,13 +8,13 @@ a filter means the same thing on the dashboard, in an export and in a digest.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-from sqlalchemy import Engine, func, select
+import orjson
+from sqlalchemy import Engine, Row, func, literal_column, select
 
 from tracker.db.models import (
     ChangeEvent,
@@ -33,6 +33,9 @@ from tracker.db.models import (
 from tracker.db.session import batched, transaction
 from tracker.errors import FilterError
 from tracker.filters import TrialFilter, apply_filter, sponsor_category
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PHASE_ORDER = ("EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4")
 PHASE_LABELS = {
@@ -136,6 +139,8 @@ def _grouped(rows: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, ...]]:
 
 def load_trial_frame(engine: Engine) -> pd.DataFrame:
     """One row per stored study with its effective labels; columns in TRIAL_FRAME_COLUMNS."""
+    import pandas as pd
+
     with transaction(engine) as session:
         studies = session.execute(select(*_STUDY_COLUMNS)).all()
         conditions = _grouped(
@@ -274,8 +279,156 @@ def study_titles(engine: Engine, nct_ids: Collection[str]) -> dict[str, str | No
     return titles
 
 
+# Per study, the child values the trial frame folds into tuples, aggregated by the database as JSON arrays
+# in position (or label id) order: (table, value expression, order) for SQLite / PostgreSQL.
+_AGGREGATES = {
+    "conditions": ("conditions", "name", "position"),
+    "interventions": ("interventions", "name", "position"),
+    "countries": ("locations", "country", "position"),
+    "labels": ("study_labels", "{array}(dimension, key, role)", "id"),
+}
+
+
+def _aggregate_sql(dialect: str, table: str, value: str, order: str) -> str:
+    if dialect == "postgresql":
+        value = value.format(array="json_build_array")
+        return f"(SELECT json_agg({value} ORDER BY {order}) FROM {table} t WHERE t.nct_id = studies.nct_id)"
+    value = value.format(array="json_array")
+    # json(v) keeps nested arrays arrays after the ordering subquery; a plain value stays as it is.
+    item = "json(v)" if value.startswith("json_array") else "v"
+    return (
+        f"(SELECT json_group_array({item}) FROM (SELECT {value} AS v FROM {table} t"
+        f" WHERE t.nct_id = studies.nct_id ORDER BY {order}))"
+    )
+
+
+def _json_list(value: Any) -> list[Any]:
+    """An aggregated JSON array as the driver returns it: text (SQLite), a list (psycopg), None (no rows)."""
+    if value is None:
+        return []
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else list(value)
+
+
+def _distinct(values: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(dict.fromkeys(value for value in values if value is not None))
+
+
+def iter_trial_rows(
+    engine: Engine, trial_filter: TrialFilter, *, batch: int = 1000
+) -> Iterator[dict[str, Any]]:
+    """The rows of `select_trials`, as dicts, one at a time and in NCT ID order, from one query that the
+    database aggregates; no frame and no ORM objects, so memory stays flat however many trials there are.
+    Each dict carries the trial frame's columns (dates as `date`, missing values as None)."""
+    dialect = engine.dialect.name
+    aggregates = [
+        literal_column(_aggregate_sql(dialect, *spec)).label(name) for name, spec in _AGGREGATES.items()
+    ]
+    statement = (
+        select(
+            *_STUDY_COLUMNS,
+            Classification.multi_disease,
+            Classification.taxonomy_version,
+            Override.nct_id.is_not(None).label("manual"),
+            *aggregates,
+        )
+        .outerjoin(Classification, Classification.nct_id == Study.nct_id)
+        .outerjoin(Override, Override.nct_id == Study.nct_id)
+        .order_by(Study.nct_id)
+    )
+    with engine.connect() as connection:
+        result = connection.execution_options(stream_results=True, yield_per=batch).execute(statement)
+        for record in result.mappings():
+            row = _trial_row(record)
+            if trial_filter.matches(row):
+                yield row
+
+
+def _trial_row(record: Any) -> dict[str, Any]:
+    """One study's row of the trial frame, built as `load_trial_frame` builds it."""
+    row = {column.key: record[column.key] for column in _STUDY_COLUMNS}
+    nct_id = row["nct_id"]
+    phases = tuple(row["phases"] or ())
+    interventions = _distinct(_json_list(record["interventions"]))
+    mechanisms: list[str] = []
+    roles: list[str] = []
+    phenotypes: list[str] = []
+    relevance = "unclassified"
+    for dimension, key, role in _json_list(record["labels"]):
+        if dimension == "relevance":
+            relevance = key
+        elif dimension == "mechanism":
+            if key not in mechanisms:
+                mechanisms.append(key)
+            roles.append(f"{key}:{role}" if role else key)
+        elif dimension == "phenotype" and key not in phenotypes:
+            phenotypes.append(key)
+    classified = record["taxonomy_version"] is not None
+    row.update(
+        phases=phases,
+        phase_label=phase_label(phases),
+        highest_phase=highest_phase(phases),
+        start_year=row["start_date"].year if row["start_date"] is not None else None,
+        sponsor_category=sponsor_category(row["lead_sponsor_class"]),
+        conditions=_distinct(_json_list(record["conditions"])),
+        interventions=interventions,
+        countries=_distinct(_json_list(record["countries"])),
+        relevance=relevance,
+        mechanisms=tuple(mechanisms),
+        mechanism_roles=tuple(roles),
+        phenotypes=tuple(phenotypes),
+        multi_disease=bool(record["multi_disease"]) if classified else False,
+        manual=bool(record["manual"]),
+        taxonomy_version=record["taxonomy_version"],
+        removed=row.pop("removed_at") is not None,
+        has_results=bool(row["has_results"]),
+        url=study_url(nct_id),
+        search_text=" ".join(
+            (
+                nct_id,
+                row["brief_title"] or "",
+                row["official_title"] or "",
+                row["acronym"] or "",
+                " ".join(interventions),
+                row["lead_sponsor_name"] or "",
+            )
+        ).lower(),
+    )
+    return row
+
+
 def select_trials(engine: Engine, trial_filter: TrialFilter) -> pd.DataFrame:
     return apply_filter(load_trial_frame(engine), trial_filter)
+
+
+CHANGE_EVENT_COLUMNS = ("id", "nct_id", "detected_at", "kind", "field", "old_value", "new_value", "baseline")
+
+
+def change_events(
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    kinds: Collection[str] | None = None,
+    include_baseline: bool = True,
+    limit: int | None = None,
+) -> list[Row[Any]]:
+    """Change events, newest first, within [since, until); the database applies every condition and the
+    limit, so `tracker changes --limit 5` reads five rows however many events are stored."""
+    statement = select(*(getattr(ChangeEvent, name) for name in CHANGE_EVENT_COLUMNS)).order_by(
+        ChangeEvent.detected_at.desc(), ChangeEvent.id.desc()
+    )
+    if since is not None:
+        statement = statement.where(ChangeEvent.detected_at >= since)
+    if until is not None:
+        statement = statement.where(ChangeEvent.detected_at < until)
+    if kinds:
+        statement = statement.where(ChangeEvent.kind.in_(list(kinds)))
+    if not include_baseline:
+        statement = statement.where(ChangeEvent.baseline.is_(False))
+    if limit is not None:
+        statement = statement.limit(limit)
+    with transaction(engine) as session:
+        return list(session.execute(statement).all())
 
 
 def change_events_frame(
@@ -287,29 +440,11 @@ def change_events_frame(
     nct_ids: Collection[str] | None = None,
     include_baseline: bool = True,
 ) -> pd.DataFrame:
-    """Change events, newest first, within [since, until)."""
-    statement = select(
-        ChangeEvent.id,
-        ChangeEvent.nct_id,
-        ChangeEvent.detected_at,
-        ChangeEvent.kind,
-        ChangeEvent.field,
-        ChangeEvent.old_value,
-        ChangeEvent.new_value,
-        ChangeEvent.baseline,
-    ).order_by(ChangeEvent.detected_at.desc(), ChangeEvent.id.desc())
-    if since is not None:
-        statement = statement.where(ChangeEvent.detected_at >= since)
-    if until is not None:
-        statement = statement.where(ChangeEvent.detected_at < until)
-    if kinds:
-        statement = statement.where(ChangeEvent.kind.in_(list(kinds)))
-    if not include_baseline:
-        statement = statement.where(ChangeEvent.baseline.is_(False))
-    with transaction(engine) as session:
-        rows = session.execute(statement).all()
-    columns = ["id", "nct_id", "detected_at", "kind", "field", "old_value", "new_value", "baseline"]
-    frame = pd.DataFrame.from_records(rows, columns=columns)
+    """Change events, newest first, within [since, until), as a frame (see `change_events`)."""
+    import pandas as pd
+
+    rows = change_events(engine, since=since, until=until, kinds=kinds, include_baseline=include_baseline)
+    frame = pd.DataFrame.from_records(rows, columns=list(CHANGE_EVENT_COLUMNS))
     if nct_ids is not None:
         frame = frame[frame["nct_id"].isin(set(nct_ids))]
     frame["detected_at"] = pd.to_datetime(frame["detected_at"])

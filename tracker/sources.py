@@ -15,7 +15,7 @@ import gzip
 import logging
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from tracker import store
 from tracker.db.session import batched
 from tracker.errors import ConfigError, TrackerError
-from tracker.sync import ProgressCallback, SyncResult, classify_landed
+from tracker.sync import ProgressCallback, SyncResult, classify_hook, classify_landed
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,7 @@ def import_studies(
     chunk_size: int = IMPORT_CHUNK,
     progress: ProgressCallback | None = None,
     classify: bool = True,
+    classify_progress: Callable[[int, int], None] | None = None,
 ) -> SyncResult:
     """Import raw studies from `path` in chunks of `chunk_size`, each in its own transaction.
 
@@ -138,12 +139,19 @@ def import_studies(
         raise ConfigError(f"no studies in {path}")
     run_id = store.begin_run(engine, mode="import", query=None, source=str(path), data_timestamp=None)
     result = SyncResult(run_id=run_id, mode="import")
+    on_landed = classify_hook() if classify else None
+    pending = chain([first], chunks)
     try:
-        for chunk in chain([first], chunks):
-            outcome = store.ingest_page(engine, run_id, chunk)
-            result.add(outcome)
-            if progress is not None:
-                progress(result, len(chunk))
+        while True:
+            # The collector pauses while one chunk is decoded and landed, and runs between chunks.
+            with store.gc_paused():
+                chunk = next(pending, None)
+                if chunk is None:
+                    break
+                outcome = store.ingest_page(engine, run_id, chunk, on_landed=on_landed)
+                result.add(outcome)
+                if progress is not None:
+                    progress(result, len(chunk))
     except BaseException as exc:
         result.outcome = "failed"
         error = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
@@ -155,6 +163,6 @@ def import_studies(
     result.outcome = "partial" if result.rejected else "success"
     store.finish_run(engine, run_id, outcome=result.outcome)
     if classify:
-        result.classified = classify_landed(engine)
+        result.classified = (result.classified or 0) + classify_landed(engine, progress=classify_progress)
     result.elapsed = time.monotonic() - started
     return result

@@ -16,7 +16,7 @@ from tracker.changes import CHANGE_KINDS
 from tracker.db.models import ChangeEvent, Study
 from tracker.db.session import mask_url, transaction
 from tracker.errors import ConfigError
-from tracker.query import change_events_frame, data_as_of, latest_run, study_titles
+from tracker.query import change_events, data_as_of, latest_run, study_titles
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -141,16 +141,15 @@ def list_changes(engine: Engine, change_query: ChangeQuery) -> list[dict[str, An
     """Change events, newest first, as JSON-ready dicts."""
     since = datetime.combine(change_query.since, time.min) if change_query.since else None
     until = datetime.combine(change_query.until + timedelta(days=1), time.min) if change_query.until else None
-    frame = change_events_frame(
+    rows = change_events(
         engine,
         since=since,
         until=until,
         kinds=change_query.kinds or None,
         include_baseline=change_query.include_baseline,
+        limit=change_query.limit,
     )
-    if change_query.limit is not None:
-        frame = frame.head(change_query.limit)
-    titles = study_titles(engine, set(frame["nct_id"]))
+    titles = study_titles(engine, {row.nct_id for row in rows})
     return [
         {
             "nct_id": row.nct_id,
@@ -162,7 +161,7 @@ def list_changes(engine: Engine, change_query: ChangeQuery) -> list[dict[str, An
             "new": _text_or_none(row.new_value),
             "baseline": bool(row.baseline),
         }
-        for row in frame.itertuples(index=False)
+        for row in rows
     ]
 
 

@@ -16,7 +16,9 @@ The walk (API_NOTES §5, §13):
    longer returns (kept, with a "removed" change event), unless the last clean run searched for another query.
 5. Rejected records (logged by the store with NCT ID and reason) make the outcome "partial"; the CLI turns
    that into exit code 3. Only a "success" run moves the watermark.
-6. New and changed studies are classified at the end (`tracker.classify.store.classify_pending`).
+6. New and changed studies are classified page by page, from the records the store has just parsed and
+   in the page's transaction (`classify_hook`): an interrupted run leaves no landed study unclassified.
+   At the end, studies classified by an older classifier version are redone (`classify_pending`).
 """
 
 from __future__ import annotations
@@ -63,9 +65,11 @@ class SyncResult:
     restarts: int = 0
     requests: int = 0
     elapsed: float = 0.0
-    classified: int | None = None  # studies classified at the end; None when classification was skipped
+    classified: int | None = None  # studies classified; None when classification was skipped
 
     def add(self, outcome: store.PageOutcome) -> None:
+        if outcome.classified:
+            self.classified = (self.classified or 0) + outcome.classified
         self.pages += 1
         self.seen += outcome.seen
         self.inserted += outcome.inserted
@@ -127,6 +131,7 @@ def run_sync(
     backoff_base: float = 1.0,
     progress: ProgressCallback | None = log_progress,
     classify: bool = True,
+    classify_progress: Callable[[int, int], None] | None = None,
 ) -> SyncResult:
     """Sync the store with the registry; see the module docstring. Returns the result, outcome included.
 
@@ -187,9 +192,9 @@ def run_sync(
             data_timestamp or "timestamp unknown",
             f", updated since {since}" if since else "",
         )
+        on_landed = classify_hook() if classify else None
         try:
-            with store.gc_paused():
-                seen_ids = _walk(engine, client, search_params(settings, since), result, progress)
+            seen_ids = _walk(engine, client, search_params(settings, since), result, progress, on_landed)
             _check_complete(result, seen_ids)
             if flag_removals:
                 result.removed = store.flag_removed(engine, run_id, seen_ids)
@@ -210,7 +215,7 @@ def run_sync(
         if own_http:
             http_client.close()
     if classify:
-        result.classified = classify_landed(engine)
+        result.classified = (result.classified or 0) + classify_landed(engine, progress=classify_progress)
     result.elapsed = time.monotonic() - started
     return result
 
@@ -237,15 +242,23 @@ def _walk(
     params: dict[str, Any],
     result: SyncResult,
     progress: ProgressCallback | None,
+    on_landed: store.LandedHook | None = None,
 ) -> set[str]:
     """Land every page; restart from page 1 once if a page token dies. Returns the NCT IDs seen."""
     seen_ids: set[str] = set()
     while True:
         try:
-            for page in client.iter_pages(params):
-                if page.total_count is not None:
-                    result.total_count = page.total_count
-                _land_page(engine, page, seen_ids, result, progress)
+            pages = client.iter_pages(params)
+            while True:
+                # The collector pauses while one page is decoded and landed, and runs between pages.
+                with store.gc_paused():
+                    page = next(pages, None)
+                    if page is None:
+                        break
+                    if page.total_count is not None:
+                        result.total_count = page.total_count
+                    _land_page(engine, page, seen_ids, result, progress, on_landed)
+                del page  # the next response is decoded with this one already freed
             return seen_ids
         except PageTokenError as exc:
             if result.restarts >= 1:
@@ -260,9 +273,10 @@ def _land_page(
     seen_ids: set[str],
     result: SyncResult,
     progress: ProgressCallback | None,
+    on_landed: store.LandedHook | None = None,
 ) -> None:
     fresh = list(_not_seen_yet(page.studies, seen_ids))
-    outcome = store.ingest_page(engine, result.run_id, fresh)
+    outcome = store.ingest_page(engine, result.run_id, fresh, on_landed=on_landed)
     result.add(outcome)
     if progress is not None:
         progress(result, len(page.studies))
@@ -313,8 +327,17 @@ def _fail(engine: Engine, result: SyncResult, exc: BaseException) -> None:
         logger.error("could not record the failed run: %s", finish_error)
 
 
+def classify_hook() -> store.LandedHook:
+    """What the sync and the import hand `store.ingest_page` to classify each landed page."""
+    from tracker.classify.store import classify_records  # deferred: importing it compiles the dictionary
+
+    return classify_records
+
+
 def classify_landed(engine: Engine, progress: Callable[[int, int], None] | None = None) -> int:
-    """Classify new and changed studies (the classifier keeps track of what is pending); returns how many."""
+    """Classify what is still pending (the classifier keeps track); returns how many. After a sync or an
+    import that classified page by page, this finds only studies an older classifier version labelled.
+    `progress(done, total)` follows the batches (the CLI draws a bar)."""
     from tracker.classify.store import classify_pending  # deferred: importing it compiles the dictionary
 
     return classify_pending(engine, progress=progress)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from tracker.classify.dictionary import NO_KEY, Agent, Dictionary, load_dictionary, normalise
+from tracker.classify.eligibility import ELIGIBILITY_RULES_REVISION, classify_eligibility
+from tracker.classify.endpoints import ENDPOINT_RULES_REVISION, classify_endpoints, trial_endpoints
 from tracker.classify.model import (
     ClassificationResult,
     Evidence,
@@ -28,8 +30,10 @@ RULES_REVISION = 2
 
 
 def classifier_version() -> str:
-    """Taxonomy version + rules revision + dictionary version, e.g. "2026.11.1+r2.d2" (fits 20 chars)."""
-    return f"{load_taxonomy().version}+r{RULES_REVISION}.d{load_dictionary().version}"
+    """Taxonomy version + rules, endpoint-rules and eligibility-facet revisions + dictionary version,
+    e.g. "2026.12.1+r2.e1f1.d2" (fits 20 chars)."""
+    revisions = f"r{RULES_REVISION}.e{ENDPOINT_RULES_REVISION}f{ELIGIBILITY_RULES_REVISION}"
+    return f"{load_taxonomy().version}+{revisions}.d{load_dictionary().version}"
 
 
 CLASSIFIER_VERSION = classifier_version()
@@ -61,11 +65,15 @@ def classify_study(record: StudyRecord) -> ClassificationResult:
     relevance = classify_relevance(record, texts)
     mechanisms = classify_mechanisms(record)
     phenotypes = classify_phenotypes(record, texts) if relevance.key in ("ms", "ms_plus") else ()
+    outcome_endpoints = classify_endpoints(record)
     return ClassificationResult(
         relevance=relevance,
         mechanisms=mechanisms,
         phenotypes=phenotypes,
         multi_disease=relevance.key == "ms_plus",
+        endpoints=trial_endpoints(outcome_endpoints),
+        outcome_endpoints=outcome_endpoints,
+        eligibility=classify_eligibility(record),
     )
 
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy import Engine
 
-from tracker.config import SettingError, Settings, load_settings
-from tracker.db.migrate import open_for_reading, open_for_writing
-from tracker.db.session import one_line
 from tracker.errors import ConfigError, TrackerError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from tracker.config import Settings
 
 
 @dataclass
@@ -29,6 +30,8 @@ class AppContext:
 
     def override(self, **overrides: Any) -> Settings:
         """Settings with command-level flags applied (None means 'not given')."""
+        from tracker.config import SettingError, load_settings
+
         given = {key: value for key, value in overrides.items() if value is not None}
         if not given:
             return self.settings
@@ -48,6 +51,8 @@ class AppContext:
         """For commands that write: the schema is created or migrated first. A database holding someone
         else's tables is refused unless `explicit` (`tracker db upgrade`)."""
         if self._engine is None:
+            from tracker.db.migrate import open_for_writing
+
             self._engine = open_for_writing(self.settings.database_url, explicit=explicit)
         return self._engine
 
@@ -55,6 +60,8 @@ class AppContext:
         """For commands that only read: opened read-only; a database without a tracker schema is an
         error that says how to fill it, and nothing is created in it."""
         if self._reader is None:
+            from tracker.db.migrate import open_for_reading
+
             self._reader = open_for_reading(self.settings.database_url)
         return self._reader
 
@@ -62,13 +69,20 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext)
 
 
+def _fail(exc: TrackerError) -> None:
+    """Print the error as one line and exit with its code."""
+    from tracker.db.session import one_line
+
+    click.echo(f"Error: {one_line(exc)}", err=True)
+    sys.exit(exc.exit_code)
+
+
 class TrackerGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except TrackerError as exc:
-            click.echo(f"Error: {one_line(exc)}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(exc)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
@@ -93,8 +107,9 @@ def main(ctx: click.Context, database_url: str | None, verbose: bool) -> None:
     for noisy in ("httpx", "httpcore", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
     try:
+        from tracker.config import load_settings
+
         settings = load_settings(database_url=database_url)
     except TrackerError as exc:
-        click.echo(f"Error: {one_line(exc)}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc)
     ctx.obj = AppContext(settings)

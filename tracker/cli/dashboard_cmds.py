@@ -1,5 +1,5 @@
-"""Commands: dashboard (serves the Streamlit app in dashboard/app.py) and demo (a shipped sample, then the
-dashboard)."""
+"""Commands: dashboard (serves the Streamlit app in dashboard/app.py through dashboard/server.py) and demo
+(a shipped sample, then the dashboard)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,30 @@ import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tracker.cli.app import AppContext, main, pass_app
-from tracker.config import Settings
 from tracker.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tracker.config import Settings
 
 DEFAULT_PORT = 8501
 DEFAULT_ADDRESS = "127.0.0.1"
 
 
 def dashboard_script() -> Path:
-    """dashboard/app.py, found next to the installed `dashboard` package."""
+    """dashboard/server.py, found next to the installed `dashboard` package: the launcher that serves
+    dashboard/app.py with the local map outlines and the security headers."""
     import dashboard  # the package only; importing it runs no Streamlit code
 
     for folder in dashboard.__path__:
-        script = Path(folder) / "app.py"
-        if script.is_file():
+        script = Path(folder) / "server.py"
+        if script.is_file() and (Path(folder) / "app.py").is_file():
             return script
-    raise ConfigError("dashboard/app.py not found; reinstall the package")
+    raise ConfigError("dashboard/server.py not found; reinstall the package")
 
 
 def streamlit_command(
@@ -76,7 +80,7 @@ def check_port_free(address: str, port: int) -> None:
 
 def serve(app: AppContext, port: int, address: str) -> None:
     """Check the database and the port, then become the Streamlit server (exec)."""
-    app.reader()  # checks (and migrates an older schema) before the server starts
+    app.reader()  # checks the schema (read-only, creating nothing) before the server starts
     check_port_free(address, port)
     # The child process needs the whole environment (PATH, locale, TRACKER_* settings) plus the URL.
     argv, env = streamlit_command(app.settings, port=port, address=address, environ=os.environ)

@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tracker.cli.app import AppContext, main, pass_app
 from tracker.cli.options import filter_from_options, filter_options
-from tracker.digest.run import run_digests
-from tracker.digest.send import DeliveryError, EmlWriter, Sender, SmtpSender, TextPrinter
 from tracker.errors import ConfigError
-from tracker.export import write_export
-from tracker.query import resolve_names
-from tracker.scheduler import run_scheduler
-from tracker.subscriptions import add_subscription, list_subscriptions, remove_subscriptions
+
+if TYPE_CHECKING:
+    from tracker.digest.send import Sender
 
 
 @main.command()
@@ -33,6 +30,9 @@ def export(app: AppContext, out: Path, excel: bool, **filters: Any) -> None:
     Beside it, FILE.csv.json records the provenance: export time, the registry's data timestamp, the last
     sync run, the filters, the taxonomy version and the row count.
     """
+    from tracker.export import write_export
+    from tracker.query import resolve_names
+
     engine = app.reader()
     trial_filter = resolve_names(engine, filter_from_options(filters))
     result = write_export(engine, trial_filter, out, excel=excel)
@@ -51,6 +51,9 @@ def subscribe() -> None:
 @pass_app
 def subscribe_add(app: AppContext, email: str, name: str | None, **filters: Any) -> None:
     """Subscribe EMAIL to a digest of changes to the trials matching the filters."""
+    from tracker.query import resolve_names
+    from tracker.subscriptions import add_subscription
+
     engine = app.engine()
     trial_filter = resolve_names(engine, filter_from_options(filters))
     outcome = add_subscription(engine, email, trial_filter, name=name)
@@ -64,6 +67,8 @@ def subscribe_add(app: AppContext, email: str, name: str | None, **filters: Any)
 @pass_app
 def subscribe_list(app: AppContext, as_json: bool) -> None:
     """List subscriptions: id, address, name, filter, and the start of the next digest's period."""
+    from tracker.subscriptions import list_subscriptions
+
     subscriptions = list_subscriptions(app.reader())
     if as_json:
         rows = [
@@ -97,6 +102,8 @@ def subscribe_list(app: AppContext, as_json: bool) -> None:
 @pass_app
 def subscribe_remove(app: AppContext, email_or_id: str) -> None:
     """Remove subscription ID, or every subscription of EMAIL."""
+    from tracker.subscriptions import remove_subscriptions
+
     for info in remove_subscriptions(app.engine(), email_or_id):
         click.echo(f"Removed #{info.id} {info.email} ({info.trial_filter.describe()}).")
 
@@ -147,6 +154,9 @@ def digest(
     since they subscribed). Without --send it only previews: the text is printed, or with --out written as
     .eml files, and nothing is recorded. Exits non-zero when any digest could not be sent.
     """
+    from tracker.digest.run import run_digests
+    from tracker.digest.send import DeliveryError, EmlWriter, SmtpSender, TextPrinter
+
     if send and (dry_run or out):
         raise ConfigError("--send cannot be combined with --dry-run or --out")
     settings = app.settings
@@ -185,5 +195,7 @@ def schedule(app: AppContext) -> None:
     Jobs live in the database, so a run missed while the scheduler was down is caught up once. Only one
     scheduler may run per database. SIGTERM or Ctrl-C stops it after the running job.
     """
+    from tracker.scheduler import run_scheduler
+
     run_scheduler(app.engine(), app.settings)
     click.echo("Scheduler stopped.")

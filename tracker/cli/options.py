@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from tracker.filters import TrialFilter
+if TYPE_CHECKING:
+    from tracker.filters import TrialFilter
 
 FILTER_OPTION_NAMES = (
     "text",
@@ -76,6 +77,8 @@ def _split(values: tuple[str, ...]) -> list[str]:
 
 def filter_from_options(options: dict[str, Any]) -> TrialFilter:
     """Build and validate a TrialFilter from the flags (raises FilterError on a bad value)."""
+    from tracker.filters import TrialFilter
+
     data: dict[str, Any] = {
         "text": options.get("text"),
         "mechanisms": _split(options.get("mechanism") or ()),

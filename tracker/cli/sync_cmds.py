@@ -4,36 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy import Engine
 
 from tracker.cli.app import AppContext, main, pass_app
-from tracker.db.migrate import current_revision
-from tracker.db.session import mask_url
 from tracker.errors import PartialSyncError
-from tracker.sources import import_studies
-from tracker.status import (
-    ChangeQuery,
-    format_changes,
-    format_status,
-    list_changes,
-    parse_day,
-    parse_kinds,
-    status_summary,
-)
-from tracker.sync import (
-    ProgressCallback,
-    SyncResult,
-    check_query,
-    classify_landed,
-    log_progress,
-    run_sync,
-)
+
+if TYPE_CHECKING:
+    from tracker.sync import ProgressCallback, SyncResult
 
 
 class ProgressBar:
@@ -56,50 +38,50 @@ class ProgressBar:
 
 
 class CountBar:
-    """A tqdm bar over a known number of items, fed (done, total): classification after a sync."""
+    """A tqdm bar over a known number of items, fed (done, total): classification after a sync. The bar
+    appears on the first call, so a pass with nothing to do draws nothing."""
 
     def __init__(self, label: str) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(unit=" studies", desc=label, file=sys.stderr, dynamic_ncols=True, leave=False)
+        self.label = label
+        self.bar: Any = None
 
     def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                unit=" studies", desc=self.label, file=sys.stderr, dynamic_ncols=True, leave=False
+            )
         if self.bar.total != total:
             self.bar.total = total
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 @contextmanager
-def terminal_progress(label: str) -> Iterator[tuple[ProgressCallback, ProgressBar | None]]:
-    """On a terminal, a progress bar with every log line written above it (a plain handler would break
-    the bar in two); elsewhere (logs, CI) one log line per page."""
+def terminal_progress(
+    label: str,
+) -> Iterator[tuple[ProgressCallback, Callable[[int, int], None] | None]]:
+    """(page progress, classification progress). On a terminal, a page bar and a classification bar with
+    every log line written above them (a plain handler would break a bar in two); elsewhere (logs, CI) one
+    log line per page and none for classification."""
+    from tracker.sync import log_progress
+
     if not sys.stderr.isatty():
         yield log_progress, None
         return
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     bar = ProgressBar(label)
+    classify_bar = CountBar("classify")
     try:
         with logging_redirect_tqdm():
-            yield bar, bar
+            yield bar, classify_bar
     finally:
-        bar.close()
-
-
-def classify_with_progress(engine: Engine) -> int:
-    """Classify what the run landed, with its own bar on a terminal."""
-    if not sys.stderr.isatty():
-        return classify_landed(engine)
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    bar = CountBar("classify")
-    try:
-        with logging_redirect_tqdm():
-            return classify_landed(engine, progress=bar)
-    finally:
+        classify_bar.close()
         bar.close()
 
 
@@ -140,12 +122,15 @@ def sync(
     The first run (or --full) is a full pass; later runs fetch what the registry updated since the last
     clean run, minus a 2-day overlap. Exit codes: 0 done, 3 some records rejected, 1/2 failure.
     """
+    from tracker import store
+    from tracker.classify import store as classify_store  # noqa: F401  (loaded before the freeze)
+    from tracker.sync import check_query, run_sync
+
     settings = app.override(ctgov_base_url=base_url, query=query, requests_per_second=requests_per_second)
     check_query(settings)
     engine = app.engine()
-    with terminal_progress("sync") as (progress, _bar):
-        result = run_sync(engine, settings, full=full, progress=progress, classify=False)
-    result.classified = classify_with_progress(engine)
+    with terminal_progress("sync") as (progress, classify_progress), store.one_shot_process():
+        result = run_sync(engine, settings, full=full, progress=progress, classify_progress=classify_progress)
     _report(result)
 
 
@@ -157,10 +142,13 @@ def import_command(app: AppContext, path: Path) -> None:
 
     Records land in chunks of 1000 through the same store as a sync; rejected records give exit code 3.
     """
+    from tracker import store
+    from tracker.classify import store as classify_store  # noqa: F401  (loaded before the freeze)
+    from tracker.sources import import_studies
+
     engine = app.engine()
-    with terminal_progress("import") as (progress, _bar):
-        result = import_studies(engine, path, progress=progress, classify=False)
-    result.classified = classify_with_progress(engine)
+    with terminal_progress("import") as (progress, classify_progress), store.one_shot_process():
+        result = import_studies(engine, path, progress=progress, classify_progress=classify_progress)
     _report(result)
 
 
@@ -173,6 +161,8 @@ def _echo_json(value: Any) -> None:
 @pass_app
 def status(app: AppContext, as_json: bool) -> None:
     """Show what the database holds: studies by status, the latest run, data date and watermark."""
+    from tracker.status import format_status, status_summary
+
     summary = status_summary(app.reader(), app.settings.database_url)
     if as_json:
         _echo_json(summary)
@@ -212,6 +202,8 @@ def changes(
 
     The first load's events (the baseline) are left out unless --include-baseline.
     """
+    from tracker.status import ChangeQuery, format_changes, list_changes, parse_day, parse_kinds
+
     change_query = ChangeQuery(
         since=parse_day(since, "--since"),
         until=parse_day(until, "--until"),
@@ -238,5 +230,8 @@ def upgrade(app: AppContext) -> None:
 
     The only command that adds the tracker's tables to a database already holding other tables.
     """
+    from tracker.db.migrate import current_revision
+    from tracker.db.session import mask_url
+
     engine = app.engine(explicit=True)
     click.echo(f"Database {mask_url(app.settings.database_url)} at revision {current_revision(engine)}.")

@@ -1,0 +1,283 @@
+"""Benchmark: `tracker` commands as whole processes, what a user waits for, next to baselines in the same run.
+
+Each figure is the median wall-clock time of `--repeat` runs of one subprocess (and its CPU time, user +
+system, which a busy shared machine disturbs less), with its peak RSS, measured
+beside its baseline in the same run (the order rotates each round) and printed as a ratio:
+
+  tracker --help                      vs `python -c pass`
+  tracker status, changes --limit 5   vs `python -c pass` (on the database the sync filled)
+  tracker sync (fresh SQLite file)    vs benchmarks/naive_dump.py (httpx → json.loads → one table)
+  tracker sync, nothing new           vs `python -c pass` (an incremental run on the synced database)
+  tracker import (SQLite, Postgres)   vs the naive script; studies per second
+  tracker export, classify --all      on the synced database
+
+The registry is the fake of tests/fake_ctgov.py, run in its own process on loopback. `--scale N` replicates
+the snapshot to N studies with rewritten NCT IDs (e.g. 100000); `--quick` does 3.6k, 3 rounds, SQLite only.
+
+    .venv/bin/python benchmarks/bench_commands.py [--quick] [--scale 100000] [--repeat 5]
+        [--postgres postgresql+psycopg://127.0.0.1/test] [--data PATH.jsonl.gz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from bench_sync import QUERY, registry_process  # noqa: E402
+
+from tracker.sources import iter_raw_studies  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared/data/ctgov_ms_2025-09-25.jsonl.gz"
+TRACKER = [sys.executable, "-m", "tracker"]
+PASS = [sys.executable, "-c", "pass"]
+
+
+@dataclass
+class Figure:
+    """The samples of one command: wall seconds and peak RSS (MB) per run."""
+
+    label: str
+    command: list[str]
+    seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def median_cpu(self) -> float:
+        return statistics.median(self.cpu_seconds)
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.rss_mb)
+
+
+# Each command runs under this small launcher, which forks, execs the command and reports the child's own
+# wall time, CPU time and peak RSS: a child forked from the benchmark itself would count its memory too.
+LAUNCHER = """
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as report:
+    print(time.perf_counter() - started, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, file=report)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one command, measured by the launcher."""
+    with tempfile.NamedTemporaryFile("r", suffix=".txt") as report:
+        child = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, report.name, *command],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+        if child.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{child.stdout[-2000:]}")
+        seconds, cpu, max_rss_kib = (float(value) for value in report.read().split())
+    return seconds, cpu, max_rss_kib / 1024, child.stdout
+
+
+def replicate(data: Path, scale: int, folder: Path) -> Path:
+    """The snapshot repeated to `scale` studies; copies after the first get NCT IDs of their own."""
+    if scale <= 0:
+        return data
+    target = folder / f"studies_{scale}.jsonl.gz"
+    written, copy = 0, 0
+    with gzip.open(target, "wb", compresslevel=1) as handle:
+        while written < scale:
+            for raw in iter_raw_studies(data):
+                if written >= scale:
+                    break
+                if copy > 0:  # the first copy keeps its real IDs
+                    raw["protocolSection"]["identificationModule"]["nctId"] = f"NCT9{written:07d}"
+                handle.write(orjson.dumps(raw) + b"\n")
+                written += 1
+            copy += 1
+    return target
+
+
+def reset_postgres(url: str) -> None:
+    """Empty the Postgres database: drop and recreate the public schema."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def rotate(round_number: int, actions: list[Callable[[], None]]) -> list[Callable[[], None]]:
+    shift = round_number % len(actions)
+    return actions[shift:] + actions[:shift]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, help="rounds (default 5; 3 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, the snapshot as it is, SQLite only")
+    parser.add_argument("--scale", type=int, default=0, help="replicate the snapshot to this many studies")
+    parser.add_argument(
+        "--postgres", metavar="URL", help="also import into this (emptied!) Postgres database"
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args()
+    if not args.data.is_file():
+        raise SystemExit(
+            f"snapshot not found: put ctgov_ms_2025-09-25.jsonl.gz at {DEFAULT_DATA} or pass --data PATH"
+        )
+    if args.quick:
+        args.scale, args.postgres = 0, None
+    if args.repeat is None:
+        args.repeat = 3 if args.quick else 5
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        data = replicate(args.data, args.scale, tmp)
+        studies = sum(1 for _ in iter_raw_studies(data))
+        print(f"{studies} studies ({data.name}); {args.repeat} rounds; {os.cpu_count()} CPUs")
+        with registry_process(data) as url:
+            figures = measure(url, data, tmp, args.repeat, args.postgres)
+        report(figures, studies)
+
+
+def measure(url: str, data: Path, tmp: Path, repeat: int, postgres: str | None) -> dict[str, Figure]:
+    env = {**os.environ, "TRACKER_REQUESTS_PER_SECOND": "0", "TRACKER_QUERY": QUERY}
+    env.pop("TRACKER_DATABASE_URL", None)
+    synced = f"sqlite:///{tmp / 'synced.db'}"
+    figures: dict[str, Figure] = {}
+
+    def timed(key: str, label: str, command: list[str], before: Callable[[], None] | None = None) -> None:
+        figure = figures.setdefault(key, Figure(label, command))
+        if before is not None:
+            before()
+        seconds, cpu, rss, _ = run_process(command, env)
+        figure.seconds.append(seconds)
+        figure.cpu_seconds.append(cpu)
+        figure.rss_mb.append(rss)
+
+    def fresh_sqlite(name: str) -> tuple[str, Callable[[], None]]:
+        path = tmp / f"{name}.db"
+
+        def remove() -> None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+        return f"sqlite:///{path}", remove
+
+    sync_url, sync_reset = fresh_sqlite("sync")
+    import_url, import_reset = fresh_sqlite("import")
+    naive_db = tmp / "naive.db"
+    out = tmp / "export.csv"
+    # The database the read-only commands run on: one sync, as a user's would be.
+    run_process([*TRACKER, "--database-url", synced, "sync", "--base-url", url], env)
+    db = ["--database-url"]
+    plan: list[tuple[str, str, list[str], Callable[[], None] | None]] = [
+        ("pass", "python -c pass", PASS, None),
+        ("help", "tracker --help", [*TRACKER, "--help"], None),
+        ("status", "tracker status", [*TRACKER, *db, synced, "status"], None),
+        ("changes", "tracker changes --limit 5", [*TRACKER, *db, synced, "changes", "--limit", "5"], None),
+        (
+            "naive",
+            "naive fetch-and-dump script",
+            [sys.executable, "benchmarks/naive_dump.py", url, QUERY, str(naive_db)],
+            lambda: naive_db.unlink(missing_ok=True),
+        ),
+        (
+            "sync",
+            "tracker sync (fresh SQLite)",
+            [*TRACKER, *db, sync_url, "sync", "--base-url", url],
+            sync_reset,
+        ),
+        ("no_change", "tracker sync, nothing new", [*TRACKER, *db, synced, "sync", "--base-url", url], None),
+        (
+            "import",
+            "tracker import (fresh SQLite)",
+            [*TRACKER, *db, import_url, "import", str(data)],
+            import_reset,
+        ),
+        ("export", "tracker export (all trials)", [*TRACKER, *db, synced, "export", "--out", str(out)], None),
+        ("classify", "tracker classify --all", [*TRACKER, *db, synced, "classify", "--all"], None),
+    ]
+    if postgres:
+        plan.append(
+            (
+                "import_pg",
+                "tracker import (fresh Postgres)",
+                [*TRACKER, *db, postgres, "import", str(data)],
+                lambda: reset_postgres(postgres),
+            )
+        )
+    actions: list[Callable[[], None]] = [
+        lambda step=step: timed(*step)  # type: ignore[misc]
+        for step in plan
+    ]
+    for round_number in range(repeat):
+        for action in rotate(round_number, actions):
+            action()
+        print(
+            f"  round {round_number + 1}: "
+            + ", ".join(f"{k} {f.seconds[-1]:.2f}s" for k, f in figures.items())
+        )
+    return figures
+
+
+def report(figures: dict[str, Figure], studies: int) -> None:
+    print(
+        f"\nmedian wall-clock s (CPU s), peak RSS; ratio to the baseline of the same run ({studies} studies)"
+    )
+    baselines = dict.fromkeys(("help", "status", "changes", "no_change"), "pass")
+    baselines.update(dict.fromkeys(("sync", "import", "import_pg"), "naive"))
+    for key, figure in figures.items():
+        line = (
+            f"  {figure.label:<32} {figure.median:7.3f}s ({figure.median_cpu:6.3f})  {figure.peak_mb:5.0f} MB"
+        )
+        base = baselines.get(key)
+        if base in figures:
+            other = figures[base]
+            line += (
+                f"  {figure.median / other.median:5.2f}x ({figure.median_cpu / other.median_cpu:5.2f}x CPU)"
+                f" {other.label}"
+            )
+        if key.startswith("import"):
+            line += f"  {studies / figure.median:,.0f} studies/s"
+        print(line)
+    print("\nreproduce one figure: the command below (tracker = .venv/bin/python -m tracker)")
+    for figure in figures.values():
+        print(f"  {figure.label:<32} {' '.join(_short(part) for part in figure.command)}")
+
+
+def _short(part: str) -> str:
+    if part == sys.executable:
+        return "python"
+    return Path(part).name if part.startswith(("/tmp", tempfile.gettempdir())) else part
+
+
+if __name__ == "__main__":
+    main()
