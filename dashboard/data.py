@@ -39,6 +39,7 @@ FILTER_COLUMNS = (
     "search_text",
     "relevance",
     "mechanisms",
+    "investigational_mechanisms",
     "phenotypes",
     "phases",
     "countries",
@@ -62,6 +63,7 @@ DISPLAY_COLUMNS = (
     "completion_date",
     "results_first_posted",
     "manual",
+    "comparator_mechanisms",
     *FILTER_COLUMNS,
 )
 
@@ -105,9 +107,10 @@ def display_frame(url: str, version: tuple[Any, ...]) -> pd.DataFrame:
     return slim_frame(trial_frame(url, version))
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def frame_index(url: str, version: tuple[Any, ...]) -> FrameIndex:
-    return FrameIndex.build(display_frame(url, version))
+@st.cache_resource(show_spinner=False, max_entries=4)
+def frame_index(url: str, version: tuple[Any, ...], mechanism_column: str) -> FrameIndex:
+    """The index counting `mechanism_column` (investigational keys, or all with comparators)."""
+    return FrameIndex.build(display_frame(url, version), mechanism_column)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

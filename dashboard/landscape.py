@@ -132,7 +132,10 @@ def show_table(
     left.download_button(
         "Download CSV of the filtered trials",
         # Built only when clicked, from all columns: the same bytes as `tracker export` for this filter.
-        data=lambda: frame_to_csv(apply_filter(data.trial_frame(url, version), trial_filter)),
+        data=lambda: frame_to_csv(
+            apply_filter(data.trial_frame(url, version), trial_filter),
+            include_comparators=trial_filter.include_comparators,
+        ),
         file_name="ms-trials.csv",
         mime="text/csv",
         on_click="ignore",
@@ -189,5 +192,5 @@ def landscape_page() -> None:
     as_of = data_date.or_today(today_utc())
     st.caption(markdown_text(f"Filter: {trial_filter.describe()} · {data_date.describe()}"))
     headline(filtered, events, as_of)
-    show_charts(filtered, events, data.frame_index(url, version), as_of)
+    show_charts(filtered, events, data.frame_index(url, version, trial_filter.mechanism_column), as_of)
     show_table(filtered, trial_filter, url, version, as_of)

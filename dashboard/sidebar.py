@@ -55,6 +55,7 @@ def widget_state(trial_filter: TrialFilter, choices: FilterChoices) -> dict[str,
         key("has_results"): _tristate_label(trial_filter.has_results),
         key("multi_disease"): _tristate_label(trial_filter.multi_disease),
         key("include_removed"): trial_filter.include_removed,
+        key("include_comparators"): trial_filter.include_comparators,
     }
     for name in LIST_FIELDS:
         state[key(name)] = list(getattr(trial_filter, name))
@@ -73,6 +74,7 @@ def filter_from_state(state: Mapping[str, Any], choices: FilterChoices) -> Trial
     values["has_results"] = _TRISTATE.get(state.get(key("has_results"), ANY))
     values["multi_disease"] = _TRISTATE.get(state.get(key("multi_disease"), ANY))
     values["include_removed"] = bool(state.get(key("include_removed"), False))
+    values["include_comparators"] = bool(state.get(key("include_comparators"), False))
     return TrialFilter(**values).validate()
 
 
@@ -179,6 +181,12 @@ def filter_sidebar(choices: FilterChoices) -> TrialFilter:
         # The chip shows the mechanism alone: with its family in front, a chip is cut short.
         format_func=labels.mechanism_label,
         help="Listed family by family, as in the taxonomy.",
+    )
+    sidebar.checkbox(
+        "Count comparators' mechanisms",
+        key=key("include_comparators"),
+        help="Off: a trial counts under the mechanisms it studies, not under its active comparator's "
+        "(ocrelizumab in a fenebrutinib-versus-ocrelizumab trial). On: under both.",
     )
     sidebar.multiselect(
         "Phenotype",

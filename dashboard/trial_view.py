@@ -82,6 +82,12 @@ def evidence_rows(result: dict[str, Any] | None) -> pd.DataFrame:
                 evidence = "; ".join(_evidence_text(entry) for entry in evidence)
             elif isinstance(evidence, dict):
                 evidence = _evidence_text(evidence)
+            role_evidence = item.get("role_evidence")
+            if item.get("role") and isinstance(role_evidence, list) and role_evidence:
+                # why the role: the arm group, the title's comparison or the intervention's own words
+                evidence = f"{evidence or ''} · role from " + "; ".join(
+                    _evidence_text(e) for e in role_evidence
+                )
             rows.append(
                 {
                     "Dimension": dimension,

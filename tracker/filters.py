@@ -61,6 +61,10 @@ _LIST_FIELDS = (
 _FREE_TEXT_LIST_FIELDS = ("lead_sponsors", "countries")
 _INT_FIELDS = ("start_year_min", "start_year_max")
 _BOOL_FIELDS = ("has_results", "multi_disease")
+_FLAG_FIELDS = ("include_removed", "include_comparators")
+# The trial-frame column of mechanism keys a filter counts: investigational only, or comparators too.
+INVESTIGATIONAL_MECHANISMS = "investigational_mechanisms"
+ALL_MECHANISMS = "mechanisms"
 
 
 def sponsor_category(agency_class: str | None) -> str:
@@ -93,6 +97,14 @@ class TrialFilter:
     multi_disease: bool | None = None
     # Trials a full sync no longer finds for the query are kept but flagged; shown only on request.
     include_removed: bool = False
+    # A comparator's mechanism ("ocrelizumab" in "fenebrutinib compared with ocrelizumab") is not under
+    # study: mechanism filters and counts leave it out unless asked.
+    include_comparators: bool = False
+
+    @property
+    def mechanism_column(self) -> str:
+        """The trial-frame column whose mechanism keys this filter matches and counts."""
+        return ALL_MECHANISMS if self.include_comparators else INVESTIGATIONAL_MECHANISMS
 
     def validate(self) -> TrialFilter:
         """Return self, or raise FilterError naming the bad value and the valid ones."""
@@ -126,7 +138,7 @@ class TrialFilter:
         if self.relevance and row["relevance"] not in self.relevance:
             return False
         for column, wanted in (
-            ("mechanisms", self.mechanisms),
+            (self.mechanism_column, self.mechanisms),
             ("phenotypes", self.phenotypes),
             ("phases", self.phases),
             ("countries", self.countries),
@@ -178,7 +190,7 @@ class TrialFilter:
                 values[name] = _as_int(name, value)
             elif name in _BOOL_FIELDS:
                 values[name] = _as_bool(name, value)
-            elif name == "include_removed":
+            elif name in _FLAG_FIELDS:
                 values[name] = bool(_as_bool(name, value))
             else:
                 values[name] = str(value).strip() or None if value is not None else None
@@ -251,6 +263,8 @@ class TrialFilter:
             parts.append("multi-disease" if self.multi_disease else "MS only")
         if self.include_removed:
             parts.append("including trials no longer found by the registry search")
+        if self.include_comparators:
+            parts.append("mechanisms of comparators counted")
         return "; ".join(parts) if parts else "all MS trials"
 
 
@@ -267,7 +281,7 @@ def apply_filter(frame: pd.DataFrame, trial_filter: TrialFilter) -> pd.DataFrame
     if f.relevance:
         mask &= frame["relevance"].isin(f.relevance)
     for column, wanted in (
-        ("mechanisms", f.mechanisms),
+        (f.mechanism_column, f.mechanisms),
         ("phenotypes", f.phenotypes),
         ("phases", f.phases),
         ("countries", f.countries),

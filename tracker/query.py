@@ -96,6 +96,8 @@ TRIAL_FRAME_COLUMNS = (
     "countries",
     "relevance",
     "mechanisms",
+    "investigational_mechanisms",
+    "comparator_mechanisms",
     "mechanism_roles",
     "phenotypes",
     "multi_disease",
@@ -127,6 +129,15 @@ def highest_phase(phases: Iterable[str]) -> str | None:
     if ranked:
         return ranked[-1]
     return "NA" if "NA" in phases else None
+
+
+def investigational_mechanisms(keys: tuple[str, ...], comparators: tuple[str, ...]) -> tuple[str, ...]:
+    """The keys a landscape counts by default: all but the comparators' — unless every key is a
+    comparator's (a comparative-effectiveness trial of approved drugs studies them all)."""
+    if not comparators:
+        return keys
+    kept = tuple(key for key in keys if key not in comparators)
+    return kept or keys
 
 
 def _grouped(rows: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, ...]]:
@@ -171,6 +182,7 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
     relevance: dict[str, str] = {}
     mechanisms: dict[str, list[str]] = defaultdict(list)
     roles: dict[str, list[str]] = defaultdict(list)
+    comparators: dict[str, set[str]] = defaultdict(set)
     phenotypes: dict[str, list[str]] = defaultdict(list)
     for nct_id, dimension, key, role, _source in labels:
         if dimension == "relevance":
@@ -179,6 +191,8 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
             if key not in mechanisms[nct_id]:
                 mechanisms[nct_id].append(key)
             roles[nct_id].append(f"{key}:{role}" if role else key)
+            if role == "comparator":
+                comparators[nct_id].add(key)
         elif dimension == "phenotype" and key not in phenotypes[nct_id]:
             phenotypes[nct_id].append(key)
 
@@ -196,6 +210,19 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
     frame["countries"] = ids.map(lambda i: countries.get(i, ()))
     frame["relevance"] = ids.map(lambda i: relevance.get(i, "unclassified"))
     frame["mechanisms"] = ids.map(lambda i: tuple(mechanisms.get(i, ())))
+    comparator_keys = [
+        tuple(k for k in keys if k in comparators[i]) if i in comparators else ()
+        for i, keys in zip(ids, frame["mechanisms"], strict=True)
+    ]
+    frame["comparator_mechanisms"] = pd.Series(comparator_keys, index=frame.index, dtype=object)
+    frame["investigational_mechanisms"] = pd.Series(
+        [
+            investigational_mechanisms(keys, found)
+            for keys, found in zip(frame["mechanisms"], comparator_keys, strict=True)
+        ],
+        index=frame.index,
+        dtype=object,
+    )
     frame["mechanism_roles"] = ids.map(lambda i: tuple(roles.get(i, ())))
     frame["phenotypes"] = ids.map(lambda i: tuple(phenotypes.get(i, ())))
     frame["multi_disease"] = ids.map(
@@ -351,6 +378,7 @@ def _trial_row(record: Any) -> dict[str, Any]:
     interventions = _distinct(_json_list(record["interventions"]))
     mechanisms: list[str] = []
     roles: list[str] = []
+    comparator_keys: list[str] = []
     phenotypes: list[str] = []
     relevance = "unclassified"
     for dimension, key, role in _json_list(record["labels"]):
@@ -360,6 +388,8 @@ def _trial_row(record: Any) -> dict[str, Any]:
             if key not in mechanisms:
                 mechanisms.append(key)
             roles.append(f"{key}:{role}" if role else key)
+            if role == "comparator":
+                comparator_keys.append(key)
         elif dimension == "phenotype" and key not in phenotypes:
             phenotypes.append(key)
     classified = record["taxonomy_version"] is not None
@@ -374,6 +404,10 @@ def _trial_row(record: Any) -> dict[str, Any]:
         countries=_distinct(_json_list(record["countries"])),
         relevance=relevance,
         mechanisms=tuple(mechanisms),
+        comparator_mechanisms=tuple(k for k in mechanisms if k in comparator_keys),
+        investigational_mechanisms=investigational_mechanisms(
+            tuple(mechanisms), tuple(k for k in mechanisms if k in comparator_keys)
+        ),
         mechanism_roles=tuple(roles),
         phenotypes=tuple(phenotypes),
         multi_disease=bool(record["multi_disease"]) if classified else False,

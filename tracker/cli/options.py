@@ -26,6 +26,7 @@ FILTER_OPTION_NAMES = (
     "has_results",
     "multi_disease",
     "include_removed",
+    "include_comparators",
 )
 
 _KEYS_HELP = "comma-separated or repeated"
@@ -61,6 +62,12 @@ _OPTIONS = (
         default=None,
         help="Also trials the registry search no longer returns.",
     ),
+    click.option(
+        "--include-comparators",
+        is_flag=True,
+        default=None,
+        help="Count the comparators' mechanisms too (matched by --mechanism, listed in `mechanisms`).",
+    ),
 )
 
 
@@ -94,6 +101,7 @@ def filter_from_options(options: dict[str, Any]) -> TrialFilter:
         "has_results": options.get("has_results"),
         "multi_disease": options.get("multi_disease"),
         "include_removed": options.get("include_removed") or None,
+        "include_comparators": options.get("include_comparators") or None,
     }
     given = {key: value for key, value in data.items() if value not in (None, [])}
     relevance = _split(options.get("relevance") or ())
