@@ -41,6 +41,7 @@ from sqlalchemy import Engine
 from tracker import store
 from tracker.config import Settings
 from tracker.ctgov.client import CtgovClient, Page, PageTokenError, validate_base_url
+from tracker.db.session import utcnow
 from tracker.errors import ApiError, ConfigError, IncompleteSyncError, TrackerError
 from tracker.locks import INGEST, Lease
 
@@ -136,6 +137,7 @@ def run_sync(
     backoff_base: float = 1.0,
     progress: ProgressCallback | None = log_progress,
     classify: bool = True,
+    classify_progress: Callable[[int, int], None] | None = None,
 ) -> SyncResult:
     """Sync the store with the registry; see the module docstring. Returns the result, outcome included.
 
@@ -155,7 +157,7 @@ def run_sync(
             classify=classify,
         )
         if classify:
-            classify_run(engine, result)
+            classify_run(engine, result, progress=classify_progress)
         else:
             finish(engine, result)
     result.elapsed = time.monotonic() - started
@@ -172,6 +174,7 @@ def _run_sync(
     progress: ProgressCallback | None,
     classify: bool,
 ) -> SyncResult:
+    started_at = utcnow()  # recorded as the run's start even when the first request fails
     previous_query = last_clean_query(engine)
     same_query = previous_query == _query_identity(settings.query)
     # The watermark says the store is complete up to that date for the query that set it: an incremental
@@ -196,13 +199,23 @@ def _run_sync(
             data_timestamp = _data_timestamp(client.version())
         except TrackerError as exc:  # recorded, so `tracker status` shows why nothing was fetched
             run_id = store.begin_run(
-                engine, mode=mode, query=settings.query, source=settings.ctgov_base_url, data_timestamp=None
+                engine,
+                mode=mode,
+                query=settings.query,
+                source=settings.ctgov_base_url,
+                data_timestamp=None,
+                started_at=started_at,
             )
             store.finish_run(engine, run_id, outcome="failed", error=str(exc))
             raise
         base_url = client.base_url
         run_id = store.begin_run(
-            engine, mode=mode, query=settings.query, source=base_url, data_timestamp=data_timestamp
+            engine,
+            mode=mode,
+            query=settings.query,
+            source=base_url,
+            data_timestamp=data_timestamp,
+            started_at=started_at,
         )
         result = SyncResult(run_id=run_id, mode=mode, data_timestamp=data_timestamp, since=since)
         logger.info(
@@ -237,10 +250,12 @@ def _run_sync(
     return result
 
 
-def classify_run(engine: Engine, result: SyncResult) -> None:
+def classify_run(
+    engine: Engine, result: SyncResult, progress: Callable[[int, int], None] | None = None
+) -> None:
     """Classify what the run landed, then finish the run: a failed classification fails the run."""
     try:
-        result.classified = (result.classified or 0) + classify_landed(engine)
+        result.classified = (result.classified or 0) + classify_landed(engine, progress=progress)
     except BaseException as exc:
         _fail(engine, result, exc, prefix="classification failed: ")
         raise
@@ -369,9 +384,10 @@ def classify_hook() -> store.LandedHook:
     return classify_records
 
 
-def classify_landed(engine: Engine) -> int:
+def classify_landed(engine: Engine, progress: Callable[[int, int], None] | None = None) -> int:
     """Classify what is still pending (the classifier keeps track); returns how many. After a sync or an
-    import that classified page by page, this finds only studies an older classifier version labelled."""
+    import that classified page by page, this finds only studies an older classifier version labelled.
+    `progress(done, total)` follows the batches (the CLI draws a bar)."""
     from tracker.classify.store import classify_pending  # deferred: importing it compiles the dictionary
 
-    return classify_pending(engine)
+    return classify_pending(engine, progress=progress)

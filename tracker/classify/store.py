@@ -10,7 +10,7 @@ touched by a sync or a reclassification, so they survive both.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,15 +60,24 @@ class EffectiveLabel:
 # Classification
 
 
-def classify_pending(engine: Engine, *, all_studies: bool = False, batch_size: int = BATCH_SIZE) -> int:
+def classify_pending(
+    engine: Engine,
+    *,
+    all_studies: bool = False,
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Classify studies never classified, changed since, or classified by another classifier version
-    (or every study with `all_studies`). Returns how many were classified."""
+    (or every study with `all_studies`). Returns how many were classified; `progress(done, total)` is
+    called after each batch."""
     with Session(engine) as session:
         pending = list(session.scalars(_pending_query(all_studies)))
     for start in range(0, len(pending), batch_size):
         batch = pending[start : start + batch_size]
         with transaction(engine) as session:
             _classify_batch(session, batch)
+        if progress is not None:
+            progress(start + len(batch), len(pending))
     if pending:
         logger.info("classified %d studies (classifier %s)", len(pending), CLASSIFIER_VERSION)
     return len(pending)
