@@ -7,13 +7,12 @@ a filter means the same thing on the dashboard, in an export and in a digest.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Engine, Row, func, literal_column, select
+from sqlalchemy import Engine, Row, Select, func, literal_column, select
 
 from tracker.db.models import (
     ChangeEvent,
@@ -127,101 +126,6 @@ def highest_phase(phases: Iterable[str]) -> str | None:
     return "NA" if "NA" in phases else None
 
 
-def _grouped(rows: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, ...]]:
-    grouped: dict[str, list[Any]] = defaultdict(list)
-    for nct_id, value in rows:
-        if value is not None and value not in grouped[nct_id]:
-            grouped[nct_id].append(value)
-    return {nct_id: tuple(values) for nct_id, values in grouped.items()}
-
-
-def load_trial_frame(engine: Engine) -> pd.DataFrame:
-    """One row per stored study with its effective labels; columns in TRIAL_FRAME_COLUMNS."""
-    import pandas as pd
-
-    with transaction(engine) as session:
-        studies = session.execute(select(*_STUDY_COLUMNS)).all()
-        conditions = _grouped(
-            session.execute(select(Condition.nct_id, Condition.name).order_by(Condition.position))
-        )
-        interventions = _grouped(
-            session.execute(select(Intervention.nct_id, Intervention.name).order_by(Intervention.position))
-        )
-        countries = _grouped(
-            session.execute(select(Location.nct_id, Location.country).order_by(Location.position))
-        )
-        labels = session.execute(
-            select(
-                StudyLabel.nct_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role, StudyLabel.source
-            ).order_by(StudyLabel.id)
-        ).all()
-        classifications = {
-            row.nct_id: row
-            for row in session.execute(
-                select(Classification.nct_id, Classification.multi_disease, Classification.taxonomy_version)
-            )
-        }
-        overridden = set(session.scalars(select(Override.nct_id)))
-
-    if not studies:
-        return pd.DataFrame(columns=list(TRIAL_FRAME_COLUMNS))
-
-    relevance: dict[str, str] = {}
-    mechanisms: dict[str, list[str]] = defaultdict(list)
-    roles: dict[str, list[str]] = defaultdict(list)
-    phenotypes: dict[str, list[str]] = defaultdict(list)
-    for nct_id, dimension, key, role, _source in labels:
-        if dimension == "relevance":
-            relevance[nct_id] = key
-        elif dimension == "mechanism":
-            if key not in mechanisms[nct_id]:
-                mechanisms[nct_id].append(key)
-            roles[nct_id].append(f"{key}:{role}" if role else key)
-        elif dimension == "phenotype" and key not in phenotypes[nct_id]:
-            phenotypes[nct_id].append(key)
-
-    frame = pd.DataFrame.from_records(studies, columns=[c.key for c in _STUDY_COLUMNS])
-    ids = frame["nct_id"]
-    frame["phases"] = frame["phases"].map(lambda value: tuple(value or ()))
-    frame["phase_label"] = frame["phases"].map(phase_label)
-    frame["highest_phase"] = frame["phases"].map(highest_phase)
-    for column in DATE_COLUMNS:
-        frame[column] = pd.to_datetime(frame[column], errors="coerce")
-    frame["start_year"] = frame["start_date"].dt.year.astype("Int64")
-    frame["sponsor_category"] = frame["lead_sponsor_class"].map(sponsor_category)
-    frame["conditions"] = ids.map(lambda i: conditions.get(i, ()))
-    frame["interventions"] = ids.map(lambda i: interventions.get(i, ()))
-    frame["countries"] = ids.map(lambda i: countries.get(i, ()))
-    frame["relevance"] = ids.map(lambda i: relevance.get(i, "unclassified"))
-    frame["mechanisms"] = ids.map(lambda i: tuple(mechanisms.get(i, ())))
-    frame["mechanism_roles"] = ids.map(lambda i: tuple(roles.get(i, ())))
-    frame["phenotypes"] = ids.map(lambda i: tuple(phenotypes.get(i, ())))
-    frame["multi_disease"] = ids.map(
-        lambda i: bool(classifications[i].multi_disease) if i in classifications else False
-    )
-    frame["manual"] = ids.isin(overridden)
-    frame["taxonomy_version"] = ids.map(
-        lambda i: classifications[i].taxonomy_version if i in classifications else None
-    )
-    frame["removed"] = frame.pop("removed_at").notna()
-    frame["has_results"] = frame["has_results"].astype(bool)
-    frame["url"] = ids.map(study_url)
-    frame["search_text"] = (
-        ids
-        + " "
-        + frame["brief_title"].fillna("")
-        + " "
-        + frame["official_title"].fillna("")
-        + " "
-        + frame["acronym"].fillna("")
-        + " "
-        + frame["interventions"].map(" ".join)
-        + " "
-        + frame["lead_sponsor_name"].fillna("")
-    ).str.lower()
-    return frame.sort_values("nct_id", ignore_index=True)[list(TRIAL_FRAME_COLUMNS)]
-
-
 # Per study, the child values the trial frame folds into tuples, aggregated by the database as JSON arrays
 # in position (or label id) order: (table, value expression, order) for SQLite / PostgreSQL.
 _AGGREGATES = {
@@ -256,17 +160,31 @@ def _distinct(values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(value for value in values if value is not None))
 
 
-def iter_trial_rows(
-    engine: Engine, trial_filter: TrialFilter, *, batch: int = 1000
-) -> Iterator[dict[str, Any]]:
-    """The rows of `select_trials`, as dicts, one at a time and in NCT ID order, from one query that the
-    database aggregates; no frame and no ORM objects, so memory stays flat however many trials there are.
-    Each dict carries the trial frame's columns (dates as `date`, missing values as None)."""
-    dialect = engine.dialect.name
+def _fold_labels(labels: Iterable[Any]) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """A study's (dimension, key, role) labels in id order → relevance, mechanisms, mechanism roles and
+    phenotypes as the trial frame holds them (the last relevance label wins; keys keep first appearance)."""
+    mechanisms: list[str] = []
+    roles: list[str] = []
+    phenotypes: list[str] = []
+    relevance = "unclassified"
+    for dimension, key, role in labels:
+        if dimension == "relevance":
+            relevance = key
+        elif dimension == "mechanism":
+            if key not in mechanisms:
+                mechanisms.append(key)
+            roles.append(f"{key}:{role}" if role else key)
+        elif dimension == "phenotype" and key not in phenotypes:
+            phenotypes.append(key)
+    return relevance, tuple(mechanisms), tuple(roles), tuple(phenotypes)
+
+
+def _trial_statement(dialect: str) -> Select[Any]:
+    """Every study with its classification, override flag and aggregated children, in NCT ID order."""
     aggregates = [
         literal_column(_aggregate_sql(dialect, *spec)).label(name) for name, spec in _AGGREGATES.items()
     ]
-    statement = (
+    return (
         select(
             *_STUDY_COLUMNS,
             Classification.multi_disease,
@@ -278,6 +196,82 @@ def iter_trial_rows(
         .outerjoin(Override, Override.nct_id == Study.nct_id)
         .order_by(Study.nct_id)
     )
+
+
+def load_trial_frame(engine: Engine, *, batch: int = 5000) -> pd.DataFrame:
+    """One row per stored study with its effective labels; columns in TRIAL_FRAME_COLUMNS.
+
+    Built from the one aggregated query `iter_trial_rows` streams: the database folds each study's
+    children and labels into JSON arrays, the rows arrive in NCT ID order and are taken apart column by
+    column, so no ORM object and no per-table dictionary lives beside the frame."""
+    import pandas as pd
+
+    with engine.connect() as connection:
+        result = connection.execution_options(stream_results=True, yield_per=batch).execute(
+            _trial_statement(engine.dialect.name)
+        )
+        keys = list(result.keys())
+        values: list[list[Any]] = [[] for _ in keys]
+        for partition in result.partitions():
+            for column, cells in zip(values, zip(*partition, strict=True), strict=True):
+                column.extend(cells)
+    if not values[0]:
+        return pd.DataFrame(columns=list(TRIAL_FRAME_COLUMNS))
+    fetched = dict(zip(keys, values, strict=True))
+    labels = [_fold_labels(_json_list(cell)) for cell in fetched.pop("labels")]
+    aggregated = {name: fetched.pop(name) for name in ("conditions", "interventions", "countries")}
+    classification = {name: fetched.pop(name) for name in ("multi_disease", "taxonomy_version", "manual")}
+
+    frame = pd.DataFrame(fetched, columns=[c.key for c in _STUDY_COLUMNS])
+    ids = frame["nct_id"]
+    frame["phases"] = frame["phases"].map(lambda value: tuple(value or ()))
+    frame["phase_label"] = frame["phases"].map(phase_label)
+    frame["highest_phase"] = frame["phases"].map(highest_phase)
+    for column in DATE_COLUMNS:
+        frame[column] = pd.to_datetime(frame[column], errors="coerce")
+    frame["start_year"] = frame["start_date"].dt.year.astype("Int64")
+    frame["sponsor_category"] = frame["lead_sponsor_class"].map(sponsor_category)
+    for name, cells in aggregated.items():
+        frame[name] = [_distinct(_json_list(cell)) for cell in cells]
+    frame["relevance"] = [folded[0] for folded in labels]
+    frame["mechanisms"] = [folded[1] for folded in labels]
+    frame["mechanism_roles"] = [folded[2] for folded in labels]
+    frame["phenotypes"] = [folded[3] for folded in labels]
+    versions = classification["taxonomy_version"]
+    frame["multi_disease"] = [
+        bool(multi) if version is not None else False
+        for multi, version in zip(classification["multi_disease"], versions, strict=True)
+    ]
+    frame["manual"] = [bool(manual) for manual in classification["manual"]]
+    frame["taxonomy_version"] = versions
+    frame["removed"] = frame.pop("removed_at").notna()
+    frame["has_results"] = frame["has_results"].astype(bool)
+    frame["url"] = ids.map(study_url)
+    frame["search_text"] = (
+        ids
+        + " "
+        + frame["brief_title"].fillna("")
+        + " "
+        + frame["official_title"].fillna("")
+        + " "
+        + frame["acronym"].fillna("")
+        + " "
+        + frame["interventions"].map(" ".join)
+        + " "
+        + frame["lead_sponsor_name"].fillna("")
+    ).str.lower()
+    if not ids.is_monotonic_increasing:  # the database's collation may order IDs differently
+        frame = frame.sort_values("nct_id", ignore_index=True)
+    return frame[list(TRIAL_FRAME_COLUMNS)]
+
+
+def iter_trial_rows(
+    engine: Engine, trial_filter: TrialFilter, *, batch: int = 1000
+) -> Iterator[dict[str, Any]]:
+    """The rows of `select_trials`, as dicts, one at a time and in NCT ID order, from one query that the
+    database aggregates; no frame and no ORM objects, so memory stays flat however many trials there are.
+    Each dict carries the trial frame's columns (dates as `date`, missing values as None)."""
+    statement = _trial_statement(engine.dialect.name)
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True, yield_per=batch).execute(statement)
         for record in result.mappings():
@@ -292,19 +286,7 @@ def _trial_row(record: Any) -> dict[str, Any]:
     nct_id = row["nct_id"]
     phases = tuple(row["phases"] or ())
     interventions = _distinct(_json_list(record["interventions"]))
-    mechanisms: list[str] = []
-    roles: list[str] = []
-    phenotypes: list[str] = []
-    relevance = "unclassified"
-    for dimension, key, role in _json_list(record["labels"]):
-        if dimension == "relevance":
-            relevance = key
-        elif dimension == "mechanism":
-            if key not in mechanisms:
-                mechanisms.append(key)
-            roles.append(f"{key}:{role}" if role else key)
-        elif dimension == "phenotype" and key not in phenotypes:
-            phenotypes.append(key)
+    relevance, mechanisms, roles, phenotypes = _fold_labels(_json_list(record["labels"]))
     classified = record["taxonomy_version"] is not None
     row.update(
         phases=phases,
@@ -316,9 +298,9 @@ def _trial_row(record: Any) -> dict[str, Any]:
         interventions=interventions,
         countries=_distinct(_json_list(record["countries"])),
         relevance=relevance,
-        mechanisms=tuple(mechanisms),
-        mechanism_roles=tuple(roles),
-        phenotypes=tuple(phenotypes),
+        mechanisms=mechanisms,
+        mechanism_roles=roles,
+        phenotypes=phenotypes,
         multi_disease=bool(record["multi_disease"]) if classified else False,
         manual=bool(record["manual"]),
         taxonomy_version=record["taxonomy_version"],
