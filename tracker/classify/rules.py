@@ -20,17 +20,9 @@ from tracker.classify.model import (
     RelevanceLabel,
     Role,
 )
+from tracker.classify.version import RULES_REVISION, classifier_version  # noqa: F401  (re-exported)
 from tracker.ctgov.parse import Intervention, StudyRecord
 from tracker.taxonomy import load_taxonomy
-
-# Bump whenever a rule or the dictionary changes the output: stored classifications then get redone.
-RULES_REVISION = 2
-
-
-def classifier_version() -> str:
-    """Taxonomy version + rules revision + dictionary version, e.g. "2026.11.1+r2.d2" (fits 20 chars)."""
-    return f"{load_taxonomy().version}+r{RULES_REVISION}.d{load_dictionary().version}"
-
 
 CLASSIFIER_VERSION = classifier_version()
 
