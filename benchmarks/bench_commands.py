@@ -10,6 +10,7 @@ beside its baseline in the same run (the order rotates each round) and printed a
   tracker sync, nothing new           vs `python -c pass` (an incremental run on the synced database)
   tracker import (SQLite, Postgres)   vs the naive script; studies per second
   tracker export, classify --all      on the synced database
+  dashboard cold start                vs importing Streamlit's AppTest (benchmarks/dashboard_cold.py)
 
 The registry is the fake of tests/fake_ctgov.py, run in its own process on loopback. `--scale N` replicates
 the snapshot to N studies with rewritten NCT IDs (e.g. 100000); `--quick` does 3.6k, 3 rounds, SQLite only.
@@ -43,6 +44,7 @@ from tracker.sources import iter_raw_studies  # noqa: E402
 DEFAULT_DATA = ROOT.parent / "shared/data/ctgov_ms_2025-09-25.jsonl.gz"
 TRACKER = [sys.executable, "-m", "tracker"]
 PASS = [sys.executable, "-c", "pass"]
+APPTEST_IMPORT = "from streamlit.testing.v1 import AppTest"
 
 
 @dataclass
@@ -224,6 +226,8 @@ def measure(url: str, data: Path, tmp: Path, repeat: int, postgres: str | None) 
         ),
         ("export", "tracker export (all trials)", [*TRACKER, *db, synced, "export", "--out", str(out)], None),
         ("classify", "tracker classify --all", [*TRACKER, *db, synced, "classify", "--all"], None),
+        ("streamlit", "import streamlit's AppTest", [sys.executable, "-c", APPTEST_IMPORT], None),
+        ("dashboard", "dashboard cold start", [sys.executable, "benchmarks/dashboard_cold.py", synced], None),
     ]
     if postgres:
         plan.append(
@@ -254,6 +258,7 @@ def report(figures: dict[str, Figure], studies: int) -> None:
     )
     baselines = dict.fromkeys(("help", "status", "changes", "no_change"), "pass")
     baselines.update(dict.fromkeys(("sync", "import", "import_pg"), "naive"))
+    baselines["dashboard"] = "streamlit"
     for key, figure in figures.items():
         line = (
             f"  {figure.label:<32} {figure.median:7.3f}s ({figure.median_cpu:6.3f})  {figure.peak_mb:5.0f} MB"
