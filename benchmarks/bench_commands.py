@@ -16,7 +16,10 @@ The registry is the fake of tests/fake_ctgov.py, run in its own process on loopb
 the snapshot to N studies with rewritten NCT IDs (e.g. 100000); `--quick` does 3.6k, 3 rounds, SQLite only.
 
     .venv/bin/python benchmarks/bench_commands.py [--quick] [--scale 100000] [--repeat 5]
-        [--postgres postgresql+psycopg://127.0.0.1/test] [--data PATH.jsonl.gz]
+        [--postgres postgresql+psycopg://127.0.0.1/test] [--data PATH.jsonl.gz] [--only pass,status]
+
+Figure keys for --only: pass help status changes naive sync no_change import export classify streamlit
+dashboard import_pg.
 """
 
 from __future__ import annotations
@@ -149,6 +152,9 @@ def main() -> None:
         "--postgres", metavar="URL", help="also import into this (emptied!) Postgres database"
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument(
+        "--only", metavar="KEYS", help="comma-separated figures to measure, e.g. pass,classify (default all)"
+    )
     args = parser.parse_args()
     if not args.data.is_file():
         raise SystemExit(
@@ -165,11 +171,14 @@ def main() -> None:
         studies = sum(1 for _ in iter_raw_studies(data))
         print(f"{studies} studies ({data.name}); {args.repeat} rounds; {os.cpu_count()} CPUs")
         with registry_process(data) as url:
-            figures = measure(url, data, tmp, args.repeat, args.postgres)
+            only = set(args.only.split(",")) if args.only else None
+            figures = measure(url, data, tmp, args.repeat, args.postgres, only)
         report(figures, studies)
 
 
-def measure(url: str, data: Path, tmp: Path, repeat: int, postgres: str | None) -> dict[str, Figure]:
+def measure(
+    url: str, data: Path, tmp: Path, repeat: int, postgres: str | None, only: set[str] | None = None
+) -> dict[str, Figure]:
     env = {**os.environ, "TRACKER_REQUESTS_PER_SECOND": "0", "TRACKER_QUERY": QUERY}
     env.pop("TRACKER_DATABASE_URL", None)
     synced = f"sqlite:///{tmp / 'synced.db'}"
@@ -241,6 +250,7 @@ def measure(url: str, data: Path, tmp: Path, repeat: int, postgres: str | None) 
     actions: list[Callable[[], None]] = [
         lambda step=step: timed(*step)  # type: ignore[misc]
         for step in plan
+        if only is None or step[0] in only
     ]
     for round_number in range(repeat):
         for action in rotate(round_number, actions):
