@@ -5,8 +5,12 @@ Measured in the same run, each repeated (median reported):
   classify   `classify_study` over every parsed record (the pure part of `tracker classify --all`);
   baseline   `parse_study` over the same raw records (the step every classification already pays for),
              so the ratio says how the classifier compares with reading the records at all;
+  endpoints  `classify_endpoints` + `classify_eligibility` alone (their share of `classify`);
   database   `classify_pending(all_studies=True)` on a SQLite file holding the snapshot: read raw JSON,
-             parse, classify, write classifications and labels in batches.
+             parse, classify, write classifications and labels in batches;
+  process    `tracker classify --all` as a whole process on that file (interpreter start, imports,
+             the run), beside `tracker classify` with nothing pending (start-up and the pending query
+             only) as its baseline.
 
 Also prints how many drug/biological interventions the dictionary left to the type fallback.
 
@@ -17,6 +21,7 @@ Also prints how many drug/biological interventions the dictionary left to the ty
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +34,8 @@ from timing import median_seconds  # noqa: E402
 
 from tracker import store  # noqa: E402
 from tracker.classify.dictionary import load_dictionary  # noqa: E402
+from tracker.classify.eligibility import classify_eligibility  # noqa: E402
+from tracker.classify.endpoints import classify_endpoints  # noqa: E402
 from tracker.classify.rules import (  # noqa: E402
     CLASSIFIER_VERSION,
     _intervention_hits,
@@ -78,6 +85,9 @@ def main() -> None:
     classify_seconds = median_seconds(classify_all, args.repeat)
     classify_cpu = median_seconds(classify_all, args.repeat, clock=time.process_time)
     parse_seconds = median_seconds(lambda: [parse_study(raw) for raw in raws], args.repeat)
+    endpoint_seconds = median_seconds(
+        lambda: [(classify_endpoints(r), classify_eligibility(r)) for r in records], args.repeat
+    )
 
     with tempfile.TemporaryDirectory() as folder:
         engine = make_engine(f"sqlite:///{folder}/bench.db")
@@ -90,6 +100,20 @@ def main() -> None:
             lambda: classify_pending(engine, all_studies=True), max(1, args.repeat // 2)
         )
         engine.dispose()
+        command = [
+            sys.executable,
+            "-m",
+            "tracker",
+            "--database-url",
+            f"sqlite:///{folder}/bench.db",
+            "classify",
+        ]
+        process_seconds = median_seconds(
+            lambda: subprocess.run([*command, "--all"], check=True, capture_output=True), args.repeat
+        )
+        idle_seconds = median_seconds(
+            lambda: subprocess.run(command, check=True, capture_output=True), args.repeat
+        )
 
     fallback, total = fallback_share(records)
     print(f"classifier {CLASSIFIER_VERSION}, {len(records)} studies, median of {args.repeat}")
@@ -102,7 +126,14 @@ def main() -> None:
         f"classify/parse ratio {classify_seconds / parse_seconds:5.2f}"
     )
     print(f"  classify (pure), CPU   {classify_cpu:6.3f} s")
+    print(f"  endpoints + eligibility facets alone {endpoint_seconds:6.3f} s")
     print(f"  classify --all (SQLite, read+parse+classify+write) {database_seconds:6.3f} s")
+    print(
+        f"  `tracker classify --all`, whole process {process_seconds:6.3f} s   "
+        f"budget {BUDGET_SECONDS:.1f} s  "
+        f"{'OK' if process_seconds < BUDGET_SECONDS else 'OVER BUDGET'}; baseline `tracker classify` with "
+        f"nothing pending {idle_seconds:6.3f} s (ratio {process_seconds / idle_seconds:4.1f})"
+    )
     print(
         f"  drug/biological interventions left to the type fallback: {fallback}/{total} "
         f"({100 * fallback / max(total, 1):.1f}%)"

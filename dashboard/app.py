@@ -17,6 +17,7 @@ from dashboard.trial_view import show_trial
 
 TRIAL_PARAM = "nct"
 RUN_SECONDS = "_run_seconds"
+SIDEBAR_PIXELS = 380  # wide enough for a long sponsor or country name in a filter chip
 logger = logging.getLogger("dashboard")
 
 
@@ -39,11 +40,15 @@ def trial_page() -> None:
 
 def main() -> None:
     started = time.perf_counter()
-    st.set_page_config(page_title="MS trial tracker", page_icon=":material/explore:", layout="wide")
+    # An emoji favicon, and no page icons: Streamlit draws an emoji favicon itself, but fetches a Material
+    # icon's favicon from Google's servers, and a page's icon becomes the favicon.
+    st.set_page_config(
+        page_title="MS trial tracker", page_icon="🧭", layout="wide", initial_sidebar_state=SIDEBAR_PIXELS
+    )
     page = st.navigation(
         [
-            st.Page(landscape_page, title="Landscape", icon=":material/insights:", default=True),
-            st.Page(trial_page, title="Trial detail", icon=":material/search:", url_path="trial"),
+            st.Page(landscape_page, title="Landscape", default=True),
+            st.Page(trial_page, title="Trial detail", url_path="trial"),
         ]
     )
     page.run()

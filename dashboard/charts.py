@@ -19,11 +19,14 @@ import plotly.graph_objects as go
 
 from dashboard import labels
 from dashboard.frame_index import FrameIndex, index_for
+from dashboard.metrics import has_started
 from tracker.changes import parse_date_value
 
 GANTT_CAP = 200
 GANTT_TOP_MARGIN = 140  # pixels: title, legend, then the date axis above the bars
 GANTT_LEGEND_OFFSET = 40
+WEEK_MS = 7 * 24 * 3600 * 1000
+WEEK_TICKS = 10  # at most this many week ticks; more weeks tick every second, third… Monday
 SLIPPAGE_BUCKETS: tuple[tuple[str, int, int], ...] = (
     ("Up to 3 months", 0, 91),
     ("3–6 months", 91, 183),
@@ -188,7 +191,7 @@ def status_figure(frame: pd.DataFrame) -> go.Figure:
     fig = go.Figure(
         go.Bar(
             x=counts.values[::-1],
-            y=counts.index[::-1],
+            y=counts.index.map(labels.plotly_text)[::-1],
             orientation="h",
             marker_color=[colour_by_label.get(label, "#bababa") for label in counts.index[::-1]],
             customdata=share.values[::-1],
@@ -378,7 +381,8 @@ def pipeline_figure(frame: pd.DataFrame, index: FrameIndex | None = None) -> go.
 
 
 def gantt_rows(frame: pd.DataFrame, today: date, cap: int = GANTT_CAP) -> pd.DataFrame:
-    """The trials drawn on the timeline: the `cap` most recently started ones with a start date.
+    """The trials drawn on the timeline: the `cap` most recently started of those started by `today`,
+    newest first.
 
     The bar ends at primary completion (completion when missing; today for active trials with neither).
     Columns: nct_id, title, status, start, end.
@@ -387,62 +391,85 @@ def gantt_rows(frame: pd.DataFrame, today: date, cap: int = GANTT_CAP) -> pd.Dat
         "nct_id",
         "brief_title",
         "overall_status",
+        "lead_sponsor_name",
         "start_date",
         "primary_completion_date",
         "completion_date",
     ]
-    dated = frame.loc[frame["start_date"].notna(), columns]  # copy only the columns drawn, not all 40
-    chosen = dated.nlargest(cap, "start_date") if len(dated) > cap else dated
+    started = frame.loc[has_started(frame, today), [c for c in columns if c in frame.columns]]
+    chosen = started.nlargest(cap, "start_date") if len(started) > cap else started
     start = pd.to_datetime(chosen["start_date"])
     end = pd.to_datetime(chosen["primary_completion_date"]).fillna(pd.to_datetime(chosen["completion_date"]))
     active = chosen["overall_status"].isin(labels.ACTIVE_STATUSES)
     end = end.where(end.notna() | ~active, pd.Timestamp(today))
     end = end.fillna(start).where(end.fillna(start) > start, start + pd.Timedelta(days=30))
+    sponsor = chosen["lead_sponsor_name"] if "lead_sponsor_name" in chosen.columns else None
     rows = pd.DataFrame(
         {
             "nct_id": chosen["nct_id"],
             "title": chosen["brief_title"].fillna("").str.slice(0, 90),
+            "sponsor": sponsor.fillna("") if sponsor is not None else "",
             "status": chosen["overall_status"].fillna(""),
             "start": start,
             "end": end,
         }
     )
-    return rows.sort_values("start", ascending=False).reset_index(drop=True)
+    # Newest first; the stable sort keeps NCT ID order among trials that started on the same day.
+    return rows.sort_values("start", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def gantt_figure(frame: pd.DataFrame, today: date, cap: int = GANTT_CAP) -> go.Figure:
+    """Timeline of the trials started by `today` (the data's date, drawn as a line), newest at the top."""
     rows = gantt_rows(frame, today, cap)
-    total = int(frame["start_date"].notna().sum())
-    title = "Timeline: start to primary completion"
+    total = int(has_started(frame, today).sum())
+    title = "Timeline of started trials: start to primary completion"
     if total > len(rows):
-        title += f" (the {len(rows)} most recently started of {total:,} trials)"
+        title += f" (the {len(rows)} most recently started of {total:,})"
     if rows.empty:
-        return _empty_figure(title, "No trials with a start date in the current selection")
+        return _empty_figure(title, "No started trials in the current selection")
     fig = go.Figure()
     for status, group in rows.groupby("status", sort=False):
         label = labels.status_label(status or None)
         duration_ms = (group["end"] - group["start"]).dt.total_seconds() * 1000
         fig.add_bar(
-            y=group["nct_id"],
+            y=group["nct_id"].map(labels.plotly_text),
             base=group["start"].dt.strftime("%Y-%m-%d"),
             x=duration_ms,
             orientation="h",
-            name=label,
+            name=labels.plotly_text(label),
             marker_color=labels.STATUS_COLOURS.get(status, "#bababa"),
             customdata=np.stack(
                 [
-                    group["title"],
+                    group["title"].map(labels.plotly_text),
+                    group["sponsor"].map(labels.plotly_text),
                     group["start"].dt.strftime("%Y-%m-%d"),
                     group["end"].dt.strftime("%Y-%m-%d"),
                 ],
                 axis=-1,
             ),
-            hovertemplate="%{y} · " + label + "<br>%{customdata[0]}<br>%{customdata[1]} → %{customdata[2]}"
+            hovertemplate="<b>%{y}</b> · "
+            + labels.plotly_text(label)
+            + "<br>%{customdata[0]}<br>%{customdata[1]}<br>%{customdata[2]} → %{customdata[3]}"
             "<extra></extra>",
         )
     fig.update_xaxes(type="date")
     fig.update_yaxes(
-        categoryorder="array", categoryarray=list(rows["nct_id"][::-1]), showticklabels=len(rows) <= 60
+        categoryorder="array",
+        categoryarray=list(rows["nct_id"].map(labels.plotly_text)[::-1]),
+        showticklabels=len(rows) <= 60,
+    )
+    # The data's date: bars running past it are plans (estimated completion dates).
+    fig.add_vline(x=today.isoformat(), line={"color": "#333333", "width": 1, "dash": "dot"})
+    fig.add_annotation(
+        x=today.isoformat(),
+        y=1,
+        yref="paper",
+        xanchor="left",
+        yanchor="top",
+        text=f" data date {today:%d %b %Y}",
+        showarrow=False,
+        bgcolor="rgba(255,255,255,0.8)",
+        font={"size": 11},
     )
     height = min(1400, max(360, 12 * len(rows) + 160))
     fig = _layout(fig, title, "Date", "Trial", height=height, barmode="overlay")
@@ -467,8 +494,8 @@ def trials_by_country(frame: pd.DataFrame, index: FrameIndex | None = None) -> p
 
 
 def world_map_figure(frame: pd.DataFrame, index: FrameIndex | None = None) -> go.Figure:
-    """Choropleth of trials per country. The base map's outlines come from Plotly's CDN, so the
-    neighbouring `top_countries_figure` carries the same numbers for readers offline."""
+    """Choropleth of trials per country. Plotly draws the outlines from the topojson file its `topojsonURL`
+    config names: the dashboard serves one itself (dashboard/server.py)."""
     title = "Trial sites by country"
     counts = trials_by_country(frame, index)
     if counts.empty:
@@ -480,7 +507,8 @@ def world_map_figure(frame: pd.DataFrame, index: FrameIndex | None = None) -> go
             z=counts.values,
             colorscale="Blues",
             colorbar={"title": {"text": "Trials"}},
-            hovertemplate="%{location}: %{z} trials with sites<extra></extra>",
+            customdata=counts.index.map(labels.plotly_text),
+            hovertemplate="%{customdata}: %{z} trials with sites<extra></extra>",
         )
     )
     fig.update_geos(showframe=False, projection_type="natural earth")
@@ -495,7 +523,7 @@ def top_countries_figure(frame: pd.DataFrame, index: FrameIndex | None = None, t
     fig = go.Figure(
         go.Bar(
             x=counts.values[::-1],
-            y=counts.index[::-1],
+            y=counts.index.map(labels.plotly_text)[::-1],
             orientation="h",
             marker_color="#3182bd",
             hovertemplate="%{y}: %{x} trials with sites<extra></extra>",
@@ -533,9 +561,25 @@ def change_activity_figure(events: pd.DataFrame) -> go.Figure:
             x=table.index,
             y=table[kind],
             name=kind,
-            hovertemplate=f"Week of %{{x|%Y-%m-%d}} · {kind}: %{{y}}<extra></extra>",
+            hovertemplate=f"Week of %{{x|%d %b %Y}} · {kind}: %{{y}}<extra></extra>",
         )
-    return _layout(fig, title, "Week", "Change events", barmode="stack")
+    fig = _layout(fig, title, "Week starting", "Change events", barmode="stack")
+    # Ticks on the Mondays the bars stand for, as dates (Plotly's own choice shows times for a few weeks).
+    weeks = (table.index[-1] - table.index[0]).days // 7 + 1  # the span: quiet weeks have no row
+    every = max(1, -(-weeks // WEEK_TICKS))
+    fig.update_xaxes(
+        type="date",
+        tickformat="%d %b %Y",
+        tick0=table.index[0],
+        dtick=every * WEEK_MS,
+        range=[table.index[0] - pd.Timedelta(days=4), table.index[-1] + pd.Timedelta(days=4)],
+    )
+    # Several kinds make a legend of two rows or more: beside the plot it cannot reach the title.
+    fig.update_layout(
+        legend={"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"},
+        margin={"t": 50},
+    )
+    return fig
 
 
 # --- i. completion-date slippage ---------------------------------------------------------------------------

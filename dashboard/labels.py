@@ -6,6 +6,8 @@ Unknown values are shown as they came, tidied, so a new registry enum never brea
 
 from __future__ import annotations
 
+import html
+import re
 from functools import cache
 
 from tracker.taxonomy import load_taxonomy
@@ -85,6 +87,26 @@ CHANGE_KIND_LABELS: dict[str, str] = {
 }
 
 
+# Every ASCII punctuation mark may be backslash-escaped in CommonMark; Streamlit's extensions (:red[…],
+# :material/icon:, $math$, emoji shortcodes) are all built from them too.
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+
+
+def markdown_text(value: object) -> str:
+    """Registry or URL text for st.markdown, st.caption, st.subheader, st.info…: shown literally (no links,
+    images, emphasis, HTML or directives), on one line."""
+    text = value if isinstance(value, str) else "" if value is None else str(value)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", text))
+
+
+def plotly_text(value: object) -> str:
+    """Registry text for Plotly titles, tick labels and hover text, which understand a few HTML tags
+    (<a href>, <b>, <br>, <span style>): entities are shown as the characters they stand for."""
+    text = value if isinstance(value, str) else "" if value is None else str(value)
+    return html.escape(text, quote=False)
+
+
 def _text(value: object) -> str:
     """Missing values (None, NaN, pd.NA) as the empty string."""
     return value if isinstance(value, str) else ""
@@ -134,11 +156,6 @@ def change_kind_label(kind: object) -> str:
 @cache
 def mechanism_labels() -> dict[str, str]:
     return {item.key: item.label for item in load_taxonomy().mechanisms}
-
-
-@cache
-def mechanism_families() -> dict[str, str]:
-    return {item.key: item.family or "Other" for item in load_taxonomy().mechanisms}
 
 
 @cache

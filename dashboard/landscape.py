@@ -10,12 +10,21 @@ import streamlit as st
 
 from dashboard import charts, data, sidebar
 from dashboard.frame_index import FrameIndex
+from dashboard.labels import markdown_text
 from dashboard.metrics import headline_numbers
+from dashboard.security import TOPOJSON_URL
 from dashboard.table import TABLE_ROW_CAP, table_rows
 from dashboard.trial_view import show_trial
-from tracker.export import frame_to_csv
+from tracker.export import frame_to_csv, provenance_for, provenance_json
 from tracker.filters import TrialFilter, apply_filter
 
+# Map outlines from the dashboard's own origin (dashboard/server.py), nothing sent to Plotly's servers.
+PLOTLY_CONFIG = {
+    "topojsonURL": TOPOJSON_URL,
+    "displaylogo": False,
+    "showLink": False,
+    "showSendToCloud": False,
+}
 HEATMAP_KEY = "heatmap_chart"
 TABLE_KEY = "trial_table"
 EMPTY_DATABASE_HELP = """
@@ -33,7 +42,7 @@ The dashboard reads the database named by `TRACKER_DATABASE_URL` (or `tracker --
 def show_empty(reason: str | None = None) -> None:
     st.title("MS clinical trial landscape")
     if reason:
-        st.warning(reason)
+        st.warning(markdown_text(reason))
     st.markdown(EMPTY_DATABASE_HELP)
 
 
@@ -72,39 +81,53 @@ def headline(filtered: pd.DataFrame, events: pd.DataFrame) -> None:
 
 def show_charts(filtered: pd.DataFrame, events: pd.DataFrame, index: FrameIndex) -> None:
     today = today_utc()
-    st.plotly_chart(charts.start_year_figure(filtered, index), key="start_year_chart")
+    st.plotly_chart(charts.start_year_figure(filtered, index), key="start_year_chart", config=PLOTLY_CONFIG)
     left, right = st.columns([3, 2])
-    left.plotly_chart(charts.recruiting_figure(filtered, today), key="recruiting_chart")
-    right.plotly_chart(charts.status_figure(filtered), key="status_chart")
+    left.plotly_chart(charts.recruiting_figure(filtered, today), key="recruiting_chart", config=PLOTLY_CONFIG)
+    right.plotly_chart(charts.status_figure(filtered), key="status_chart", config=PLOTLY_CONFIG)
     left, right = st.columns(2)
-    left.plotly_chart(charts.results_posted_figure(filtered), key="results_posted_chart")
-    right.plotly_chart(charts.results_share_figure(filtered), key="results_share_chart")
+    left.plotly_chart(
+        charts.results_posted_figure(filtered), key="results_posted_chart", config=PLOTLY_CONFIG
+    )
+    right.plotly_chart(charts.results_share_figure(filtered), key="results_share_chart", config=PLOTLY_CONFIG)
     st.plotly_chart(
         charts.heatmap_figure(filtered, index),
         key=HEATMAP_KEY,
+        config=PLOTLY_CONFIG,
         on_select=on_heatmap_select,
         selection_mode="points",
     )
-    st.plotly_chart(charts.pipeline_figure(filtered, index), key="pipeline_chart")
-    st.plotly_chart(charts.gantt_figure(filtered, today), key="gantt_chart")
+    st.plotly_chart(charts.pipeline_figure(filtered, index), key="pipeline_chart", config=PLOTLY_CONFIG)
+    st.plotly_chart(charts.gantt_figure(filtered, today), key="gantt_chart", config=PLOTLY_CONFIG)
     left, right = st.columns([3, 2])
-    left.plotly_chart(charts.world_map_figure(filtered, index), key="world_map_chart")
-    right.plotly_chart(charts.top_countries_figure(filtered, index), key="top_countries_chart")
+    left.plotly_chart(charts.world_map_figure(filtered, index), key="world_map_chart", config=PLOTLY_CONFIG)
+    right.plotly_chart(
+        charts.top_countries_figure(filtered, index), key="top_countries_chart", config=PLOTLY_CONFIG
+    )
     left, right = st.columns(2)
-    left.plotly_chart(charts.change_activity_figure(events), key="change_activity_chart")
-    right.plotly_chart(charts.slippage_figure(events), key="slippage_chart")
+    left.plotly_chart(
+        charts.change_activity_figure(events), key="change_activity_chart", config=PLOTLY_CONFIG
+    )
+    right.plotly_chart(charts.slippage_figure(events), key="slippage_chart", config=PLOTLY_CONFIG)
+
+
+def provenance_download(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) -> bytes:
+    """The sidecar `tracker export` writes beside its CSV, for the trials the CSV button downloads."""
+    frame = apply_filter(data.trial_frame(url, version), trial_filter)
+    return provenance_json(provenance_for(frame, trial_filter, data.latest_run(url, version)))
 
 
 def show_table(filtered: pd.DataFrame, trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) -> None:
     st.subheader("Trials")
-    rows = table_rows(filtered)
+    rows = table_rows(filtered, today_utc())
     note = (
-        f"Showing the {len(rows):,} most recently started of {len(filtered):,} trials. "
+        f"Showing the first {len(rows):,} of {len(filtered):,} trials (those started most recently first). "
         if len(filtered) > TABLE_ROW_CAP
         else ""
     )
     st.caption(note + "✎ marks labels set by a manual override. Select a row to see the trial's details.")
-    st.download_button(
+    left, right = st.columns(2, width=640)
+    left.download_button(
         "Download CSV of the filtered trials",
         # Built only when clicked, from all columns: the same bytes as `tracker export` for this filter.
         data=lambda: frame_to_csv(apply_filter(data.trial_frame(url, version), trial_filter)),
@@ -112,6 +135,14 @@ def show_table(filtered: pd.DataFrame, trial_filter: TrialFilter, url: str, vers
         mime="text/csv",
         on_click="ignore",
         key="download_csv",
+    )
+    right.download_button(
+        "Download its provenance (JSON)",
+        data=lambda: provenance_download(trial_filter, url, version),
+        file_name="ms-trials.csv.json",
+        mime="application/json",
+        on_click="ignore",
+        key="download_provenance",
     )
     event = st.dataframe(
         rows,
@@ -154,7 +185,7 @@ def landscape_page() -> None:
     st.title("MS clinical trial landscape")
     run = data.latest_run(url, version)
     source = f" · data as of {run['data_timestamp']}" if run and run.get("data_timestamp") else ""
-    st.caption(f"Filter: {trial_filter.describe()}{source}")
+    st.caption(markdown_text(f"Filter: {trial_filter.describe()}{source}"))
     headline(filtered, events)
     show_charts(filtered, events, data.frame_index(url, version))
     show_table(filtered, trial_filter, url, version)

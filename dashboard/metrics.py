@@ -35,11 +35,7 @@ def headline_numbers(frame: pd.DataFrame, events: pd.DataFrame, today: date) -> 
     today_ts = pd.Timestamp(today)
     status = frame["overall_status"]
     start = pd.to_datetime(frame["start_date"])
-    started = (
-        (start > today_ts - pd.Timedelta(days=RECENT_START_DAYS))
-        & (start <= today_ts)
-        & ~status.isin(NOT_STARTED_STATUSES)
-    )
+    started = has_started(frame, today) & (start > today_ts - pd.Timedelta(days=RECENT_START_DAYS))
     primary_completion = pd.to_datetime(frame["primary_completion_date"])
     overdue = (
         (status == "COMPLETED")
@@ -53,6 +49,13 @@ def headline_numbers(frame: pd.DataFrame, events: pd.DataFrame, today: date) -> 
         results_overdue=int(overdue.sum()),
         status_changes_last_7_days=recent_status_changes(events, today),
     )
+
+
+def has_started(frame: pd.DataFrame, today: date) -> pd.Series:
+    """True for trials that have started by `today` (the data's date): a start date on or before it and a
+    status other than not yet recruiting or withdrawn (whose start dates are plans, often years out)."""
+    start = pd.to_datetime(frame["start_date"])
+    return (start <= pd.Timestamp(today)) & ~frame["overall_status"].isin(NOT_STARTED_STATUSES)
 
 
 def recent_status_changes(events: pd.DataFrame, today: date) -> int:

@@ -15,6 +15,7 @@ import streamlit as st
 
 from dashboard import labels
 from dashboard.data import FilterChoices
+from dashboard.labels import markdown_text
 from tracker.errors import FilterError
 from tracker.filters import ACTIVE_SHORTCUT, PHASES, SPONSOR_CATEGORIES, STATUSES, STUDY_TYPES, TrialFilter
 from tracker.taxonomy import load_taxonomy
@@ -132,11 +133,20 @@ def sync_url(trial_filter: TrialFilter) -> None:
     """Write the filter to the URL (only when it changed, so the browser history stays quiet)."""
     wanted = trial_filter.to_query_params()
     current = params_mapping(list(st.query_params.keys()), st.query_params.get_all)
-    current = {
-        name: [v for v in value if v] if isinstance(value, list) else value for name, value in current.items()
-    }
-    if current != wanted:
+    if comparable_params(current) != comparable_params(wanted):
         st.query_params.from_dict(wanted)
+
+
+def comparable_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """URL parameters with list fields as lists of non-empty values ("" and [] alike, "x" and ["x"])."""
+    comparable: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in LIST_FIELDS:
+            values = value if isinstance(value, list) else [value]
+            comparable[name] = [v for v in values if v]
+        else:
+            comparable[name] = value
+    return comparable
 
 
 def reset_filters(choices: FilterChoices) -> None:
@@ -148,11 +158,10 @@ def filter_sidebar(choices: FilterChoices) -> TrialFilter:
     """Draw the filter widgets in the sidebar and return the filter they describe."""
     init_widgets(choices)
     taxonomy = load_taxonomy()
-    families = labels.mechanism_families()
     sidebar = st.sidebar
     sidebar.header("Filters")
     for warning in st.session_state.get(URL_WARNINGS, []):
-        sidebar.warning(f"Link parameter {warning}; using the default instead.")
+        sidebar.warning(markdown_text(f"Link parameter {warning}; using the default instead."))
 
     sidebar.text_input("Search", key=key("text"), placeholder="title, acronym, NCT ID, intervention, sponsor")
     sidebar.multiselect(
@@ -167,7 +176,9 @@ def filter_sidebar(choices: FilterChoices) -> TrialFilter:
         "Mechanism",
         ordered_mechanisms,
         key=key("mechanisms"),
-        format_func=lambda k: f"{families.get(k, 'Other')} › {labels.mechanism_label(k)}",
+        # The chip shows the mechanism alone: with its family in front, a chip is cut short.
+        format_func=labels.mechanism_label,
+        help="Listed family by family, as in the taxonomy.",
     )
     sidebar.multiselect(
         "Phenotype",
@@ -220,7 +231,7 @@ def filter_sidebar(choices: FilterChoices) -> TrialFilter:
     try:
         trial_filter = filter_from_state(st.session_state, choices)
     except FilterError as exc:
-        sidebar.warning(f"{exc}; showing all MS trials instead.")
+        sidebar.warning(markdown_text(f"{exc}; showing all MS trials instead."))
         trial_filter = TrialFilter()
     sync_url(trial_filter)
     st.session_state[LAST_FILTER] = trial_filter

@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+from datetime import date
+
+import numpy as np
 import pandas as pd
 
 from dashboard import labels
+from dashboard.metrics import has_started
 from tracker.query import study_url
 
 TABLE_ROW_CAP = 1000
 MANUAL_MARK = "✎ "  # marks labels set by a manual override
 
 
-def table_rows(frame: pd.DataFrame, cap: int = TABLE_ROW_CAP) -> pd.DataFrame:
-    """The `cap` most recently started trials (undated last) as display columns; only these rows are
-    formatted, so the cost does not grow with the selection."""
-    # Order only the sort key, then copy just the rows shown (sorting all 40 columns is slow at 100k);
-    # the stable sort keeps the frame's NCT ID order among trials that started on the same day.
-    order = frame["start_date"].sort_values(ascending=False, kind="stable", na_position="last")
-    shown = frame.loc[order.index[:cap]]
+def table_order(frame: pd.DataFrame, today: date) -> np.ndarray:
+    """Row positions in the timeline's order: trials started by `today` (the data's date), most recent
+    first; then those not started yet (planned starts, withdrawn trials), soonest first; undated last.
+    Within a day the frame's NCT ID order stays (stable sort)."""
+    started = has_started(frame, today).to_numpy()
+    start = pd.to_datetime(frame["start_date"])
+    dated = start.notna().to_numpy()
+    start_days = start.to_numpy(dtype="datetime64[D]").astype("int64").astype("float64")
+    group = np.where(started, 0, np.where(dated, 1, 2))
+    # One key: descending dates in group 0, ascending in group 1 (lexsort takes the last key first).
+    within = np.where(started, -start_days, np.where(dated, start_days, 0.0))
+    return np.lexsort((within, group))
+
+
+def table_rows(frame: pd.DataFrame, today: date, cap: int = TABLE_ROW_CAP) -> pd.DataFrame:
+    """The first `cap` trials in `table_order` as display columns; only these rows are formatted, so the
+    cost does not grow with the selection."""
+    # Order only the sort key, then copy just the rows shown (sorting all 40 columns is slow at 100k).
+    shown = frame.iloc[table_order(frame, today)[:cap]]
     mark = shown["manual"].astype(bool).map({True: MANUAL_MARK, False: ""})
     mechanism_names = labels.mechanism_labels()
     phenotype_names = labels.phenotype_labels()

@@ -1,4 +1,8 @@
-"""The trial detail view: registry fields, classification with its evidence, change history and sites."""
+"""The trial detail view: registry fields, classification with its evidence, change history and sites.
+
+Registry text is never Markdown here: it goes through `labels.markdown_text` (escaped) or into dataframes,
+which show text as it is.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import labels
+from dashboard.labels import markdown_text
 
 CHANGE_COLUMNS = {
     "detected_at": "Detected (UTC)",
@@ -25,6 +30,17 @@ def _date_text(detail: dict[str, Any], name: str) -> str:
         return "not stated"
     kind = detail.get(f"{name}_type")
     return f"{raw} ({kind.lower()})" if kind else str(raw)
+
+
+def blank_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """Missing values in text columns as empty cells (a dataframe shows None as the word "None")."""
+    kinds = pd.api.types
+    text_columns = [
+        column
+        for column in frame.columns
+        if not (kinds.is_numeric_dtype(frame[column]) or kinds.is_datetime64_any_dtype(frame[column]))
+    ]
+    return frame.assign(**{c: frame[c].where(frame[c].notna(), "") for c in text_columns})
 
 
 def label_rows(detail: dict[str, Any]) -> pd.DataFrame:
@@ -84,50 +100,52 @@ def _evidence_text(entry: object) -> str:
     return str(entry)
 
 
+def registry_facts(detail: dict[str, Any]) -> list[tuple[str, str]]:
+    """(name, value) pairs of the trial's registry fields, as plain text."""
+    enrollment = detail.get("enrollment_count")
+    return [
+        ("Status", labels.status_label(detail.get("overall_status"))),
+        ("Phase", labels.phases_text(tuple(detail.get("phases") or ()))),
+        ("Study type", labels.study_type_label(detail.get("study_type"))),
+        ("Enrollment", "not stated" if enrollment is None else f"{enrollment:,}"),
+        ("Lead sponsor", detail.get("lead_sponsor_name") or "not stated"),
+        ("Start", _date_text(detail, "start_date")),
+        ("Primary completion", _date_text(detail, "primary_completion_date")),
+        ("Completion", _date_text(detail, "completion_date")),
+        ("Results posted", str(detail.get("results_first_posted") or "no")),
+        ("Conditions", ", ".join(detail.get("conditions") or []) or "not stated"),
+    ]
+
+
+def fact_list(facts: list[tuple[str, str]]) -> str:
+    """A Markdown bullet list with bold names and escaped values."""
+    return "\n".join(f"- **{name}:** {markdown_text(value)}" for name, value in facts)
+
+
 def show_trial(detail: dict[str, Any] | None, nct_id: str) -> None:
     """Render one trial; `detail` is `tracker.query.study_detail` (None when the ID is not stored)."""
     if detail is None:
-        st.info(f"{nct_id} is not in the database.")
+        st.info(f"{markdown_text(nct_id)} is not in the database.")
         return
-    st.subheader(f"{detail['nct_id']}: {detail.get('brief_title') or ''}")
-    st.markdown(f"[Open on ClinicalTrials.gov]({detail['url']})")
+    st.subheader(markdown_text(f"{detail['nct_id']}: {detail.get('brief_title') or ''}"))
+    st.link_button("Open on ClinicalTrials.gov", detail["url"])
     if detail.get("removed_at"):
         st.warning("No longer returned by ClinicalTrials.gov for this search (kept for the record).")
     left, right = st.columns(2)
-    left.markdown(
-        "\n".join(
-            [
-                f"- **Status:** {labels.status_label(detail.get('overall_status'))}",
-                f"- **Phase:** {labels.phases_text(tuple(detail.get('phases') or ()))}",
-                f"- **Study type:** {labels.study_type_label(detail.get('study_type'))}",
-                f"- **Enrollment:** {detail.get('enrollment_count') or 'not stated'}",
-                f"- **Lead sponsor:** {detail.get('lead_sponsor_name') or 'not stated'}",
-            ]
-        )
-    )
-    right.markdown(
-        "\n".join(
-            [
-                f"- **Start:** {_date_text(detail, 'start_date')}",
-                f"- **Primary completion:** {_date_text(detail, 'primary_completion_date')}",
-                f"- **Completion:** {_date_text(detail, 'completion_date')}",
-                f"- **Results posted:** {detail.get('results_first_posted') or 'no'}",
-                f"- **Conditions:** {', '.join(detail.get('conditions') or []) or 'not stated'}",
-            ]
-        )
-    )
+    left.markdown(fact_list(registry_facts(detail)[:5]))
+    right.markdown(fact_list(registry_facts(detail)[5:]))
     if detail.get("why_stopped"):
-        st.markdown(f"**Why stopped:** {detail['why_stopped']}")
+        st.markdown(f"**Why stopped:** {markdown_text(detail['why_stopped'])}")
 
     st.markdown("#### Classification")
     override = detail.get("override")
     if override:
-        st.info(f"Manual override: {override.get('note') or '(no note)'}")
+        st.info(f"Manual override: {markdown_text(override.get('note') or '(no note)')}")
     label_table = label_rows(detail)
     if label_table.empty:
         st.write("Not classified yet.")
     else:
-        st.dataframe(label_table, hide_index=True)
+        st.dataframe(blank_missing(label_table), hide_index=True)
     classification = detail.get("classification")
     if classification:
         st.caption(f"Automatic classification, taxonomy {classification.get('taxonomy_version')}")
@@ -135,7 +153,7 @@ def show_trial(detail: dict[str, Any] | None, nct_id: str) -> None:
         if evidence.empty:
             st.json(classification.get("result") or {}, expanded=False)
         else:
-            st.dataframe(evidence, hide_index=True)
+            st.dataframe(blank_missing(evidence), hide_index=True)
 
     st.markdown("#### Change history")
     changes = pd.DataFrame(detail.get("changes") or [])
@@ -143,11 +161,11 @@ def show_trial(detail: dict[str, Any] | None, nct_id: str) -> None:
         st.write("No changes recorded.")
     else:
         changes["kind"] = changes["kind"].map(labels.change_kind_label)
-        st.dataframe(changes.rename(columns=CHANGE_COLUMNS), hide_index=True)
+        st.dataframe(blank_missing(changes).rename(columns=CHANGE_COLUMNS), hide_index=True)
 
     st.markdown("#### Sites")
     sites = pd.DataFrame(detail.get("locations") or [])
     if sites.empty:
         st.write("No sites listed.")
     else:
-        st.dataframe(sites.rename(columns=str.capitalize), hide_index=True)
+        st.dataframe(blank_missing(sites).rename(columns=str.capitalize), hide_index=True)

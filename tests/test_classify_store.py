@@ -195,3 +195,88 @@ def test_cli_classify_and_override(sqlite_url: str, tmp_path: Path) -> None:
     result = invoke(sqlite_url, "override", OPTIC_NEURITIS, "--clear", "--relevance", "ms")
     assert result.exit_code == 2
     assert invoke(sqlite_url, "override", OPTIC_NEURITIS, "--clear").output.startswith("Override of")
+
+
+def test_endpoint_labels_are_stored_per_role_with_evidence(loaded: Engine) -> None:
+    assert keys(loaded, OCRELIZUMAB_RMS_PPMS, "endpoint") == {"fluid_biomarker", "pharmacology"}
+    assert {role for dim, _key, role, _src in labels(loaded, OCRELIZUMAB_RMS_PPMS) if dim == "endpoint"} == {
+        "primary"
+    }
+    with transaction(loaded) as session:
+        row = session.get(Classification, OCRELIZUMAB_RMS_PPMS)
+        assert row is not None
+        outcomes = row.result["outcome_endpoints"]
+        assert outcomes and all(item["evidence"] for item in outcomes)
+        assert outcomes[0]["evidence"][0]["field"] == "outcomes.primary[0].measure"
+
+
+def test_endpoint_and_facet_overrides_survive_resync_and_reclassification(loaded: Engine) -> None:
+    set_override(
+        loaded,
+        OCRELIZUMAB_RMS_PPMS,
+        endpoints_primary=["fluid_biomarker"],
+        eligibility={"edss_max": ["6.5"]},
+        note="B cells in CSF are the disease question here",
+    )
+    expected = {
+        ("endpoint", "fluid_biomarker", "primary", "manual"),
+        ("edss_max", "6.5", None, "manual"),
+    }
+    assert expected <= labels(loaded, OCRELIZUMAB_RMS_PPMS)
+    assert ("endpoint", "pharmacology", "primary", "auto") not in labels(loaded, OCRELIZUMAB_RMS_PPMS)
+
+    changed = copy.deepcopy(STUDIES[OCRELIZUMAB_RMS_PPMS])
+    changed["protocolSection"]["outcomesModule"]["secondaryOutcomes"] = [
+        {"measure": "Annualized relapse rate", "timeFrame": "96 weeks"}
+    ]
+    load(loaded, [changed])  # a re-sync bringing a changed record
+    assert classify_pending(loaded) == 1
+    classify_pending(loaded, all_studies=True)
+    after = labels(loaded, OCRELIZUMAB_RMS_PPMS)
+    assert expected <= after
+    assert ("endpoint", "relapse", "secondary", "auto") in after  # the role not overridden stays automatic
+    assert keys(loaded, OCRELIZUMAB_RMS_PPMS, "mechanism")  # other dimensions untouched
+
+    set_override(loaded, OCRELIZUMAB_RMS_PPMS, eligibility={"sex": ["female"]}, note="second facet")
+    assert {"edss_max", "sex"} <= {dim for dim, *_ in labels(loaded, OCRELIZUMAB_RMS_PPMS)}
+    assert clear_override(loaded, OCRELIZUMAB_RMS_PPMS)
+    assert ("endpoint", "pharmacology", "primary", "auto") in labels(loaded, OCRELIZUMAB_RMS_PPMS)
+
+
+def test_unknown_endpoint_keys_and_bad_facets_are_refused(loaded: Engine) -> None:
+    with pytest.raises(FilterError, match="unknown endpoint key"):
+        set_override(loaded, OCRELIZUMAB_RMS_PPMS, endpoints_primary=["edss"], note="x")
+    with pytest.raises(FilterError, match="unknown eligibility facet"):
+        set_override(loaded, OCRELIZUMAB_RMS_PPMS, eligibility={"bmi": ["30"]}, note="x")
+    with pytest.raises(FilterError, match="takes a number"):
+        set_override(loaded, OCRELIZUMAB_RMS_PPMS, eligibility={"edss_max": ["six"]}, note="x")
+
+
+def test_cli_endpoint_and_facet_override(sqlite_url: str, tmp_path: Path) -> None:
+    source = tmp_path / "studies.jsonl"
+    source.write_text(json.dumps(STUDIES[OCRELIZUMAB_RMS_PPMS]) + "\n")
+    assert invoke(sqlite_url, "import", str(source)).exit_code == 0
+    result = invoke(
+        sqlite_url,
+        "override",
+        OCRELIZUMAB_RMS_PPMS,
+        "--endpoint-primary",
+        "fluid_biomarker",
+        "--endpoint-secondary",
+        "safety,pharmacology",
+        "--facet",
+        "edss_max=6.5",
+        "--facet",
+        "prior_treatment=treatment_naive",
+        "--note",
+        "checked by hand",
+    )
+    assert result.exit_code == 0, result.output
+    assert "endpoints_primary=fluid_biomarker" in result.output
+    assert "endpoints_secondary=safety,pharmacology" in result.output
+    assert "edss_max=6.5" in result.output
+    result = invoke(sqlite_url, "override", OCRELIZUMAB_RMS_PPMS, "--endpoint-primary", "edss", "--note", "x")
+    assert result.exit_code == 2
+    assert "unknown endpoint key(s): edss; valid keys: disability_progression" in result.output
+    result = invoke(sqlite_url, "override", OCRELIZUMAB_RMS_PPMS, "--facet", "edss_max", "--note", "x")
+    assert result.exit_code == 2 and "NAME=VALUE" in result.output and "Traceback" not in result.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,6 +111,11 @@ def figure(app: AppTest, title_start: str) -> dict[str, Any]:
         if spec["layout"].get("title", {}).get("text", "").startswith(title_start):
             return spec
     raise AssertionError(f"no chart titled {title_start!r}")
+
+
+def readable(markdown: str) -> str:
+    """What a reader sees of Markdown whose text was escaped (every punctuation mark backslashed)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def url_values(app: AppTest, name: str) -> list[str]:
@@ -215,11 +221,23 @@ def test_bad_link_parameter_falls_back_with_a_notice(
     loaded_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = run_app(loaded_url, monkeypatch, phases=["PHASE9"], start_year_min="soon", mechanisms="anti_cd20")
-    notices = " ".join(warning.value for warning in app.warning)
+    notices = readable(" ".join(warning.value for warning in app.warning))
     assert "phases" in notices and "start_year_min" in notices
     assert metrics(app) == expected_metrics(loaded_url, TrialFilter(mechanisms=("anti_cd20",)))
     assert url_values(app, "mechanisms") == ["anti_cd20"]
     assert "phases" not in app.query_params
+
+
+def test_relevance_all_in_a_link_shows_every_trial_as_in_the_cli(
+    loaded_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    everything = TrialFilter(relevance=())
+    assert expected_metrics(loaded_url, everything) != expected_metrics(loaded_url, TrialFilter())
+    app = run_app(loaded_url, monkeypatch, relevance="all")
+    assert not app.warning
+    assert metrics(app) == expected_metrics(loaded_url, everything)
+    assert app.multiselect(key=sidebar.key("relevance")).value == []
+    assert url_values(app, "relevance") == ["all"]
 
 
 @pytest.mark.parametrize(
@@ -249,7 +267,7 @@ def test_an_implausible_start_year_in_a_link_is_ignored_with_a_notice(
     loaded_url: str, monkeypatch: pytest.MonkeyPatch, params: dict[str, str]
 ) -> None:
     app = run_app(loaded_url, monkeypatch, **params)
-    assert "not a start year between 1900 and 2100" in " ".join(warning.value for warning in app.warning)
+    assert "not a start year between 1900 and 2100" in readable(" ".join(w.value for w in app.warning))
     assert metrics(app) == expected_metrics(loaded_url, TrialFilter())
     assert dict(app.query_params) == {}
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -35,7 +39,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 STARTUP_SECONDS = 60
-PAGE_TIMEOUT_MS = 60_000
+# An upper bound, not a timing: on a busy shared machine the first render took 155–170 s (same before the
+# launcher), on an idle one a few seconds.
+PAGE_TIMEOUT_MS = 240_000
 
 
 def wait_until_healthy(base_url: str, server: subprocess.Popen[bytes]) -> None:
@@ -62,19 +68,23 @@ def database_url(tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def dashboard_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+def require_chromium() -> None:
     if not CHROMIUM.exists():
         if os.environ.get("TRACKER_REQUIRE_BROWSER"):  # CI installs chromium: its absence is a failure there
             pytest.fail(f"{CHROMIUM} not installed")
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+
+
+@contextlib.contextmanager
+def serve(database_url: str, folder: Path) -> Iterator[str]:
+    """`tracker dashboard` on a free port; yields its base URL."""
     port = free_port()
-    log = (tmp_path / "dashboard.log").open("wb")
+    log = (folder / "dashboard.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "tracker", "--database-url", database_url, "dashboard", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
-        cwd=tmp_path,
+        cwd=folder,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -88,6 +98,13 @@ def dashboard_url(database_url: str, tmp_path: Path) -> Iterator[str]:
             server.kill()
             server.wait()
         log.close()
+
+
+@pytest.fixture
+def dashboard_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    require_chromium()
+    with serve(database_url, tmp_path) as base_url:
+        yield base_url
 
 
 def mechanism_with_most_trials(url: str) -> tuple[str, int, int]:
@@ -130,10 +147,16 @@ def test_choose_a_mechanism_then_download_the_filtered_csv(
             page.wait_for_url(f"**mechanisms={mechanism}**")
             assert f"mechanisms={mechanism}" in page.url
 
+            buttons = page.get_by_test_id("stDownloadButton")
             with page.expect_download() as download_info:
-                page.get_by_test_id("stDownloadButton").get_by_role("button").click()
+                buttons.filter(has_text="CSV").get_by_role("button").click()
             downloaded = tmp_path / "dashboard.csv"
             download_info.value.save_as(downloaded)
+            with page.expect_download() as provenance_info:
+                buttons.filter(has_text="provenance").get_by_role("button").click()
+            provenance = json.loads(Path(provenance_info.value.path()).read_text("utf-8"))
+            assert provenance["row_count"] == selected
+            assert provenance["filters"] == {"mechanisms": [mechanism]}
 
             page.wait_for_timeout(1500)  # let the charts finish drawing
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
@@ -174,3 +197,95 @@ def test_choose_a_mechanism_then_download_the_filtered_csv(
     rows = list(csv.reader(io.StringIO(downloaded.read_text("utf-8"))))
     assert len(rows) == selected + 1  # header + exactly the filtered trials
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+# Markdown that would fetch from, or link to, another host if the page rendered it.
+HOSTILE = "![i](https://attacker.example/{0}.png) [l](https://attacker.example/{0}) **bolded {0}** :red[{0}]"
+
+
+def hostile_sample(folder: Path) -> tuple[Path, str]:
+    """The sample with one terminated MS trial whose title, sponsor, condition and reason for stopping are
+    hostile Markdown; returns the file and that trial's NCT ID."""
+    studies = [json.loads(line) for line in SAMPLE.read_text("utf-8").splitlines() if line.strip()]
+    for study in studies:
+        protocol = study["protocolSection"]
+        status = protocol["statusModule"]
+        if status.get("overallStatus") == "COMPLETED" and status.get("startDateStruct"):
+            break
+    identification = protocol["identificationModule"]
+    identification["briefTitle"] = "Multiple Sclerosis trial " + HOSTILE.format("title")
+    protocol["sponsorCollaboratorsModule"]["leadSponsor"]["name"] = HOSTILE.format("sponsor")
+    protocol["conditionsModule"]["conditions"] = ["Multiple Sclerosis", HOSTILE.format("condition")]
+    status["overallStatus"] = "TERMINATED"
+    status["whyStopped"] = HOSTILE.format("why")
+    path = folder / "hostile.jsonl"
+    path.write_text("".join(json.dumps(study) + "\n" for study in studies), "utf-8")
+    return path, str(identification["nctId"])
+
+
+def test_hostile_registry_text_and_link_parameters_render_as_text_and_nothing_leaves_the_host(
+    tmp_path: Path,
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    require_chromium()
+    expect.set_options(timeout=PAGE_TIMEOUT_MS)
+    sample, nct_id = hostile_sample(tmp_path)
+    database_url = f"sqlite:///{tmp_path / 'hostile.db'}"
+    engine = make_engine(database_url)
+    upgrade_to_head(engine)
+    import_studies(engine, sample)
+    engine.dispose()
+
+    with serve(database_url, tmp_path) as base_url, sync_playwright() as playwright:
+        policy = httpx.get(base_url, timeout=10).headers.get("content-security-policy", "")
+        assert "default-src 'self'" in policy and "object-src 'none'" in policy
+
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+
+            # The world map draws from outlines the dashboard serves itself.
+            with page.expect_request("**/geo/world_110m.json", timeout=PAGE_TIMEOUT_MS) as outlines:
+                page.goto(base_url)
+                expect(page.get_by_test_id("stMetric").first).to_be_visible()
+                world_map = page.get_by_test_id("stPlotlyChart").filter(has_text="Trial sites")
+                world_map.scroll_into_view_if_needed()
+            assert outlines.value.url.startswith(base_url)
+
+            hostile_link = HOSTILE.format("link")
+            page.goto(f"{base_url}/?text={quote(hostile_link)}&phases={quote(HOSTILE.format('phase'))}")
+            expect(page.get_by_test_id("stAlert").first).to_be_visible()
+            expect(page.get_by_test_id("stCaptionContainer").first).to_contain_text("![i](https://attacker")
+            assert_rendered_as_text(page)
+
+            page.goto(f"{base_url}/trial?nct={nct_id}")
+            expect(page.get_by_test_id("stHeading").first).to_contain_text(HOSTILE.format("title"))
+            body = page.locator("body")
+            for field in ("sponsor", "condition", "why"):
+                expect(body).to_contain_text(HOSTILE.format(field))
+            assert_rendered_as_text(page)
+
+            page.goto(f"{base_url}/trial?nct={quote(HOSTILE.format('nct'))}")
+            expect(page.get_by_test_id("stAlert").first).to_contain_text("is not in the database")
+            expect(page.get_by_test_id("stAlert").first).to_contain_text("ATTACKER.EXAMPLE")
+            assert_rendered_as_text(page)
+        finally:
+            browser.close()
+
+    outside = [
+        url
+        for url in requested
+        if not url.startswith((base_url, base_url.replace("http", "ws", 1), "data:", "blob:"))
+    ]
+    assert not outside, outside
+
+
+def assert_rendered_as_text(page: Any) -> None:
+    """No element came from the injected Markdown: no image, link or bold text, no coloured span."""
+    page.wait_for_timeout(500)  # let Streamlit finish the run's last elements
+    for selector in ("img[src*='attacker' i]", "a[href*='attacker' i]", "strong:has-text('bolded')"):
+        assert page.locator(selector).count() == 0, selector

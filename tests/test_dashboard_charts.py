@@ -198,11 +198,83 @@ def test_gantt_is_capped_to_the_most_recently_started(sample):
     assert rows.loc[0, "end"] == pd.Timestamp("2027-06-01")
     fig = charts.gantt_figure(sample, TODAY, cap=2)
     assert "2 most recently started of 3" in fig.layout.title.text
+    assert fig.layout.yaxis.categoryarray == ("NCT00000003", "NCT00000001")  # newest at the top
     assert fig.layout.xaxis.type == "date"
     # Dates above the bars (the chart is taller than a screen), the legend between them and the title.
     assert fig.layout.xaxis.side == "top"
     assert fig.layout.legend.yref == "container" and fig.layout.legend.y < 1
     assert fig.layout.margin.t > fig.layout.height * (1 - fig.layout.legend.y)
+
+
+def test_gantt_shows_only_trials_started_by_the_data_date_and_marks_that_date():
+    frame = frame_of(
+        trial("NCT00000011", overall_status="RECRUITING", start_date="2025-03-01"),
+        trial("NCT00000012", overall_status="COMPLETED", start_date="2020-01-01", lead_sponsor_name="Acme"),
+        # Plans, not starts: a withdrawn trial's estimate, a trial not yet recruiting, a start after the date.
+        trial("NCT00000013", overall_status="WITHDRAWN", start_date="2030-01-01"),
+        trial("NCT00000014", overall_status="NOT_YET_RECRUITING", start_date="2025-08-01"),
+        trial("NCT00000015", overall_status="RECRUITING", start_date="2025-10-01"),
+        trial("NCT00000016", overall_status="RECRUITING", start_date=None),
+    )
+    data_date = date(2025, 9, 1)  # not the wall clock: the chart takes the data's own date
+    rows = charts.gantt_rows(frame, data_date)
+    assert list(rows["nct_id"]) == ["NCT00000011", "NCT00000012"]
+    assert rows.loc[0, "end"] == pd.Timestamp(data_date)  # active, no completion date: runs to the date
+    fig = charts.gantt_figure(frame, data_date)
+    assert [shape.x0 for shape in fig.layout.shapes] == ["2025-09-01"]
+    assert any("01 Sep 2025" in note.text for note in fig.layout.annotations)
+    hover = " ".join(str(trace.customdata.tolist()) for trace in fig.data)
+    assert "Acme" in hover and "Trial NCT00000012" in hover
+    later = charts.gantt_rows(frame, date(2025, 12, 1))
+    assert "NCT00000015" in set(later["nct_id"])
+
+
+def test_registry_text_reaches_plotly_escaped():
+    """Plotly renders <a href>, <b>, <br> and <span> in titles, ticks and hover text: registry text is
+    shown as text."""
+    hostile = '<a href="https://attacker.example/">click</a><b>bold</b>'
+    frame = frame_of(
+        trial(
+            "NCT00000021",
+            brief_title=hostile,
+            lead_sponsor_name=hostile,
+            overall_status="RECRUITING",
+            start_date="2024-01-01",
+            countries=(hostile,),
+        )
+    )
+    figures = [
+        charts.gantt_figure(frame, TODAY),
+        charts.world_map_figure(frame),
+        charts.top_countries_figure(frame),
+        charts.status_figure(frame.assign(overall_status=hostile)),
+    ]
+    # The map matches countries by their stored names (never displayed); everything else is display text.
+    assert list(figures[1].data[0].locations) == [hostile]
+    figures[1].update_traces(locations=["France"])
+    for fig in figures:
+        text = fig.to_json()
+        assert "<a href" not in text and "\\u003ca href" not in text.lower()
+        assert "&lt;a href" in text
+
+
+def test_change_activity_ticks_are_week_dates_and_the_legend_sits_beside_the_plot():
+    events = events_of(
+        ("NCT00000001", "2025-09-22 10:00", "status", "RECRUITING", "COMPLETED", False),
+        ("NCT00000002", "2025-09-17 10:00", "enrollment", "10", "20", False),
+        ("NCT00000003", "2025-09-10 10:00", "new", None, None, False),
+    )
+    fig = charts.change_activity_figure(events)
+    axis = fig.layout.xaxis
+    assert axis.type == "date" and axis.tickformat == "%d %b %Y"
+    assert pd.Timestamp(axis.tick0) == pd.Timestamp("2025-09-08")  # a Monday, the first week shown
+    assert axis.dtick == 7 * 24 * 3600 * 1000
+    assert fig.layout.legend.orientation == "v" and fig.layout.legend.x > 1  # right of the plot
+    many = events_of(
+        *[(f"NCT{n:08d}", f"2024-01-{1 + n % 28:02d}", "new", None, None, False) for n in range(28)],
+        ("NCT00000099", "2025-06-02", "status", "RECRUITING", "COMPLETED", False),
+    )
+    assert charts.change_activity_figure(many).layout.xaxis.dtick > 7 * 24 * 3600 * 1000
 
 
 def test_trials_by_country_counts_trials_not_sites(sample):
@@ -287,12 +359,34 @@ def test_headline_numbers_of_nothing_are_zero():
 
 
 def test_table_rows_link_to_the_registry_and_mark_manual_labels(sample):
-    rows = table_rows(sample, cap=3)
+    rows = table_rows(sample, TODAY, cap=3)
     assert list(rows["nct_id"]) == ["NCT00000001", "NCT00000003", "NCT00000002"]
     assert rows.loc[0, "NCT ID"] == "https://clinicaltrials.gov/study/NCT00000001"
     assert rows.loc[1, "Mechanisms"] == MANUAL_MARK + labels.mechanism_label("btk_inhibitor")
     assert rows.loc[1, "Phase"] == "Phase 1/Phase 2"
     assert not rows.loc[0, "Mechanisms"].startswith(MANUAL_MARK)
+
+
+def test_table_order_is_the_timelines_started_trials_first_then_plans_then_undated():
+    frame = frame_of(
+        trial("NCT00000031", overall_status="WITHDRAWN", start_date="2030-01-01"),
+        trial("NCT00000032", overall_status="COMPLETED", start_date="2019-01-01"),
+        trial("NCT00000033", overall_status="RECRUITING", start_date=None),
+        trial("NCT00000034", overall_status="NOT_YET_RECRUITING", start_date="2026-02-01"),
+        trial("NCT00000035", overall_status="RECRUITING", start_date="2025-01-01"),
+        trial("NCT00000036", overall_status="COMPLETED", start_date="2019-01-01"),
+    )
+    rows = table_rows(frame, TODAY)
+    assert list(rows["nct_id"]) == [
+        "NCT00000035",
+        "NCT00000032",  # same start day: NCT ID order kept
+        "NCT00000036",
+        "NCT00000034",  # planned starts, soonest first
+        "NCT00000031",
+        "NCT00000033",  # undated
+    ]
+    assert list(table_rows(frame, TODAY, cap=2)["nct_id"]) == ["NCT00000035", "NCT00000032"]
+    assert not rows.isin(["None"]).any().any()
 
 
 def test_parse_partial_date_handles_registry_precisions():
@@ -325,3 +419,14 @@ def test_counts_through_a_frame_index_match_counts_of_the_subset(sample):
     pd.testing.assert_series_equal(charts.trials_by_country(subset, index), charts.trials_by_country(subset))
     assert charts.trials_by_country(subset, index).to_dict() == {"France": 1}
     assert charts.mechanism_pipeline(sample.iloc[0:0], index).empty
+
+
+def test_markdown_text_shows_registry_text_literally():
+    hostile = "![x](https://attacker.example/a.png) **bold** [link](https://a.example) :red[x] $x$\nnext"
+    escaped = labels.markdown_text(hostile)
+    assert "\n" not in escaped
+    # Every Markdown-active mark is backslashed, so none can open an image, a link, emphasis or a directive.
+    for mark in "![]()*:$":
+        assert all(escaped[i - 1] == "\\" for i, char in enumerate(escaped) if char == mark)
+    assert labels.markdown_text(None) == "" and labels.markdown_text("NCT01234567") == "NCT01234567"
+    assert labels.plotly_text("<b>a</b> & b") == "&lt;b&gt;a&lt;/b&gt; &amp; b"

@@ -15,7 +15,9 @@ def test_streamlit_command_is_headless_without_usage_stats_and_passes_the_databa
     settings = load_settings(database_url="sqlite:////srv/trials.db")
     argv, env = streamlit_command(settings, port=8123, address="0.0.0.0", environ={"PATH": "/usr/bin"})
     assert argv[1:4] == ["-m", "streamlit", "run"]
-    assert Path(argv[4]) == dashboard_script() and dashboard_script().name == "app.py"
+    # The launcher (local map outlines, security headers) that serves app.py beside it.
+    assert Path(argv[4]) == dashboard_script() and dashboard_script().name == "server.py"
+    assert (dashboard_script().parent / "app.py").is_file()
     assert "--server.headless=true" in argv
     assert "--server.port=8123" in argv and "--server.address=0.0.0.0" in argv
     assert "--browser.gatherUsageStats=false" in argv

@@ -177,3 +177,13 @@ def test_describe_names_the_filter() -> None:
     assert TrialFilter().describe() == "all MS trials"
     text = TrialFilter(mechanisms=("btk_inhibitor",), phenotypes=("spms",)).describe()
     assert "BTK inhibitor" in text and "Secondary progressive MS" in text
+
+
+def test_relevance_all_means_every_relevance_in_dicts_and_links() -> None:
+    assert TrialFilter.from_dict({"relevance": "all"}) == TrialFilter(relevance=())
+    assert TrialFilter.from_dict({"relevance": ["ALL"]}) == TrialFilter(relevance=())
+    assert TrialFilter(relevance=()).to_query_params() == {"relevance": "all"}
+    assert TrialFilter.from_query_params({"relevance": "all"}) == (TrialFilter(relevance=()), [])
+    # "all" among other keys is not the shortcut: it is an unknown key.
+    _parsed, warnings = TrialFilter.from_query_params({"relevance": ["ms", "all"]})
+    assert warnings

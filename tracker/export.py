@@ -265,6 +265,28 @@ def build_provenance(
     }
 
 
+def provenance_for(
+    frame: pd.DataFrame,
+    trial_filter: TrialFilter,
+    latest_run: Mapping[str, Any] | None,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The sidecar of an export of `frame` (the trials `trial_filter` selected), made now or at `now`."""
+    versions = [str(v) for v in frame["taxonomy_version"] if not _is_missing(v)] if len(frame) else []
+    return build_provenance(
+        exported_at=now or utcnow(),
+        latest_run=latest_run,
+        trial_filter=trial_filter,
+        row_count=len(frame),
+        frame_taxonomy_versions=versions,
+    )
+
+
+def provenance_json(provenance: Mapping[str, Any]) -> bytes:
+    return json.dumps(provenance, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
 def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write to a temporary file beside `path`, then rename: a failed export never leaves half a file."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -328,7 +350,7 @@ def write_export(
             row_count=row_count,
             frame_taxonomy_versions=sorted(versions),
         )
-        handle.write(json.dumps(provenance, indent=2, ensure_ascii=False).encode("utf-8") + b"\n")
+        handle.write(provenance_json(provenance))
         written.append(provenance)
 
     written: list[dict[str, Any]] = []

@@ -43,6 +43,8 @@ SPONSOR_CATEGORIES: dict[str, tuple[str, ...]] = {
     "government": ("NIH", "FED", "OTHER_GOV"),
 }
 DEFAULT_RELEVANCE = ("ms", "ms_plus")
+# Relevance "all" (URL, CLI) means no relevance restriction: the empty tuple.
+ALL_RELEVANCE = "all"
 
 _LIST_FIELDS = (
     "relevance",
@@ -168,7 +170,10 @@ class TrialFilter:
         values: dict[str, Any] = {}
         for name, value in data.items():
             if name in _LIST_FIELDS:
-                values[name] = tuple(_as_list(value, split=name not in _FREE_TEXT_LIST_FIELDS))
+                items = _as_list(value, split=name not in _FREE_TEXT_LIST_FIELDS)
+                if name == "relevance" and [item.lower() for item in items] == [ALL_RELEVANCE]:
+                    items = []
+                values[name] = tuple(items)
             elif name in _INT_FIELDS:
                 values[name] = _as_int(name, value)
             elif name in _BOOL_FIELDS:
@@ -183,7 +188,9 @@ class TrialFilter:
         """URL query parameters for the non-default fields; list fields become repeated parameters."""
         params: dict[str, str | list[str]] = {}
         for name, value in self.to_dict().items():
-            if isinstance(value, list):
+            if name == "relevance" and not value:
+                params[name] = ALL_RELEVANCE
+            elif isinstance(value, list):
                 params[name] = value or ""  # an explicitly emptied list must survive the URL
             elif isinstance(value, bool):
                 params[name] = "true" if value else "false"

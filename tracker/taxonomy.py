@@ -1,4 +1,4 @@
-"""The taxonomy (mechanism, phenotype and relevance keys, labels, families), loaded from versioned data.
+"""The taxonomy (mechanism, phenotype, relevance and endpoint keys, labels, families), from versioned data.
 
 Keys are stable identifiers used in the database, exports, URLs and digests; labels are what people see.
 """
@@ -14,7 +14,7 @@ from typing import Literal
 
 from tracker.errors import FilterError
 
-Dimension = Literal["mechanism", "phenotype", "relevance"]
+Dimension = Literal["mechanism", "phenotype", "relevance", "endpoint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +30,15 @@ class Taxonomy:
     mechanisms: tuple[TaxonomyKey, ...]
     phenotypes: tuple[TaxonomyKey, ...]
     relevance: tuple[TaxonomyKey, ...]
+    endpoints: tuple[TaxonomyKey, ...] = ()
 
     def keys(self, dimension: Dimension) -> tuple[TaxonomyKey, ...]:
-        return {"mechanism": self.mechanisms, "phenotype": self.phenotypes, "relevance": self.relevance}[
-            dimension
-        ]
+        return {
+            "mechanism": self.mechanisms,
+            "phenotype": self.phenotypes,
+            "relevance": self.relevance,
+            "endpoint": self.endpoints,
+        }[dimension]
 
     def label(self, dimension: Dimension, key: str) -> str:
         for item in self.keys(dimension):
@@ -42,10 +46,10 @@ class Taxonomy:
                 return item.label
         return key
 
-    def families(self) -> dict[str, tuple[str, ...]]:
-        """Mechanism keys grouped by family, in taxonomy order."""
+    def families(self, dimension: Dimension = "mechanism") -> dict[str, tuple[str, ...]]:
+        """Mechanism (or endpoint) keys grouped by family, in taxonomy order."""
         grouped: dict[str, list[str]] = {}
-        for item in self.mechanisms:
+        for item in self.keys(dimension):
             grouped.setdefault(item.family or "Other", []).append(item.key)
         return {family: tuple(keys) for family, keys in grouped.items()}
 
@@ -69,4 +73,6 @@ def load_taxonomy() -> Taxonomy:
     def items(name: str) -> tuple[TaxonomyKey, ...]:
         return tuple(TaxonomyKey(d["key"], d["label"], d.get("family")) for d in data[name])
 
-    return Taxonomy(data["version"], items("mechanisms"), items("phenotypes"), items("relevance"))
+    return Taxonomy(
+        data["version"], items("mechanisms"), items("phenotypes"), items("relevance"), items("endpoints")
+    )

@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from tracker.classify.dictionary import NO_KEY, Agent, Dictionary, load_dictionary, normalise
+from tracker.classify.eligibility import classify_eligibility
+from tracker.classify.endpoints import classify_endpoints, trial_endpoints
 from tracker.classify.model import (
     ClassificationResult,
     Evidence,
@@ -53,11 +55,15 @@ def classify_study(record: StudyRecord) -> ClassificationResult:
     relevance = classify_relevance(record, texts)
     mechanisms = classify_mechanisms(record)
     phenotypes = classify_phenotypes(record, texts) if relevance.key in ("ms", "ms_plus") else ()
+    outcome_endpoints = classify_endpoints(record)
     return ClassificationResult(
         relevance=relevance,
         mechanisms=mechanisms,
         phenotypes=phenotypes,
         multi_disease=relevance.key == "ms_plus",
+        endpoints=trial_endpoints(outcome_endpoints),
+        outcome_endpoints=outcome_endpoints,
+        eligibility=classify_eligibility(record),
     )
 
 

@@ -10,25 +10,32 @@ touched by a sync or a reclassification, so they survive both.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.orm import Session
 
+from tracker.classify.eligibility import FACET_NAMES, PRIOR_TREATMENT_VALUES
 from tracker.classify.model import ClassificationResult
 from tracker.classify.rules import CLASSIFIER_VERSION, classify_phenotypes, classify_study
 from tracker.classify.version import pending_query
 from tracker.ctgov.parse import StudyRecord, parse_study
 from tracker.db.models import Classification, Override, Study, StudyLabel
 from tracker.db.session import batched, transaction, utcnow
-from tracker.errors import RecordError, TrackerError
+from tracker.errors import FilterError, RecordError, TrackerError
 from tracker.taxonomy import load_taxonomy
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+NUMERIC_FACETS = ("age_min", "age_max", "edss_min", "edss_max")
+FACET_CHOICES = {
+    "sex": ("all", "female", "male"),
+    "healthy_volunteers": ("yes", "no"),
+    "prior_treatment": PRIOR_TREATMENT_VALUES,
+}
 MS_RELEVANCE = ("ms", "ms_plus")
 
 
@@ -38,9 +45,12 @@ class OverrideError(TrackerError):
     exit_code = 2
 
 
+ENDPOINT_ROLES = ("primary", "secondary")
+
+
 @dataclass(frozen=True, slots=True)
 class EffectiveLabel:
-    dimension: str  # relevance / mechanism / phenotype
+    dimension: str  # relevance / mechanism / phenotype / endpoint / an eligibility facet name
     key: str
     role: str | None
     source: str  # auto / manual
@@ -150,6 +160,33 @@ def effective_labels(
         if not phenotypes and record is not None:
             phenotypes = classify_phenotypes(record)
         labels += [EffectiveLabel("phenotype", p.key, None, "auto") for p in phenotypes]
+    labels += _endpoint_labels(result, override)
+    labels += _facet_labels(result, override)
+    return labels
+
+
+def _endpoint_labels(result: ClassificationResult, override: Override | None) -> list[EffectiveLabel]:
+    """Endpoint keys per role; an override of one role leaves the other automatic."""
+    labels: list[EffectiveLabel] = []
+    for role in ENDPOINT_ROLES:
+        manual = getattr(override, f"endpoints_{role}", None) if override is not None else None
+        if manual is not None:
+            labels += [EffectiveLabel("endpoint", key, role, "manual") for key in manual]
+        else:
+            labels += [EffectiveLabel("endpoint", key, role, "auto") for key in result.endpoint_keys(role)]
+    return labels
+
+
+def _facet_labels(result: ClassificationResult, override: Override | None) -> list[EffectiveLabel]:
+    """Eligibility facets as labels (dimension = facet name, key = value), overridden facet by facet."""
+    manual: dict[str, Any] = (override.eligibility or {}) if override is not None else {}
+    labels = [
+        EffectiveLabel(facet.name, facet.value[:40], None, "auto")
+        for facet in result.eligibility
+        if facet.name not in manual
+    ]
+    for name, values in manual.items():
+        labels += [EffectiveLabel(name, str(value)[:40], None, "manual") for value in values]
     return labels
 
 
@@ -183,6 +220,9 @@ def set_override(
     mechanisms: Sequence[str] | None = None,
     phenotypes: Sequence[str] | None = None,
     relevance: str | None = None,
+    endpoints_primary: Sequence[str] | None = None,
+    endpoints_secondary: Sequence[str] | None = None,
+    eligibility: Mapping[str, Sequence[str]] | None = None,
     note: str,
 ) -> Override:
     """Record a manual correction and re-materialise the study's labels at once.
@@ -195,8 +235,22 @@ def set_override(
     phenotypes = _dedupe(taxonomy.validate("phenotype", phenotypes)) if phenotypes is not None else None
     if relevance is not None:
         taxonomy.validate("relevance", [relevance])
-    if mechanisms is None and phenotypes is None and relevance is None:
-        raise OverrideError("nothing to override: give --mechanism, --phenotype or --relevance (or --clear)")
+    endpoints = {
+        role: _dedupe(taxonomy.validate("endpoint", keys)) if keys is not None else None
+        for role, keys in (("primary", endpoints_primary), ("secondary", endpoints_secondary))
+    }
+    facets = validate_facets(eligibility) if eligibility else None
+    if (
+        mechanisms is None
+        and phenotypes is None
+        and relevance is None
+        and all(keys is None for keys in endpoints.values())
+        and not facets
+    ):
+        raise OverrideError(
+            "nothing to override: give --mechanism, --phenotype, --relevance, --endpoint-primary, "
+            "--endpoint-secondary or --facet (or --clear)"
+        )
     if not note or not note.strip():
         raise OverrideError("an override needs a --note saying why")
     now = utcnow()
@@ -214,6 +268,12 @@ def set_override(
             override.phenotypes = list(phenotypes)
         if relevance is not None:
             override.relevance = relevance
+        if endpoints["primary"] is not None:
+            override.endpoints_primary = list(endpoints["primary"])
+        if endpoints["secondary"] is not None:
+            override.endpoints_secondary = list(endpoints["secondary"])
+        if facets:
+            override.eligibility = {**(override.eligibility or {}), **facets}
         session.flush()
         _rematerialise(session, nct_id, override)
         return override
@@ -262,6 +322,42 @@ def _rematerialise(session: Session, nct_id: str, override: Override | None) -> 
     session.execute(insert(StudyLabel), rows)
 
 
+def validate_facets(facets: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """Facet overrides checked: known facet names, numbers where numbers belong, known flag values."""
+    checked: dict[str, list[str]] = {}
+    for name, values in facets.items():
+        if name not in FACET_NAMES:
+            raise FilterError(f"unknown eligibility facet {name!r}; valid facets: {', '.join(FACET_NAMES)}")
+        values = [str(value).strip() for value in values if str(value).strip()]
+        if name in NUMERIC_FACETS:
+            for value in values:
+                try:
+                    float(value)
+                except ValueError:
+                    raise FilterError(f"facet {name} takes a number, not {value!r}") from None
+            values = [
+                f"{float(value):.1f}" if name.startswith("edss") else f"{float(value):g}" for value in values
+            ]
+        choices = FACET_CHOICES.get(name)
+        if choices is not None:
+            unknown = [value for value in values if value not in choices]
+            if unknown:
+                raise FilterError(f"facet {name} takes {', '.join(choices)}, not {', '.join(unknown)}")
+        checked[name] = values
+    return checked
+
+
+def parse_facets(items: Iterable[str]) -> dict[str, list[str]]:
+    """ "edss_max=6.5", "prior_treatment=treatment_naive,prior_dmt_failure", "sex=" (clears) → a dict."""
+    facets: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise FilterError(f"a facet override is NAME=VALUE[,VALUE…], not {item!r}")
+        facets[name.strip()] = parse_key_list(value) or []
+    return facets
+
+
 def _dedupe(keys: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
@@ -282,6 +378,8 @@ __all__ = [
     "clear_override",
     "effective_labels",
     "get_override",
+    "parse_facets",
     "parse_key_list",
     "set_override",
+    "validate_facets",
 ]

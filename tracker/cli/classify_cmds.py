@@ -17,12 +17,14 @@ from tracker.cli.app import AppContext, main, pass_app
     "labels_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     metavar="LABELS.jsonl",
-    help="Score the classifier against gold labels (nct_id, relevance, mechanisms, phenotypes).",
+    help="Score the classifier against gold labels (nct_id with relevance, mechanisms, phenotypes "
+    "and/or endpoint primary, secondary).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_app
 def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_json: bool) -> None:
-    """Classify new and changed studies by relevance, mechanism and MS phenotype.
+    """Classify new and changed studies by relevance, mechanism, MS phenotype, endpoints and
+    eligibility facets.
 
     Sync and import already do this for what they land; run it with --all after a taxonomy or
     dictionary change. With --evaluate, the labelled studies are classified from the database and
@@ -58,6 +60,16 @@ def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_js
 @click.option("--mechanism", "mechanisms", metavar="KEY,…", help="Mechanism keys (comma-separated).")
 @click.option("--phenotype", "phenotypes", metavar="KEY,…", help="Phenotype keys (comma-separated).")
 @click.option("--relevance", metavar="KEY", help="ms, ms_plus or not_ms.")
+@click.option("--endpoint-primary", metavar="KEY,…", help="Endpoint keys of the primary outcomes.")
+@click.option("--endpoint-secondary", metavar="KEY,…", help="Endpoint keys of the secondary outcomes.")
+@click.option(
+    "--facet",
+    "facets",
+    multiple=True,
+    metavar="NAME=VALUE,…",
+    help="An eligibility facet (age_min, age_max, sex, healthy_volunteers, edss_min, edss_max, "
+    "prior_treatment, excluded_therapy); repeatable; NAME= clears it.",
+)
 @click.option("--note", metavar="TEXT", help="Why (required unless --clear).")
 @click.option("--clear", is_flag=True, help="Remove the override and restore the automatic labels.")
 @pass_app
@@ -67,17 +79,21 @@ def override(
     mechanisms: str | None,
     phenotypes: str | None,
     relevance: str | None,
+    endpoint_primary: str | None,
+    endpoint_secondary: str | None,
+    facets: tuple[str, ...],
     note: str | None,
     clear: bool,
 ) -> None:
     """Correct a study's labels by hand; the correction wins over the automatic labels and survives
     re-sync and reclassification. Only the dimensions given are overridden."""
-    from tracker.classify.store import clear_override, parse_key_list, set_override
+    from tracker.classify.store import clear_override, parse_facets, parse_key_list, set_override
 
     engine = app.engine()
     if clear:
-        if mechanisms is not None or phenotypes is not None or relevance is not None:
-            raise click.UsageError("--clear takes no --mechanism, --phenotype or --relevance")
+        given = (mechanisms, phenotypes, relevance, endpoint_primary, endpoint_secondary)
+        if any(value is not None for value in given) or facets:
+            raise click.UsageError("--clear takes no label options")
         removed = clear_override(engine, nct_id)
         nct = nct_id.strip().upper()
         click.echo(f"Override of {nct} removed." if removed else f"{nct} had no override.")
@@ -88,6 +104,9 @@ def override(
         mechanisms=parse_key_list(mechanisms),
         phenotypes=parse_key_list(phenotypes),
         relevance=relevance.strip() if relevance else None,
+        endpoints_primary=parse_key_list(endpoint_primary),
+        endpoints_secondary=parse_key_list(endpoint_secondary),
+        eligibility=parse_facets(facets) if facets else None,
         note=note or "",
     )
     parts = [
@@ -96,7 +115,10 @@ def override(
             ("relevance", saved.relevance),
             ("mechanisms", saved.mechanisms),
             ("phenotypes", saved.phenotypes),
+            ("endpoints_primary", saved.endpoints_primary),
+            ("endpoints_secondary", saved.endpoints_secondary),
         )
         if value is not None
     ]
+    parts += [f"{name}={','.join(values)}" for name, values in (saved.eligibility or {}).items()]
     click.echo(f"Override of {saved.nct_id} saved (manual): {'; '.join(parts)}.")

@@ -1,4 +1,4 @@
-"""Commands: dashboard (serves the Streamlit app in dashboard/app.py)."""
+"""Commands: dashboard (serves the Streamlit app in dashboard/app.py through dashboard/server.py)."""
 
 from __future__ import annotations
 
@@ -21,14 +21,15 @@ DEFAULT_ADDRESS = "127.0.0.1"
 
 
 def dashboard_script() -> Path:
-    """dashboard/app.py, found next to the installed `dashboard` package."""
+    """dashboard/server.py, found next to the installed `dashboard` package: the launcher that serves
+    dashboard/app.py with the local map outlines and the security headers."""
     import dashboard  # the package only; importing it runs no Streamlit code
 
     for folder in dashboard.__path__:
-        script = Path(folder) / "app.py"
-        if script.is_file():
+        script = Path(folder) / "server.py"
+        if script.is_file() and (Path(folder) / "app.py").is_file():
             return script
-    raise ConfigError("dashboard/app.py not found; reinstall the package")
+    raise ConfigError("dashboard/server.py not found; reinstall the package")
 
 
 def streamlit_command(

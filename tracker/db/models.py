@@ -231,6 +231,10 @@ class Override(Base):
     relevance: Mapped[str | None] = mapped_column(Key)
     mechanisms: Mapped[list[Any] | None] = mapped_column(JSON)
     phenotypes: Mapped[list[Any] | None] = mapped_column(JSON)
+    endpoints_primary: Mapped[list[Any] | None] = mapped_column(JSON)
+    endpoints_secondary: Mapped[list[Any] | None] = mapped_column(JSON)
+    # facet name → its values (an empty list clears the facet); facets not named keep their automatic values
+    eligibility: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
@@ -244,9 +248,11 @@ class StudyLabel(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
-    dimension: Mapped[str] = mapped_column(String(20))  # relevance / mechanism / phenotype
+    # relevance / mechanism / phenotype / endpoint / an eligibility facet (age_min, edss_max, sex...)
+    dimension: Mapped[str] = mapped_column(String(20))
     key: Mapped[str] = mapped_column(Key)
-    role: Mapped[str | None] = mapped_column(String(20))  # investigational / comparator (mechanisms)
+    # investigational / comparator (mechanisms), primary / secondary (endpoints)
+    role: Mapped[str | None] = mapped_column(String(20))
     source: Mapped[str] = mapped_column(String(10))  # auto / manual
 
 
