@@ -35,7 +35,9 @@ def trial_page() -> None:
     if not nct_id:
         return
     st.query_params[TRIAL_PARAM] = nct_id
-    show_trial(data.trial_detail(url, version, nct_id), nct_id)
+    show_trial(
+        data.trial_detail(url, version, nct_id), nct_id, data.trial_registry_history(url, version, nct_id)
+    )
 
 
 def main() -> None:

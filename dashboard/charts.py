@@ -628,3 +628,159 @@ def slippage_figure(events: pd.DataFrame) -> go.Figure:
         )
     )
     return _layout(fig, f"{title} ({len(slipped):,} trials)", "Moved later by", "Trials")
+
+
+# --- j. registry history: one trial's timeline, and slippage across the landscape --------------------------
+
+OUTCOME_EVENT_KINDS = ("primary_outcome_added", "primary_outcome_removed", "primary_outcome_reworded")
+
+
+def status_bands(timeline: pd.DataFrame, today: date) -> pd.DataFrame:
+    """Consecutive versions with the same status merged into bands: status, start, end (the next band's
+    start; today for the last)."""
+    columns = ["status", "start", "end"]
+    if timeline.empty:
+        return pd.DataFrame(columns=columns)
+    ordered = timeline.sort_values("version")
+    status = ordered["overall_status"].fillna("UNKNOWN")
+    starts = ordered[status.ne(status.shift())]
+    bands = pd.DataFrame({"status": status[starts.index].to_numpy(), "start": starts["date"].to_numpy()})
+    bands["end"] = list(bands["start"].iloc[1:]) + [pd.Timestamp(today)]
+    return bands[columns]
+
+
+def registry_timeline_figure(timeline: pd.DataFrame, events: pd.DataFrame, today: date) -> go.Figure:
+    """A trial's registry history: status bands, the primary completion date as registered at each date
+    (moves marked), and primary outcome changes as vertical marks."""
+    from plotly.subplots import make_subplots
+
+    title = "Registry history"
+    if timeline.empty:
+        return _empty_figure(title, "No registry history yet: run `tracker history`")
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.3, 0.7], vertical_spacing=0.06)
+    for band in status_bands(timeline, today).itertuples():
+        days = max((band.end - band.start).days, 1)
+        fig.add_trace(
+            go.Bar(
+                x=[days * 86_400_000],
+                base=[band.start],
+                y=["Status"],
+                orientation="h",
+                marker_color=labels.STATUS_COLOURS.get(band.status, "#bdbdbd"),
+                name=labels.status_label(band.status),
+                legendgroup=band.status,
+                hovertemplate=f"{labels.status_label(band.status)} from {band.start:%Y-%m-%d}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+    dated = timeline.dropna(subset=["primary_completion_date"])
+    if not dated.empty:
+        pcd = pd.to_datetime(dated["primary_completion_date"].map(parse_partial_date))
+        fig.add_trace(
+            go.Scatter(
+                x=dated["date"],
+                y=pcd,
+                mode="lines+markers",
+                line_shape="hv",
+                name="Primary completion date (as registered)",
+                customdata=dated["pcd_type"].fillna(""),
+                hovertemplate="%{x|%Y-%m-%d}: primary completion %{y|%Y-%m-%d} %{customdata}<extra></extra>",
+            ),
+            row=2,
+            col=1,
+        )
+    moves = events[events["kind"] == "primary_completion_date"] if not events.empty else events
+    if not moves.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=moves["effective_date"],
+                y=pd.to_datetime(moves["new_value"].map(parse_partial_date)),
+                mode="markers",
+                marker={"size": 11, "symbol": "diamond", "color": "#d73027"},
+                name="Primary completion moved",
+                customdata=moves["days"].astype("float").fillna(0).astype(int),
+                hovertemplate="%{x|%Y-%m-%d}: moved %{customdata} days<extra></extra>",
+            ),
+            row=2,
+            col=1,
+        )
+    outcome_changes = events[events["kind"].isin(OUTCOME_EVENT_KINDS)] if not events.empty else events
+    for change in outcome_changes.itertuples():
+        fig.add_vline(x=change.effective_date, line_dash="dash", line_color="#762a83", row="all", col=1)
+    if not outcome_changes.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=outcome_changes["effective_date"],
+                y=["Status"] * len(outcome_changes),
+                mode="markers",
+                marker={"size": 12, "symbol": "star", "color": "#762a83"},
+                name="Primary outcome changed",
+                customdata=outcome_changes["kind"].str.replace("primary_outcome_", "", regex=False),
+                hovertemplate="%{x|%Y-%m-%d}: primary outcome %{customdata}<extra></extra>",
+            ),
+            row=1,
+            col=1,
+        )
+    fig.update_layout(barmode="overlay", height=420)
+    fig.update_xaxes(type="date")
+    return _layout(fig, title, None, None)
+
+
+def history_slippage(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Per phase (`by="phase"`) or mechanism (`by="mechanism"`), over trials whose version records are
+    backfilled: trials, share whose primary completion date ended later than first registered, median
+    total slip (days) of those. Mechanisms count a trial once per mechanism."""
+    columns = ["group", "trials", "slipped", "share_slipped", "median_slip_days"]
+    known = frame[frame["pcd_changes"].notna()] if "pcd_changes" in frame else frame.iloc[0:0]
+    if known.empty:
+        return pd.DataFrame(columns=columns)
+    if by == "mechanism":
+        rows = (
+            known[["mechanisms", "pcd_total_slip_days"]].explode("mechanisms").dropna(subset=["mechanisms"])
+        )
+        groups = rows["mechanisms"].map(labels.mechanism_label)
+    else:
+        rows = known[["highest_phase", "pcd_total_slip_days"]]
+        groups = rows["highest_phase"].map(labels.phase_label)
+    slip = rows["pcd_total_slip_days"].astype("float")
+    table = pd.DataFrame({"group": groups, "slip": slip})
+    summary = table.groupby("group").agg(
+        trials=("slip", "size"),
+        slipped=("slip", lambda values: int((values > 0).sum())),
+        median_slip_days=(
+            "slip",
+            lambda values: float(values[values > 0].median()) if (values > 0).any() else 0.0,
+        ),
+    )
+    summary["share_slipped"] = summary["slipped"] / summary["trials"]
+    summary = summary.reset_index()
+    if by != "mechanism":
+        summary = summary.sort_values("group", key=lambda names: names.map(labels.phase_rank))
+    else:
+        summary = summary.sort_values(["trials", "group"], ascending=[False, True])
+    return summary[columns].reset_index(drop=True)
+
+
+def history_slippage_figure(frame: pd.DataFrame, by: str) -> go.Figure:
+    title = f"Primary completion slippage by {by} (registry history)"
+    summary = history_slippage(frame, by)
+    if summary.empty:
+        return _empty_figure(title, "No trial in the selection has its version records backfilled")
+    fig = go.Figure(
+        go.Bar(
+            x=summary["group"],
+            y=summary["median_slip_days"],
+            marker_color="#d73027",
+            customdata=np.stack(
+                [summary["slipped"], summary["trials"], summary["share_slipped"] * 100], axis=1
+            ),
+            hovertemplate=(
+                "%{x}: median %{y:.0f} days later, %{customdata[0]} of %{customdata[1]} trials slipped "
+                "(%{customdata[2]:.0f}%)<extra></extra>"
+            ),
+            text=[f"{share:.0%}" for share in summary["share_slipped"]],
+            textposition="outside",
+        )
+    )
+    return _layout(fig, title, by.capitalize(), "Median days later (trials that slipped)")

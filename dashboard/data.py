@@ -39,6 +39,7 @@ FILTER_COLUMNS = (
     "search_text",
     "relevance",
     "mechanisms",
+    "investigational_mechanisms",
     "phenotypes",
     "phases",
     "countries",
@@ -49,6 +50,7 @@ FILTER_COLUMNS = (
     "start_year",
     "has_results",
     "multi_disease",
+    "primary_outcome_changed_after_start",
     "removed",
 )
 DISPLAY_COLUMNS = (
@@ -62,6 +64,10 @@ DISPLAY_COLUMNS = (
     "completion_date",
     "results_first_posted",
     "manual",
+    "comparator_mechanisms",
+    "versions",
+    "pcd_changes",
+    "pcd_total_slip_days",
     *FILTER_COLUMNS,
 )
 
@@ -105,9 +111,10 @@ def display_frame(url: str, version: tuple[Any, ...]) -> pd.DataFrame:
     return slim_frame(trial_frame(url, version))
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def frame_index(url: str, version: tuple[Any, ...]) -> FrameIndex:
-    return FrameIndex.build(display_frame(url, version))
+@st.cache_resource(show_spinner=False, max_entries=4)
+def frame_index(url: str, version: tuple[Any, ...], mechanism_column: str) -> FrameIndex:
+    """The index counting `mechanism_column` (investigational keys, or all with comparators)."""
+    return FrameIndex.build(display_frame(url, version), mechanism_column)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -119,6 +126,15 @@ def event_frame(url: str, version: tuple[Any, ...]) -> pd.DataFrame:
 @st.cache_resource(show_spinner=False, max_entries=2)
 def filter_choices(url: str, version: tuple[Any, ...]) -> FilterChoices:
     return choices_from_frame(display_frame(url, version))
+
+
+@st.cache_data(show_spinner=False, max_entries=64, ttl=600)
+def trial_registry_history(
+    url: str, version: tuple[Any, ...], nct_id: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One trial's registry versions (timeline) and registry change events."""
+    engine = get_engine(url)
+    return query.registry_timeline(engine, nct_id), query.registry_events_frame(engine, nct_ids=[nct_id])
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard import labels
+from tracker.filters import INVESTIGATIONAL_MECHANISMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +57,10 @@ class FrameIndex:
     phase_labels: tuple[str, ...]
 
     @classmethod
-    def build(cls, frame: pd.DataFrame) -> FrameIndex:
-        mechanisms = KeyIndex.of(frame["mechanisms"])
+    def build(cls, frame: pd.DataFrame, mechanism_column: str = INVESTIGATIONAL_MECHANISMS) -> FrameIndex:
+        """Index `frame`, counting the mechanism keys of `mechanism_column` (`TrialFilter.mechanism_column`:
+        the investigational ones by default)."""
+        mechanisms = KeyIndex.of(frame[mechanism_column])
         phenotypes = KeyIndex.of(frame["phenotypes"])
         pairs = pd.DataFrame({"row": mechanisms.rows, "mechanism": mechanisms.codes}).merge(
             pd.DataFrame({"row": phenotypes.rows, "phenotype": phenotypes.codes}), on="row"

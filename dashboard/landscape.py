@@ -110,6 +110,16 @@ def show_charts(filtered: pd.DataFrame, events: pd.DataFrame, index: FrameIndex)
     )
     right.plotly_chart(charts.slippage_figure(events), key="slippage_chart", config=PLOTLY_CONFIG)
 
+    slip_by = st.radio(
+        "Slippage from the registry history, by",
+        ["phase", "mechanism"],
+        horizontal=True,
+        key="history_slip_by",
+    )
+    st.plotly_chart(
+        charts.history_slippage_figure(filtered, slip_by), key="history_slippage_chart", config=PLOTLY_CONFIG
+    )
+
 
 def provenance_download(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) -> bytes:
     """The sidecar `tracker export` writes beside its CSV, for the trials the CSV button downloads."""
@@ -130,7 +140,10 @@ def show_table(filtered: pd.DataFrame, trial_filter: TrialFilter, url: str, vers
     left.download_button(
         "Download CSV of the filtered trials",
         # Built only when clicked, from all columns: the same bytes as `tracker export` for this filter.
-        data=lambda: frame_to_csv(apply_filter(data.trial_frame(url, version), trial_filter)),
+        data=lambda: frame_to_csv(
+            apply_filter(data.trial_frame(url, version), trial_filter),
+            include_comparators=trial_filter.include_comparators,
+        ),
         file_name="ms-trials.csv",
         mime="text/csv",
         on_click="ignore",
@@ -187,5 +200,5 @@ def landscape_page() -> None:
     source = f" · data as of {run['data_timestamp']}" if run and run.get("data_timestamp") else ""
     st.caption(markdown_text(f"Filter: {trial_filter.describe()}{source}"))
     headline(filtered, events)
-    show_charts(filtered, events, data.frame_index(url, version))
+    show_charts(filtered, events, data.frame_index(url, version, trial_filter.mechanism_column))
     show_table(filtered, trial_filter, url, version)

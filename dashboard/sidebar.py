@@ -54,7 +54,9 @@ def widget_state(trial_filter: TrialFilter, choices: FilterChoices) -> dict[str,
         key("start_years"): year_bounds(trial_filter, choices),
         key("has_results"): _tristate_label(trial_filter.has_results),
         key("multi_disease"): _tristate_label(trial_filter.multi_disease),
+        key("outcome_changed_after_start"): _tristate_label(trial_filter.outcome_changed_after_start),
         key("include_removed"): trial_filter.include_removed,
+        key("include_comparators"): trial_filter.include_comparators,
     }
     for name in LIST_FIELDS:
         state[key(name)] = list(getattr(trial_filter, name))
@@ -72,7 +74,9 @@ def filter_from_state(state: Mapping[str, Any], choices: FilterChoices) -> Trial
     values["start_year_max"] = int(high) if int(high) < choices.last_year else None
     values["has_results"] = _TRISTATE.get(state.get(key("has_results"), ANY))
     values["multi_disease"] = _TRISTATE.get(state.get(key("multi_disease"), ANY))
+    values["outcome_changed_after_start"] = _TRISTATE.get(state.get(key("outcome_changed_after_start"), ANY))
     values["include_removed"] = bool(state.get(key("include_removed"), False))
+    values["include_comparators"] = bool(state.get(key("include_comparators"), False))
     return TrialFilter(**values).validate()
 
 
@@ -180,6 +184,12 @@ def filter_sidebar(choices: FilterChoices) -> TrialFilter:
         format_func=labels.mechanism_label,
         help="Listed family by family, as in the taxonomy.",
     )
+    sidebar.checkbox(
+        "Count comparators' mechanisms",
+        key=key("include_comparators"),
+        help="Off: a trial counts under the mechanisms it studies, not under its active comparator's "
+        "(ocrelizumab in a fenebrutinib-versus-ocrelizumab trial). On: under both.",
+    )
     sidebar.multiselect(
         "Phenotype",
         [item.key for item in taxonomy.phenotypes],
@@ -221,6 +231,13 @@ def filter_sidebar(choices: FilterChoices) -> TrialFilter:
     )
     sidebar.radio("Has results", list(_TRISTATE), key=key("has_results"), horizontal=True)
     sidebar.radio("Multi-disease", list(_TRISTATE), key=key("multi_disease"), horizontal=True)
+    sidebar.radio(
+        "Primary outcome changed after start",
+        list(_TRISTATE),
+        key=key("outcome_changed_after_start"),
+        horizontal=True,
+        help="From the registry's version history (`tracker history`); trials not backfilled match neither.",
+    )
     sidebar.checkbox(
         "Include removed trials",
         key=key("include_removed"),

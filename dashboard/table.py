@@ -13,6 +13,7 @@ from tracker.query import study_url
 
 TABLE_ROW_CAP = 1000
 MANUAL_MARK = "✎ "  # marks labels set by a manual override
+COMPARATOR_MARK = " (comparator)"
 
 
 def table_order(frame: pd.DataFrame, today: date) -> np.ndarray:
@@ -44,7 +45,18 @@ def table_rows(frame: pd.DataFrame, today: date, cap: int = TABLE_ROW_CAP) -> pd
             "Status": shown["overall_status"].map(labels.status_label),
             "Phase": shown["phases"].map(labels.phases_text),
             "Mechanisms": mark
-            + shown["mechanisms"].map(lambda keys: ", ".join(mechanism_names.get(k, k) for k in keys or ())),
+            + pd.Series(
+                [
+                    ", ".join(
+                        mechanism_names.get(k, k) + (COMPARATOR_MARK if k in (comparators or ()) else "")
+                        for k in keys or ()
+                    )
+                    for keys, comparators in zip(
+                        shown["mechanisms"], shown["comparator_mechanisms"], strict=True
+                    )
+                ],
+                index=shown.index,
+            ),
             "Phenotypes": mark
             + shown["phenotypes"].map(lambda keys: ", ".join(phenotype_names.get(k, k) for k in keys or ())),
             "Lead sponsor": shown["lead_sponsor_name"].fillna(""),

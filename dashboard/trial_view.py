@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import labels
+from dashboard import charts, labels
 from dashboard.labels import markdown_text
 
 CHANGE_COLUMNS = {
@@ -82,6 +82,12 @@ def evidence_rows(result: dict[str, Any] | None) -> pd.DataFrame:
                 evidence = "; ".join(_evidence_text(entry) for entry in evidence)
             elif isinstance(evidence, dict):
                 evidence = _evidence_text(evidence)
+            role_evidence = item.get("role_evidence")
+            if item.get("role") and isinstance(role_evidence, list) and role_evidence:
+                # why the role: the arm group, the title's comparison or the intervention's own words
+                evidence = f"{evidence or ''} · role from " + "; ".join(
+                    _evidence_text(e) for e in role_evidence
+                )
             rows.append(
                 {
                     "Dimension": dimension,
@@ -98,6 +104,49 @@ def _evidence_text(entry: object) -> str:
         parts = [str(value) for name, value in entry.items() if value not in (None, "") and name != "key"]
         return " · ".join(parts)
     return str(entry)
+
+
+def registry_summary_lines(summary: dict[str, Any] | None) -> list[str]:
+    """What the registry history says about a trial, as Markdown list items."""
+    if not summary:
+        return ["- Not backfilled yet (`tracker history`)."]
+    lines = [f"- **Registry versions:** {summary.get('versions')}"]
+    if summary.get("original_enrollment") is not None:
+        kind = (summary.get("original_enrollment_type") or "").lower()
+        lines.append(
+            f"- **Original enrollment:** {summary['original_enrollment']}" + (f" ({kind})" if kind else "")
+        )
+    if summary.get("pcd_changes") is not None:
+        lines.append(
+            f"- **Primary completion moved:** {summary['pcd_changes']} times, "
+            f"{summary.get('pcd_total_slip_days') or 0:+d} days in all"
+        )
+    else:
+        lines.append(
+            "- **Primary completion moves:** need the version records (`tracker history --versions`)"
+        )
+    changed = summary.get("primary_outcome_changed_after_start")
+    if changed is not None:
+        when = summary.get("primary_outcome_changed_on")
+        lines.append(
+            "- **Primary outcome changed after start:** "
+            + ("yes" + (f", first on {when}" if when else "") if changed else "no")
+        )
+    return lines
+
+
+def show_registry_history(detail: dict[str, Any], history: tuple[pd.DataFrame, pd.DataFrame] | None) -> None:
+    st.markdown("#### Registry history")
+    st.markdown("\n".join(registry_summary_lines(detail.get("registry_history"))))
+    if history is None:
+        return
+    timeline, events = history
+    if timeline.empty:
+        return
+    st.plotly_chart(
+        charts.registry_timeline_figure(timeline, events, pd.Timestamp.utcnow().date()),
+        key="registry_timeline",
+    )
 
 
 def registry_facts(detail: dict[str, Any]) -> list[tuple[str, str]]:
@@ -122,8 +171,11 @@ def fact_list(facts: list[tuple[str, str]]) -> str:
     return "\n".join(f"- **{name}:** {markdown_text(value)}" for name, value in facts)
 
 
-def show_trial(detail: dict[str, Any] | None, nct_id: str) -> None:
-    """Render one trial; `detail` is `tracker.query.study_detail` (None when the ID is not stored)."""
+def show_trial(
+    detail: dict[str, Any] | None, nct_id: str, history: tuple[pd.DataFrame, pd.DataFrame] | None = None
+) -> None:
+    """Render one trial; `detail` is `tracker.query.study_detail` (None when the ID is not stored), `history`
+    its registry versions and registry change events (`dashboard.data.trial_registry_history`)."""
     if detail is None:
         st.info(f"{markdown_text(nct_id)} is not in the database.")
         return
@@ -154,6 +206,8 @@ def show_trial(detail: dict[str, Any] | None, nct_id: str) -> None:
             st.json(classification.get("result") or {}, expanded=False)
         else:
             st.dataframe(blank_missing(evidence), hide_index=True)
+
+    show_registry_history(detail, history)
 
     st.markdown("#### Change history")
     changes = pd.DataFrame(detail.get("changes") or [])

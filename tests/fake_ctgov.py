@@ -13,7 +13,9 @@ Serves a list of raw studies the way the registry does (API_NOTES §3-§6, §10,
 - scripted faults for the next requests (`inject`): 429 with Retry-After, 403, 500, 503, connection reset,
   truncated body, headers then close, invalid JSON, HTML with 200 (as text/html or mislabelled as JSON),
   expired page token (400/404/410), delay;
-- a request log (path + params) so tests can count requests.
+- a request log (path + params) so tests can count requests;
+- the internal history API under /api/int (`set_history`, see `fake_history`), logged as "/int/studies/…",
+  with the same scripted faults (give them `path="/int/studies"`).
 
 Each study is serialized with orjson once, so serving full pages costs little more than a memory copy.
 """
@@ -35,8 +37,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
+from fake_history import FakeHistory
 
 API_PREFIX = "/api/v2"
+HISTORY_PREFIX = "/api/int"
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 1000
 STATUSES = frozenset(
@@ -282,6 +286,7 @@ class FakeCtgov:
         self._generation = 0
         self._faults: deque[Fault] = deque()
         self.requests: list[LoggedRequest] = []
+        self.histories: dict[str, FakeHistory] = {}
         self.set_studies(studies)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -305,6 +310,38 @@ class FakeCtgov:
     def remove_study(self, nct_id: str) -> None:
         with self._lock:
             self._studies = [item for item in self._studies if item.nct_id != nct_id]
+
+    def set_history(self, nct_id: str, history: FakeHistory) -> None:
+        """Serve `history` for the trial under /api/int (its last version is the current study)."""
+        with self._lock:
+            self.histories[nct_id] = history
+
+    def history_requests(self) -> list[LoggedRequest]:
+        with self._lock:
+            return [request for request in self.requests if request.path.startswith("/int/")]
+
+    @property
+    def history_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{HISTORY_PREFIX}"
+
+    def history_body(self, api_path: str, params: Mapping[str, str]) -> bytes:
+        """Answer /studies/{NCT}?history=true or /studies/{NCT}/history/{v} (BadRequest carries 404s)."""
+        parts = api_path.strip("/").split("/")
+        if len(parts) < 2 or parts[0] != "studies":
+            raise BadRequest("Not found", status=404)
+        with self._lock:
+            history = self.histories.get(parts[1].upper())
+            if history is None:
+                raise BadRequest(f"Study {parts[1]} not found", status=404)
+            if len(parts) == 2 and params.get("history") == "true":
+                return history.index_body()
+            if len(parts) == 4 and parts[2] == "history" and parts[3].isdigit():
+                history.note_version_request()
+                body = history.version_body(int(parts[3]))
+                if body is None:
+                    raise BadRequest(f"Version {parts[3]} of {parts[1]} not found", status=404)
+                return body
+        raise BadRequest("Not found", status=404)
 
     def expire_tokens(self) -> None:
         """A data refresh: every page token issued so far stops working."""
@@ -524,6 +561,9 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = split.path
         params = dict(parse_qsl(split.query, keep_blank_values=True))
+        if path.startswith(HISTORY_PREFIX):
+            self._serve_history(path.removeprefix(HISTORY_PREFIX), params)
+            return
         api_path = path.removeprefix(API_PREFIX)
         self.fake._log(api_path, params)
         fault = self.fake._take_fault(api_path, params)
@@ -539,6 +579,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(status, body, headers=headers)
             else:
                 self._send(404, b"Not found", content_type="text/plain")
+        except BadRequest as exc:
+            self._send(exc.status, str(exc).encode(), content_type="text/plain")
+
+    def _serve_history(self, api_path: str, params: dict[str, str]) -> None:
+        logged = "/int" + api_path
+        self.fake._log(logged, params)
+        fault = self.fake._take_fault(logged, params)
+        if fault is not None and self._serve_fault(fault):
+            return
+        try:
+            self._send(200, self.fake.history_body(api_path, params))
         except BadRequest as exc:
             self._send(exc.status, str(exc).encode(), content_type="text/plain")
 

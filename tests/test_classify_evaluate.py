@@ -88,6 +88,29 @@ def test_dev_set_meets_the_targets(sqlite_url: str) -> None:
         assert value >= TARGETS[name], report
 
 
+# Held-out check: 68 snapshot trials outside the development set whose interventions are non-drug or coded
+# (59 drawn at random among them, 9 chosen from the classes of misses a hidden set showed: walking devices,
+# telerehabilitation systems, stimulation named by its programme, coded antibodies and biosimilars). Their
+# mechanism labels are maintainers' labels from taxonomy.md, written before the rules were generalised;
+# only the mechanism figure is checked (relevance and phenotypes there were not labelled with care).
+HELD_OUT_GOLD = FIXTURES / "heldout_mechanism_labels.jsonl"
+HELD_OUT_STUDIES = FIXTURES / "heldout_mechanism_studies.jsonl"
+HELD_OUT_MECHANISM_TARGET = 0.90
+
+
+def test_held_out_mechanisms_generalise(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    upgrade_to_head(engine)
+    run = store.begin_run(engine, mode="import", query=None, source="test", data_timestamp=None)
+    studies = [json.loads(line) for line in HELD_OUT_STUDIES.read_text().splitlines()]
+    store.ingest_page(engine, run, studies)
+    store.finish_run(engine, run, outcome="success")
+    result = evaluate_file(engine, HELD_OUT_GOLD)
+    engine.dispose()
+    assert result.missing == [] and len(result.predictions) == 68
+    assert result.mechanism_micro_f1 >= HELD_OUT_MECHANISM_TARGET, format_evaluation(result)
+
+
 def test_cli_evaluate_json(sqlite_url: str) -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["--database-url", sqlite_url, "import", str(STUDIES)]).exit_code == 0

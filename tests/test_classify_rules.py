@@ -685,3 +685,74 @@ def test_optic_neuritis_said_not_to_be_ms_is_not_ms() -> None:
         conditions=("Optic Neuritis",),
     )
     assert result.relevance.key == "not_ms"
+
+
+# --- unnamed programmes, devices and codes: the title as context -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "intervention", "expected"),
+    [
+        ("Pilates Training in Multiple Sclerosis", ("OTHER", "MSFIT"), {"rehabilitation"}),
+        (
+            "A Multicomponent Walking Aid Program for People With MS",
+            ("BEHAVIORAL", "ADSTEP"),
+            {"rehabilitation"},
+        ),
+        (
+            "Physical Telerehabilitation in MS",
+            ("DEVICE", "Home Automated Telemanagement system"),
+            {"rehabilitation"},
+        ),
+        (
+            "Spinal Direct Current Stimulation for Pain in MS",
+            ("OTHER", "Experimental treatment"),
+            {"neuromodulation_device"},
+        ),
+        (
+            "Online Sleep Programme Using Cognitive Behavioural Therapy",
+            ("BEHAVIORAL", "iSLEEP"),
+            {"behavioural"},
+        ),
+        ("Firategrast Formulations in MS", ("DRUG", "Formulation A"), {"anti_integrin"}),
+        ("Biosimilar Natalizumab XB-123 Versus Tysabri", ("BIOLOGICAL", "XB-123"), {"anti_integrin"}),
+    ],
+)
+def test_the_title_names_an_unnamed_intervention(
+    title: str, intervention: tuple[str, str], expected: set[str]
+) -> None:
+    assert mechanisms(study(title=title, interventions=(intervention,))) == expected
+
+
+def test_the_title_does_not_name_a_background_drug() -> None:
+    result = study(title="A Study of XR-101 in Patients Treated With Natalizumab", interventions=("XR-101",))
+    assert mechanisms(result) == {"other"}
+
+
+def test_title_words_a_named_intervention_accounts_for_are_not_reused() -> None:
+    result = study(
+        title="Expiratory Muscle Conditioning Using Magnetic Stimulation",
+        interventions=(("OTHER", "Functional Magnetic Stimulation"), ("OTHER", "Resistive Muscle Training")),
+    )
+    assert mechanisms(result) == {"neuromodulation_device", "rehabilitation"}
+
+
+def test_a_title_about_a_measure_names_no_intervention() -> None:
+    result = study(
+        title="Validity and Reliability of the Dual-task Questionnaire",
+        interventions=(("PROCEDURE", "validity and reliability study"),),
+    )
+    assert mechanisms(result) == {"other"}
+
+
+def test_electrotherapy_is_electrical_stimulation() -> None:
+    assert mechanisms(study(interventions=(("DEVICE", "Electrotherapy"),))) == {"neuromodulation_device"}
+
+
+def test_a_word_inside_a_longer_match_is_part_of_it() -> None:
+    # "withdrawal" alone is stopping a drug (other); in "blood withdrawal" it is sampling
+    assert mechanisms(study(interventions=(("PROCEDURE", "Blood withdrawal"),))) == {"diagnostic"}
+
+
+def test_an_apheresis_is_a_plasma_exchange() -> None:
+    assert mechanisms(study(interventions=(("OTHER", "Apheresis therapy"),))) == {"relapse_treatment"}

@@ -161,7 +161,7 @@ def test_default_view_shows_headline_numbers_charts_and_table(
     assert metrics(app) == expected_metrics(loaded_url, TrialFilter())
     # The changed studies are in the default view, so their status changes show as this week's.
     assert metrics(app)["Status changes, last 7 days"] == str(CHANGED_STUDIES)
-    assert len(app.get("plotly_chart")) == 12
+    assert len(app.get("plotly_chart")) == 13  # the last: slippage by phase from the registry history
     start_years = figure(app, "Trials by start year")
     engine = make_engine(loaded_url)
     frame = apply_filter(query.load_trial_frame(engine), TrialFilter())
@@ -353,6 +353,7 @@ def test_widget_state_round_trips_every_filter_field(loaded_url: str) -> None:
         start_year_max=choices.last_year - 1,
         has_results=True,
         multi_disease=False,
+        outcome_changed_after_start=True,
         include_removed=True,
     )
     assert sidebar.filter_from_state(sidebar.widget_state(full, choices), choices) == full

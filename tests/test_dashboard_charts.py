@@ -39,6 +39,10 @@ def trial(nct_id: str, **values: Any) -> dict[str, Any]:
         removed=False,
     )
     row.update(values)
+    if row["investigational_mechanisms"] is None:  # as the query layer fills them: no comparators
+        row["investigational_mechanisms"] = row["mechanisms"]
+    if row["comparator_mechanisms"] is None:
+        row["comparator_mechanisms"] = ()
     return row
 
 

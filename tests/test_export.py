@@ -18,7 +18,7 @@ from digest_scenario import SAMPLE, load, nct_id, status_module
 from sqlalchemy import Engine
 
 from tracker import query, store
-from tracker.classify.store import classify_records, set_override
+from tracker.classify.store import classify_pending, classify_records, set_override
 from tracker.cli import main
 from tracker.export import (
     EXPORT_COLUMNS,
@@ -217,6 +217,50 @@ def test_every_column_is_documented() -> None:
     frame = pd.DataFrame([{"nct_id": "NCT00000001", "mechanisms": (first.key,), "phenotypes": ()}])
     rows = list(csv.reader(io.StringIO(frame_to_csv(frame).decode())))
     assert rows[1][EXPORT_HEADER.index("mechanism_labels")] == first.label
+
+
+def comparison_study() -> dict:  # type: ignore[type-arg]
+    """A record without arm groups whose title names the comparator (as the 2025 snapshot's records are)."""
+    return {
+        "protocolSection": {
+            "identificationModule": {
+                "nctId": "NCT09000001",
+                "briefTitle": "Fenebrutinib Compared With Ocrelizumab in Primary Progressive MS",
+            },
+            "statusModule": {"overallStatus": "RECRUITING"},
+            "conditionsModule": {"conditions": ["Primary Progressive Multiple Sclerosis"]},
+            "designModule": {"studyType": "INTERVENTIONAL", "phases": ["PHASE3"]},
+            "armsInterventionsModule": {
+                "interventions": [
+                    {"type": "DRUG", "name": "Fenebrutinib"},
+                    {"type": "DRUG", "name": "Ocrelizumab"},
+                ]
+            },
+        }
+    }
+
+
+def test_comparators_are_exported_only_with_the_flag(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    load(engine, [comparison_study()], seen_at=datetime(2025, 9, 25, 10), stamp=STAMP)
+    assert classify_pending(engine) == 1
+    default, counted = tmp_path / "default.csv", tmp_path / "counted.csv"
+
+    assert invoke(db_url, "export", "--out", str(default)).exit_code == 0
+    assert invoke(db_url, "export", "--out", str(counted), "--include-comparators").exit_code == 0
+
+    (row,) = read_csv(default)
+    assert (row["mechanisms"], row["comparator_mechanisms"]) == ("btk_inhibitor", "anti_cd20")
+    assert row["mechanism_roles"] == "anti_cd20:comparator; btk_inhibitor:investigational"
+    (row,) = read_csv(counted)
+    assert (row["mechanisms"], row["comparator_mechanisms"]) == ("anti_cd20; btk_inhibitor", "anti_cd20")
+    assert json.loads((tmp_path / "counted.csv.json").read_text())["filters"] == {"include_comparators": True}
+    anti_cd20 = tmp_path / "anti_cd20.csv"
+    assert invoke(db_url, "export", "--out", str(anti_cd20), "--mechanism", "anti_cd20").exit_code == 0
+    assert read_csv(anti_cd20) == []
+    result = invoke(
+        db_url, "export", "--out", str(anti_cd20), "--mechanism", "anti_cd20", "--include-comparators"
+    )
+    assert result.exit_code == 0 and len(read_csv(anti_cd20)) == 1
 
 
 STREAMING_FILTERS = [

@@ -28,7 +28,7 @@ def frame() -> pd.DataFrame:
         (
             "NCT00000002",
             "ms_plus",
-            ("anti_cd20",),
+            ("anti_cd20", "interferon_beta"),
             ("rms", "ppms"),
             ("PHASE2", "PHASE3"),
             "COMPLETED",
@@ -72,6 +72,9 @@ def frame() -> pd.DataFrame:
     data["sponsor_category"] = data["lead_sponsor_class"].map(
         {"INDUSTRY": "industry", "NIH": "government", "OTHER": "academic_other"}
     )
+    # the second trial compares its anti-CD20 antibody with interferon beta
+    data["comparator_mechanisms"] = [(), ("interferon_beta",), ()]
+    data["investigational_mechanisms"] = [("btk_inhibitor",), ("anti_cd20",), ("other",)]
     data["study_type"] = "INTERVENTIONAL"
     data["removed"] = [False, False, False]
     data["search_text"] = (data["nct_id"] + " tolebrutinib " + data["lead_sponsor_name"]).str.lower()
@@ -112,6 +115,22 @@ def test_removed_trials_are_hidden_unless_asked_for() -> None:
     data.loc[0, "removed"] = True
     assert list(apply_filter(data, TrialFilter())["nct_id"]) == ["NCT00000002"]
     assert len(apply_filter(data, TrialFilter(include_removed=True))) == 2
+
+
+def test_comparator_mechanisms_match_only_when_asked_for() -> None:
+    assert ids(TrialFilter(mechanisms=("interferon_beta",))) == []
+    assert ids(TrialFilter(mechanisms=("interferon_beta",), include_comparators=True)) == ["NCT00000002"]
+    assert ids(TrialFilter(mechanisms=("anti_cd20",))) == ["NCT00000002"]
+
+
+def test_include_comparators_round_trips() -> None:
+    trial_filter = TrialFilter(include_comparators=True)
+    assert trial_filter.to_dict() == {"include_comparators": True}
+    assert TrialFilter.from_dict(trial_filter.to_dict()) == trial_filter
+    assert TrialFilter.from_query_params(trial_filter.to_query_params()) == (trial_filter, [])
+    assert "comparators" in trial_filter.describe()
+    assert trial_filter.mechanism_column == "mechanisms"
+    assert TrialFilter().mechanism_column == "investigational_mechanisms"
 
 
 def test_active_shortcut_expands() -> None:

@@ -16,6 +16,7 @@ from tracker.query import (
     TRIAL_FRAME_COLUMNS,
     change_events_frame,
     data_version,
+    investigational_mechanisms,
     latest_run,
     load_trial_frame,
     phase_label,
@@ -69,6 +70,37 @@ def test_trial_frame_folds_children_and_labels(engine: Engine) -> None:
     assert list(select_trials(engine, TrialFilter(mechanisms=("btk_inhibitor",)))["nct_id"]) == [
         "NCT03064438"
     ]
+
+
+def test_comparator_mechanisms_are_counted_only_when_asked_for(engine: Engine) -> None:
+    loaded(engine)
+    with transaction(engine) as session:
+        session.add(
+            StudyLabel(
+                nct_id="NCT03064438",
+                dimension="mechanism",
+                key="dhodh_inhibitor",
+                role="comparator",
+                source="auto",
+            )
+        )
+    row = load_trial_frame(engine).set_index("nct_id").loc["NCT03064438"]
+    assert row["mechanisms"] == ("btk_inhibitor", "dhodh_inhibitor")
+    assert row["investigational_mechanisms"] == ("btk_inhibitor",)
+    assert row["comparator_mechanisms"] == ("dhodh_inhibitor",)
+    comparator = TrialFilter(mechanisms=("dhodh_inhibitor",))
+    assert select_trials(engine, comparator).empty
+    assert list(select_trials(engine, comparator.with_changes(include_comparators=True))["nct_id"]) == [
+        "NCT03064438"
+    ]
+
+
+def test_a_trial_of_comparators_only_counts_them_all() -> None:
+    assert investigational_mechanisms(("anti_cd20", "fumarate"), ("fumarate",)) == ("anti_cd20",)
+    assert investigational_mechanisms(("anti_cd20", "fumarate"), ("anti_cd20", "fumarate")) == (
+        "anti_cd20",
+        "fumarate",
+    )
 
 
 def test_change_events_and_detail(engine: Engine) -> None:

@@ -19,9 +19,12 @@ from click.testing import CliRunner
 from digest_scenario import SUBSCRIBED, MailSink, load_baseline, load_week1, parts, scenario, start_smtp
 from sqlalchemy import Engine, text
 
+import tracker.db.session as session_module
+from tracker import locks
 from tracker.cli import main
 from tracker.config import load_settings
-from tracker.db.session import utcnow
+from tracker.db.models import Lock
+from tracker.db.session import transaction, utcnow
 from tracker.filters import TrialFilter
 from tracker.locks import (
     DEFAULT_TTL_SECONDS,
@@ -43,6 +46,14 @@ def tick() -> str:
     """A job stored by reference (test_scheduler:tick), as the real jobs are."""
     TICKS.append(utcnow())
     return f"tick {len(TICKS)}"
+
+
+def age_lease(engine: Engine, name: str, seconds: float) -> None:
+    """Move a lease's last heartbeat `seconds` into the past, as if its holder had stalled that long."""
+    with transaction(engine) as session:
+        row = session.get(Lock, name)
+        assert row is not None
+        row.heartbeat_at = row.heartbeat_at - timedelta(seconds=seconds)
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -185,9 +196,13 @@ def test_a_scheduler_whose_lease_is_taken_over_stops_with_an_error(engine: Engin
     job = JobSpec("tick", tick, IntervalTrigger(hours=1))
     with SchedulerThread(engine, db_url, [job], lease_ttl_seconds=1.5) as running:
         wait_for(lambda: current_holder(engine, "scheduler") is not None, "the lease")
+
         # As a second scheduler would after this one stalled past its lease: a heartbeat seen as stale.
-        later = utcnow() + timedelta(seconds=10)
-        assert try_acquire(engine, "scheduler", "intruder:1", ttl_seconds=1.5, now=later) is None
+        def take_over() -> bool:
+            age_lease(engine, "scheduler", 10)
+            return try_acquire(engine, "scheduler", "intruder:1", ttl_seconds=1.5) is None
+
+        wait_for(take_over, "the takeover")  # the holder's own heartbeat may land between the two steps
         running.thread.join(timeout=60)
     assert isinstance(running.error, LeaseHeldError)
     assert "taken over by intruder:1" in str(running.error)
@@ -195,29 +210,47 @@ def test_a_scheduler_whose_lease_is_taken_over_stops_with_an_error(engine: Engin
 
 
 def test_lease_expires_when_its_holder_stops_beating(engine: Engine) -> None:
-    start = utcnow()
-    assert try_acquire(engine, "scheduler", "host:1", ttl_seconds=90, now=start) is None
-    holder = try_acquire(engine, "scheduler", "host:2", ttl_seconds=90, now=start + timedelta(seconds=30))
+    assert try_acquire(engine, "scheduler", "host:1", ttl_seconds=90) is None
+    holder = try_acquire(engine, "scheduler", "host:2", ttl_seconds=90)
     assert holder is not None and holder.owner == "host:1"
-    assert renew(engine, "scheduler", "host:1", now=start + timedelta(seconds=60))
+    assert renew(engine, "scheduler", "host:1")
     # 60 s after the last heartbeat the lease is still live; 91 s after, it has expired.
-    assert (
-        try_acquire(engine, "scheduler", "host:2", ttl_seconds=90, now=start + timedelta(seconds=120))
-        is not None
-    )
-    assert (
-        try_acquire(engine, "scheduler", "host:2", ttl_seconds=90, now=start + timedelta(seconds=151)) is None
-    )
+    age_lease(engine, "scheduler", 60)
+    assert try_acquire(engine, "scheduler", "host:2", ttl_seconds=90) is not None
+    age_lease(engine, "scheduler", 31)
+    assert try_acquire(engine, "scheduler", "host:2", ttl_seconds=90) is None
     assert current_holder(engine, "scheduler").owner == "host:2"  # type: ignore[union-attr]
     assert not renew(engine, "scheduler", "host:1")  # the stalled holder learns it lost the lease
     release(engine, "scheduler", "host:1")  # and cannot release someone else's
     assert current_holder(engine, "scheduler").owner == "host:2"  # type: ignore[union-attr]
 
 
+def test_lease_times_are_the_database_servers_not_the_callers(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert try_acquire(engine, "scheduler", "healthy:1", ttl_seconds=90) is None
+
+    def ahead() -> datetime:  # a host whose clock runs 10 minutes fast
+        return datetime.now(UTC).replace(tzinfo=None) + timedelta(minutes=10)
+
+    monkeypatch.setattr(session_module, "utcnow", ahead)
+    monkeypatch.setattr(locks, "utcnow", ahead, raising=False)
+    # The fast host cannot take a healthy holder's lease over at once…
+    holder = try_acquire(engine, "scheduler", "ahead:2", ttl_seconds=90)
+    assert holder is not None and holder.owner == "healthy:1"
+    # …and once it holds the lease and dies, its heartbeat (the server's time) expires after the TTL.
+    release(engine, "scheduler", "healthy:1")
+    assert try_acquire(engine, "scheduler", "ahead:2", ttl_seconds=90) is None
+    monkeypatch.undo()
+    age_lease(engine, "scheduler", 91)
+    assert try_acquire(engine, "scheduler", "next:3", ttl_seconds=90) is None
+    assert current_holder(engine, "scheduler").owner == "next:3"  # type: ignore[union-attr]
+
+
 def test_lease_context_refuses_a_second_holder(engine: Engine) -> None:
     with (
         Lease(engine, "scheduler", owner="first"),
-        pytest.raises(LeaseHeldError, match="another scheduler is already running against this database"),
+        pytest.raises(LeaseHeldError, match=r"another scheduler is running \(owner first since "),
     ):
         Lease(engine, "scheduler", owner="second").acquire()
     assert current_holder(engine, "scheduler") is None
@@ -238,9 +271,7 @@ def test_only_one_scheduler_process_per_database(engine: Engine, db_url: str, tm
 
         assert second.returncode == 1
         assert (
-            second.stderr.strip()
-            .splitlines()[-1]
-            .startswith("Error: another scheduler is already running against this database (owner ")
+            second.stderr.strip().splitlines()[-1].startswith("Error: another scheduler is running (owner ")
         )
         assert "Traceback" not in second.stderr
         first.send_signal(signal.SIGTERM)
@@ -269,3 +300,27 @@ def test_an_empty_query_stops_the_scheduler_before_it_starts(sqlite_url: str) ->
     )
     assert result.exit_code == 2
     assert "refusing to fetch the whole registry" in result.output
+
+
+def test_the_daily_sync_job_also_refreshes_the_registry_history(engine: Engine, db_url: str) -> None:
+    from fake_ctgov import FakeCtgov, make_study
+    from fake_history import FakeHistory, FakeVersion, evolve
+    from support import count_rows
+
+    from tracker.db.models import RegistryChangeEvent, RegistryHistory
+    from tracker.scheduler import sync_job
+
+    first = make_study(
+        "NCT01000001", title="Ocrelizumab in relapsing multiple sclerosis", status="RECRUITING"
+    )
+    later = evolve(first, status="COMPLETED")
+    history = FakeHistory([FakeVersion(first, "2024-01-02"), FakeVersion(later, "2025-09-20")])
+    with FakeCtgov([later]) as fake:
+        fake.set_history("NCT01000001", history)
+        job = JobSpec("sync", sync_job, IntervalTrigger(seconds=1))
+        with SchedulerThread(
+            engine, db_url, [job], ctgov_base_url=fake.url, requests_per_second=0, query="sclerosis"
+        ) as running:
+            wait_for(lambda: count_rows(engine, RegistryHistory) == 1, "the history after the sync")
+        assert running.error is None
+    assert count_rows(engine, RegistryChangeEvent, RegistryChangeEvent.kind == "status") == 1

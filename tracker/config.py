@@ -12,6 +12,7 @@ from tracker.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///data/trials.db"
 DEFAULT_CTGOV_BASE_URL = "https://clinicaltrials.gov/api/v2"
+DEFAULT_CTGOV_HISTORY_URL = "https://clinicaltrials.gov/api/int"
 DEFAULT_QUERY = "multiple sclerosis"
 
 
@@ -20,6 +21,8 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     ctgov_base_url: str = DEFAULT_CTGOV_BASE_URL
+    # The internal history API; unset, it sits beside the API v2 base URL (…/api/v2 → …/api/int).
+    ctgov_history_url: str | None = None
     query: str = DEFAULT_QUERY
     # The registry publishes no limit; robots.txt asks for one request a second. 0 switches the cap off.
     requests_per_second: float = Field(default=1.0, ge=0)
@@ -38,9 +41,22 @@ class Settings(BaseSettings):
     digest_send_empty: bool = False
     public_url: str | None = None
 
+    # The daily scheduled sync also refreshes the registry history of the trials it moved.
+    schedule_history: bool = True
+
     sync_cron: str = "0 6 * * *"
     digest_cron: str = "0 7 * * mon"
     timezone: str = "UTC"
+
+
+def history_base_url(settings: Settings) -> str:
+    """TRACKER_CTGOV_HISTORY_URL, or the internal API beside the configured API v2 base URL."""
+    if settings.ctgov_history_url:
+        return settings.ctgov_history_url
+    base = settings.ctgov_base_url.strip().rstrip("/")
+    if base.endswith("/v2"):
+        return base[: -len("/v2")] + "/int"
+    return DEFAULT_CTGOV_HISTORY_URL
 
 
 def load_settings(**overrides: object) -> Settings:

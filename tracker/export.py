@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 MULTI_VALUE_SEPARATOR = "; "
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_BOM = "\ufeff"
+# The row key holding the mechanism keys the export's filter counts (see `TrialFilter.mechanism_column`).
+COUNTED_MECHANISMS = "_counted_mechanisms"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +106,20 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("sponsor_category", "industry, academic_other or government", _field("sponsor_category")),
     ExportColumn("conditions", "Conditions as registered", _field("conditions")),
     ExportColumn("interventions", "Intervention names", _field("interventions")),
-    ExportColumn("mechanisms", "Mechanism keys (taxonomy)", _field("mechanisms")),
+    ExportColumn(
+        "mechanisms",
+        "Mechanism keys (taxonomy) under study; with --include-comparators also the comparators'",
+        _field(COUNTED_MECHANISMS),
+    ),
     ExportColumn(
         "mechanism_labels",
         "Mechanism labels, in the order of `mechanisms`",
-        _labels("mechanism", "mechanisms"),
+        _labels("mechanism", COUNTED_MECHANISMS),
+    ),
+    ExportColumn(
+        "comparator_mechanisms",
+        "Mechanism keys of the comparators only (from arm groups, titles or intervention names)",
+        _field("comparator_mechanisms"),
     ),
     ExportColumn(
         "mechanism_roles", "key:role pairs (investigational or comparator)", _field("mechanism_roles")
@@ -133,6 +144,29 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("countries", "Countries with a study site", _field("countries")),
     ExportColumn(
         "taxonomy_version", "Taxonomy version the labels were assigned with", _field("taxonomy_version")
+    ),
+    ExportColumn(
+        "versions",
+        "Registry versions of the record (registry history; empty until backfilled)",
+        _field("versions"),
+    ),
+    ExportColumn(
+        "pcd_changes",
+        "Times the primary completion date moved (registry history with version records)",
+        _field("pcd_changes"),
+    ),
+    ExportColumn(
+        "pcd_total_slip_days",
+        "Days the primary completion date moved in all (+ later, - earlier)",
+        _field("pcd_total_slip_days"),
+    ),
+    ExportColumn(
+        "original_enrollment", "Enrollment in the first registered version", _field("original_enrollment")
+    ),
+    ExportColumn(
+        "primary_outcome_changed_after_start",
+        "true when a primary outcome was added, removed or reworded after the start date",
+        _field("primary_outcome_changed_after_start"),
     ),
 )
 EXPORT_HEADER: tuple[str, ...] = tuple(column.name for column in EXPORT_COLUMNS)
@@ -206,15 +240,20 @@ def format_cell(value: object) -> str:
     return str(value)
 
 
-def export_row(row: Mapping[str, Any]) -> list[str]:
-    """One trial's CSV cells in EXPORT_COLUMNS order, already neutralised."""
+def export_row(row: Mapping[str, Any], *, include_comparators: bool = False) -> list[str]:
+    """One trial's CSV cells in EXPORT_COLUMNS order, already neutralised.
+
+    `mechanisms` holds the keys under study, or every key with `include_comparators` (as the filter counts
+    them: `TrialFilter.mechanism_column`)."""
+    counted = TrialFilter(include_comparators=include_comparators).mechanism_column
+    row = {**row, COUNTED_MECHANISMS: row[counted] if counted in row else row.get("mechanisms")}
     return [neutralise_cell(format_cell(column.value(row))) for column in EXPORT_COLUMNS]
 
 
-def export_rows(frame: pd.DataFrame) -> Iterator[list[str]]:
+def export_rows(frame: pd.DataFrame, *, include_comparators: bool = False) -> Iterator[list[str]]:
     """The CSV rows (without header) for a trial frame, in EXPORT_COLUMNS order, already neutralised."""
     for row in frame.to_dict("records"):
-        yield export_row(row)
+        yield export_row(row, include_comparators=include_comparators)
 
 
 def _write_csv(handle: IO[str], rows: Iterable[list[str]], *, excel: bool) -> None:
@@ -226,10 +265,10 @@ def _write_csv(handle: IO[str], rows: Iterable[list[str]], *, excel: bool) -> No
     writer.writerows(rows)
 
 
-def frame_to_csv(frame: pd.DataFrame, *, excel: bool = False) -> bytes:
+def frame_to_csv(frame: pd.DataFrame, *, excel: bool = False, include_comparators: bool = False) -> bytes:
     """CSV bytes of a trial frame (the dashboard's download), the same bytes `write_export` writes."""
     buffer = io.StringIO()
-    _write_csv(buffer, export_rows(frame), excel=excel)
+    _write_csv(buffer, export_rows(frame, include_comparators=include_comparators), excel=excel)
     return buffer.getvalue().encode("utf-8")
 
 
@@ -334,7 +373,7 @@ def write_export(
             row_count += 1
             if row["taxonomy_version"] is not None:
                 versions.add(str(row["taxonomy_version"]))
-            yield export_row(row)
+            yield export_row(row, include_comparators=trial_filter.include_comparators)
 
     def write_csv(handle: IO[bytes]) -> None:
         text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)

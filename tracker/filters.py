@@ -60,7 +60,11 @@ _LIST_FIELDS = (
 # Free-text values may contain commas ("Korea, Republic of"), so a plain string is one value there.
 _FREE_TEXT_LIST_FIELDS = ("lead_sponsors", "countries")
 _INT_FIELDS = ("start_year_min", "start_year_max")
-_BOOL_FIELDS = ("has_results", "multi_disease")
+_BOOL_FIELDS = ("has_results", "multi_disease", "outcome_changed_after_start")
+_FLAG_FIELDS = ("include_removed", "include_comparators")
+# The trial-frame column of mechanism keys a filter counts: investigational only, or comparators too.
+INVESTIGATIONAL_MECHANISMS = "investigational_mechanisms"
+ALL_MECHANISMS = "mechanisms"
 
 
 def sponsor_category(agency_class: str | None) -> str:
@@ -91,8 +95,19 @@ class TrialFilter:
     start_year_max: int | None = None
     has_results: bool | None = None
     multi_disease: bool | None = None
+    # From the registry history: a primary outcome was added, removed or reworded after the trial started.
+    # False keeps the trials known unchanged; trials without a backfilled history match neither.
+    outcome_changed_after_start: bool | None = None
     # Trials a full sync no longer finds for the query are kept but flagged; shown only on request.
     include_removed: bool = False
+    # A comparator's mechanism ("ocrelizumab" in "fenebrutinib compared with ocrelizumab") is not under
+    # study: mechanism filters and counts leave it out unless asked.
+    include_comparators: bool = False
+
+    @property
+    def mechanism_column(self) -> str:
+        """The trial-frame column whose mechanism keys this filter matches and counts."""
+        return ALL_MECHANISMS if self.include_comparators else INVESTIGATIONAL_MECHANISMS
 
     def validate(self) -> TrialFilter:
         """Return self, or raise FilterError naming the bad value and the valid ones."""
@@ -126,7 +141,7 @@ class TrialFilter:
         if self.relevance and row["relevance"] not in self.relevance:
             return False
         for column, wanted in (
-            ("mechanisms", self.mechanisms),
+            (self.mechanism_column, self.mechanisms),
             ("phenotypes", self.phenotypes),
             ("phases", self.phases),
             ("countries", self.countries),
@@ -150,6 +165,10 @@ class TrialFilter:
             return False
         if self.multi_disease is not None and bool(row["multi_disease"]) != self.multi_disease:
             return False
+        if self.outcome_changed_after_start is not None:
+            changed = row["primary_outcome_changed_after_start"]
+            if not isinstance(changed, bool) or changed != self.outcome_changed_after_start:
+                return False  # unknown (not backfilled) matches neither answer
         return self.include_removed or not row["removed"]
 
     def to_dict(self) -> dict[str, Any]:
@@ -178,7 +197,7 @@ class TrialFilter:
                 values[name] = _as_int(name, value)
             elif name in _BOOL_FIELDS:
                 values[name] = _as_bool(name, value)
-            elif name == "include_removed":
+            elif name in _FLAG_FIELDS:
                 values[name] = bool(_as_bool(name, value))
             else:
                 values[name] = str(value).strip() or None if value is not None else None
@@ -249,8 +268,16 @@ class TrialFilter:
             parts.append("with results" if self.has_results else "without results")
         if self.multi_disease is not None:
             parts.append("multi-disease" if self.multi_disease else "MS only")
+        if self.outcome_changed_after_start is not None:
+            parts.append(
+                "primary outcome changed after start"
+                if self.outcome_changed_after_start
+                else "primary outcome unchanged after start"
+            )
         if self.include_removed:
             parts.append("including trials no longer found by the registry search")
+        if self.include_comparators:
+            parts.append("mechanisms of comparators counted")
         return "; ".join(parts) if parts else "all MS trials"
 
 
@@ -267,7 +294,7 @@ def apply_filter(frame: pd.DataFrame, trial_filter: TrialFilter) -> pd.DataFrame
     if f.relevance:
         mask &= frame["relevance"].isin(f.relevance)
     for column, wanted in (
-        ("mechanisms", f.mechanisms),
+        (f.mechanism_column, f.mechanisms),
         ("phenotypes", f.phenotypes),
         ("phases", f.phases),
         ("countries", f.countries),
@@ -290,6 +317,9 @@ def apply_filter(frame: pd.DataFrame, trial_filter: TrialFilter) -> pd.DataFrame
         mask &= frame["has_results"] == f.has_results
     if f.multi_disease is not None:
         mask &= frame["multi_disease"] == f.multi_disease
+    if f.outcome_changed_after_start is not None:
+        changed = frame["primary_outcome_changed_after_start"]
+        mask &= (changed == f.outcome_changed_after_start).fillna(False).astype(bool)
     if not f.include_removed:
         mask &= ~frame["removed"].astype(bool)
     return frame[mask]

@@ -7,12 +7,13 @@ a filter means the same thing on the dashboard, in an export and in a digest.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Engine, Row, Select, func, literal_column, select
+from sqlalchemy import Engine, Row, func, literal_column, select
 
 from tracker.db.models import (
     ChangeEvent,
@@ -23,6 +24,9 @@ from tracker.db.models import (
     Keyword,
     Location,
     Override,
+    RegistryChangeEvent,
+    RegistryHistory,
+    RegistryVersion,
     Study,
     StudyLabel,
     StudyVersion,
@@ -44,6 +48,16 @@ PHASE_LABELS = {
     "NA": "Not applicable",
 }
 STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
+
+# From the registry's own version history (`tracker history`); missing until a trial is backfilled.
+HISTORY_COLUMNS = (
+    "versions",
+    "pcd_changes",
+    "pcd_total_slip_days",
+    "original_enrollment",
+    "primary_outcome_changed_after_start",
+    "primary_outcome_changed_on",
+)
 
 _STUDY_COLUMNS = (
     Study.nct_id,
@@ -93,6 +107,8 @@ TRIAL_FRAME_COLUMNS = (
     "countries",
     "relevance",
     "mechanisms",
+    "investigational_mechanisms",
+    "comparator_mechanisms",
     "mechanism_roles",
     "phenotypes",
     "multi_disease",
@@ -101,6 +117,7 @@ TRIAL_FRAME_COLUMNS = (
     "removed",
     "url",
     "search_text",
+    *HISTORY_COLUMNS,
 )
 
 
@@ -124,6 +141,161 @@ def highest_phase(phases: Iterable[str]) -> str | None:
     if ranked:
         return ranked[-1]
     return "NA" if "NA" in phases else None
+
+
+def investigational_mechanisms(keys: tuple[str, ...], comparators: tuple[str, ...]) -> tuple[str, ...]:
+    """The keys a landscape counts by default: all but the comparators' — unless every key is a
+    comparator's (a comparative-effectiveness trial of approved drugs studies them all)."""
+    if not comparators:
+        return keys
+    kept = tuple(key for key in keys if key not in comparators)
+    return kept or keys
+
+
+def _grouped(rows: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for nct_id, value in rows:
+        if value is not None and value not in grouped[nct_id]:
+            grouped[nct_id].append(value)
+    return {nct_id: tuple(values) for nct_id, values in grouped.items()}
+
+
+def load_trial_frame(engine: Engine) -> pd.DataFrame:
+    """One row per stored study with its effective labels; columns in TRIAL_FRAME_COLUMNS."""
+    import pandas as pd
+
+    with transaction(engine) as session:
+        studies = session.execute(select(*_STUDY_COLUMNS)).all()
+        conditions = _grouped(
+            session.execute(select(Condition.nct_id, Condition.name).order_by(Condition.position))
+        )
+        interventions = _grouped(
+            session.execute(select(Intervention.nct_id, Intervention.name).order_by(Intervention.position))
+        )
+        countries = _grouped(
+            session.execute(select(Location.nct_id, Location.country).order_by(Location.position))
+        )
+        labels = session.execute(
+            select(
+                StudyLabel.nct_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role, StudyLabel.source
+            ).order_by(StudyLabel.id)
+        ).all()
+        classifications = {
+            row.nct_id: row
+            for row in session.execute(
+                select(Classification.nct_id, Classification.multi_disease, Classification.taxonomy_version)
+            )
+        }
+        overridden = set(session.scalars(select(Override.nct_id)))
+        histories = {
+            row.nct_id: row
+            for row in session.execute(
+                select(
+                    RegistryHistory.nct_id,
+                    RegistryHistory.version_count,
+                    RegistryHistory.pcd_changes,
+                    RegistryHistory.pcd_total_slip_days,
+                    RegistryHistory.original_enrollment_count,
+                    RegistryHistory.primary_outcome_changed_after_start,
+                    RegistryHistory.primary_outcome_changed_on,
+                )
+            )
+        }
+
+    if not studies:
+        return pd.DataFrame(columns=list(TRIAL_FRAME_COLUMNS))
+
+    relevance: dict[str, str] = {}
+    mechanisms: dict[str, list[str]] = defaultdict(list)
+    roles: dict[str, list[str]] = defaultdict(list)
+    comparators: dict[str, set[str]] = defaultdict(set)
+    phenotypes: dict[str, list[str]] = defaultdict(list)
+    for nct_id, dimension, key, role, _source in labels:
+        if dimension == "relevance":
+            relevance[nct_id] = key
+        elif dimension == "mechanism":
+            if key not in mechanisms[nct_id]:
+                mechanisms[nct_id].append(key)
+            roles[nct_id].append(f"{key}:{role}" if role else key)
+            if role == "comparator":
+                comparators[nct_id].add(key)
+        elif dimension == "phenotype" and key not in phenotypes[nct_id]:
+            phenotypes[nct_id].append(key)
+
+    frame = pd.DataFrame.from_records(studies, columns=[c.key for c in _STUDY_COLUMNS])
+    ids = frame["nct_id"]
+    frame["phases"] = frame["phases"].map(lambda value: tuple(value or ()))
+    frame["phase_label"] = frame["phases"].map(phase_label)
+    frame["highest_phase"] = frame["phases"].map(highest_phase)
+    for column in DATE_COLUMNS:
+        frame[column] = pd.to_datetime(frame[column], errors="coerce")
+    frame["start_year"] = frame["start_date"].dt.year.astype("Int64")
+    frame["sponsor_category"] = frame["lead_sponsor_class"].map(sponsor_category)
+    frame["conditions"] = ids.map(lambda i: conditions.get(i, ()))
+    frame["interventions"] = ids.map(lambda i: interventions.get(i, ()))
+    frame["countries"] = ids.map(lambda i: countries.get(i, ()))
+    frame["relevance"] = ids.map(lambda i: relevance.get(i, "unclassified"))
+    frame["mechanisms"] = ids.map(lambda i: tuple(mechanisms.get(i, ())))
+    comparator_keys = [
+        tuple(k for k in keys if k in comparators[i]) if i in comparators else ()
+        for i, keys in zip(ids, frame["mechanisms"], strict=True)
+    ]
+    frame["comparator_mechanisms"] = pd.Series(comparator_keys, index=frame.index, dtype=object)
+    frame["investigational_mechanisms"] = pd.Series(
+        [
+            investigational_mechanisms(keys, found)
+            for keys, found in zip(frame["mechanisms"], comparator_keys, strict=True)
+        ],
+        index=frame.index,
+        dtype=object,
+    )
+    frame["mechanism_roles"] = ids.map(lambda i: tuple(roles.get(i, ())))
+    frame["phenotypes"] = ids.map(lambda i: tuple(phenotypes.get(i, ())))
+    frame["multi_disease"] = ids.map(
+        lambda i: bool(classifications[i].multi_disease) if i in classifications else False
+    )
+    frame["manual"] = ids.isin(overridden)
+    frame["taxonomy_version"] = ids.map(
+        lambda i: classifications[i].taxonomy_version if i in classifications else None
+    )
+    frame["removed"] = frame.pop("removed_at").notna()
+    frame["has_results"] = frame["has_results"].astype(bool)
+    frame["url"] = ids.map(study_url)
+    frame["search_text"] = (
+        ids
+        + " "
+        + frame["brief_title"].fillna("")
+        + " "
+        + frame["official_title"].fillna("")
+        + " "
+        + frame["acronym"].fillna("")
+        + " "
+        + frame["interventions"].map(" ".join)
+        + " "
+        + frame["lead_sponsor_name"].fillna("")
+    ).str.lower()
+    _add_history_columns(frame, histories)
+    return frame.sort_values("nct_id", ignore_index=True)[list(TRIAL_FRAME_COLUMNS)]
+
+
+def _add_history_columns(frame: pd.DataFrame, histories: dict[str, Any]) -> None:
+    """The per-trial answers of the registry history; <NA> where the trial has none (yet)."""
+    import pandas as pd
+
+    ids = frame["nct_id"]
+
+    def column(attribute: str, dtype: str) -> pd.Series:
+        values = ids.map(lambda i: getattr(histories[i], attribute) if i in histories else None)
+        return values.astype(dtype)
+
+    frame["versions"] = column("version_count", "Int64")
+    frame["pcd_changes"] = column("pcd_changes", "Int64")
+    frame["pcd_total_slip_days"] = column("pcd_total_slip_days", "Int64")
+    frame["original_enrollment"] = column("original_enrollment_count", "Int64")
+    frame["primary_outcome_changed_after_start"] = column("primary_outcome_changed_after_start", "boolean")
+    frame["primary_outcome_changed_on"] = pd.to_datetime(
+        column("primary_outcome_changed_on", "object"), errors="coerce"
+    )
 
 
 # Per study, the child values the trial frame folds into tuples, aggregated by the database as JSON arrays
@@ -160,118 +332,30 @@ def _distinct(values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(value for value in values if value is not None))
 
 
-def _fold_labels(labels: Iterable[Any]) -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """A study's (dimension, key, role) labels in id order → relevance, mechanisms, mechanism roles and
-    phenotypes as the trial frame holds them (the last relevance label wins; keys keep first appearance)."""
-    mechanisms: list[str] = []
-    roles: list[str] = []
-    phenotypes: list[str] = []
-    relevance = "unclassified"
-    for dimension, key, role in labels:
-        if dimension == "relevance":
-            relevance = key
-        elif dimension == "mechanism":
-            if key not in mechanisms:
-                mechanisms.append(key)
-            roles.append(f"{key}:{role}" if role else key)
-        elif dimension == "phenotype" and key not in phenotypes:
-            phenotypes.append(key)
-    return relevance, tuple(mechanisms), tuple(roles), tuple(phenotypes)
-
-
-def _trial_statement(dialect: str) -> Select[Any]:
-    """Every study with its classification, override flag and aggregated children, in NCT ID order."""
-    aggregates = [
-        literal_column(_aggregate_sql(dialect, *spec)).label(name) for name, spec in _AGGREGATES.items()
-    ]
-    return (
-        select(
-            *_STUDY_COLUMNS,
-            Classification.multi_disease,
-            Classification.taxonomy_version,
-            Override.nct_id.is_not(None).label("manual"),
-            *aggregates,
-        )
-        .outerjoin(Classification, Classification.nct_id == Study.nct_id)
-        .outerjoin(Override, Override.nct_id == Study.nct_id)
-        .order_by(Study.nct_id)
-    )
-
-
-def load_trial_frame(engine: Engine, *, batch: int = 5000) -> pd.DataFrame:
-    """One row per stored study with its effective labels; columns in TRIAL_FRAME_COLUMNS.
-
-    Built from the one aggregated query `iter_trial_rows` streams: the database folds each study's
-    children and labels into JSON arrays, the rows arrive in NCT ID order and are taken apart column by
-    column, so no ORM object and no per-table dictionary lives beside the frame."""
-    import pandas as pd
-
-    with engine.connect() as connection:
-        result = connection.execution_options(stream_results=True, yield_per=batch).execute(
-            _trial_statement(engine.dialect.name)
-        )
-        keys = list(result.keys())
-        values: list[list[Any]] = [[] for _ in keys]
-        for partition in result.partitions():
-            for column, cells in zip(values, zip(*partition, strict=True), strict=True):
-                column.extend(cells)
-    if not values[0]:
-        return pd.DataFrame(columns=list(TRIAL_FRAME_COLUMNS))
-    fetched = dict(zip(keys, values, strict=True))
-    labels = [_fold_labels(_json_list(cell)) for cell in fetched.pop("labels")]
-    aggregated = {name: fetched.pop(name) for name in ("conditions", "interventions", "countries")}
-    classification = {name: fetched.pop(name) for name in ("multi_disease", "taxonomy_version", "manual")}
-
-    frame = pd.DataFrame(fetched, columns=[c.key for c in _STUDY_COLUMNS])
-    ids = frame["nct_id"]
-    frame["phases"] = frame["phases"].map(lambda value: tuple(value or ()))
-    frame["phase_label"] = frame["phases"].map(phase_label)
-    frame["highest_phase"] = frame["phases"].map(highest_phase)
-    for column in DATE_COLUMNS:
-        frame[column] = pd.to_datetime(frame[column], errors="coerce")
-    frame["start_year"] = frame["start_date"].dt.year.astype("Int64")
-    frame["sponsor_category"] = frame["lead_sponsor_class"].map(sponsor_category)
-    for name, cells in aggregated.items():
-        frame[name] = [_distinct(_json_list(cell)) for cell in cells]
-    frame["relevance"] = [folded[0] for folded in labels]
-    frame["mechanisms"] = [folded[1] for folded in labels]
-    frame["mechanism_roles"] = [folded[2] for folded in labels]
-    frame["phenotypes"] = [folded[3] for folded in labels]
-    versions = classification["taxonomy_version"]
-    frame["multi_disease"] = [
-        bool(multi) if version is not None else False
-        for multi, version in zip(classification["multi_disease"], versions, strict=True)
-    ]
-    frame["manual"] = [bool(manual) for manual in classification["manual"]]
-    frame["taxonomy_version"] = versions
-    frame["removed"] = frame.pop("removed_at").notna()
-    frame["has_results"] = frame["has_results"].astype(bool)
-    frame["url"] = ids.map(study_url)
-    frame["search_text"] = (
-        ids
-        + " "
-        + frame["brief_title"].fillna("")
-        + " "
-        + frame["official_title"].fillna("")
-        + " "
-        + frame["acronym"].fillna("")
-        + " "
-        + frame["interventions"].map(" ".join)
-        + " "
-        + frame["lead_sponsor_name"].fillna("")
-    ).str.lower()
-    if not ids.is_monotonic_increasing:  # the database's collation may order IDs differently
-        frame = frame.sort_values("nct_id", ignore_index=True)
-    return frame[list(TRIAL_FRAME_COLUMNS)]
-
-
 def iter_trial_rows(
     engine: Engine, trial_filter: TrialFilter, *, batch: int = 1000
 ) -> Iterator[dict[str, Any]]:
     """The rows of `select_trials`, as dicts, one at a time and in NCT ID order, from one query that the
     database aggregates; no frame and no ORM objects, so memory stays flat however many trials there are.
     Each dict carries the trial frame's columns (dates as `date`, missing values as None)."""
-    statement = _trial_statement(engine.dialect.name)
+    dialect = engine.dialect.name
+    aggregates = [
+        literal_column(_aggregate_sql(dialect, *spec)).label(name) for name, spec in _AGGREGATES.items()
+    ]
+    statement = (
+        select(
+            *_STUDY_COLUMNS,
+            Classification.multi_disease,
+            Classification.taxonomy_version,
+            Override.nct_id.is_not(None).label("manual"),
+            *aggregates,
+            *_HISTORY_SELECT,
+        )
+        .outerjoin(Classification, Classification.nct_id == Study.nct_id)
+        .outerjoin(Override, Override.nct_id == Study.nct_id)
+        .outerjoin(RegistryHistory, RegistryHistory.nct_id == Study.nct_id)
+        .order_by(Study.nct_id)
+    )
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True, yield_per=batch).execute(statement)
         for record in result.mappings():
@@ -280,13 +364,46 @@ def iter_trial_rows(
                 yield row
 
 
+# The registry-history columns of a streamed row, labelled by their trial-frame names.
+_HISTORY_SELECT = tuple(
+    column.label(f"history_{name}")
+    for name, column in zip(
+        HISTORY_COLUMNS,
+        (
+            RegistryHistory.version_count,
+            RegistryHistory.pcd_changes,
+            RegistryHistory.pcd_total_slip_days,
+            RegistryHistory.original_enrollment_count,
+            RegistryHistory.primary_outcome_changed_after_start,
+            RegistryHistory.primary_outcome_changed_on,
+        ),
+        strict=True,
+    )
+)
+
+
 def _trial_row(record: Any) -> dict[str, Any]:
     """One study's row of the trial frame, built as `load_trial_frame` builds it."""
     row = {column.key: record[column.key] for column in _STUDY_COLUMNS}
     nct_id = row["nct_id"]
     phases = tuple(row["phases"] or ())
     interventions = _distinct(_json_list(record["interventions"]))
-    relevance, mechanisms, roles, phenotypes = _fold_labels(_json_list(record["labels"]))
+    mechanisms: list[str] = []
+    roles: list[str] = []
+    comparator_keys: list[str] = []
+    phenotypes: list[str] = []
+    relevance = "unclassified"
+    for dimension, key, role in _json_list(record["labels"]):
+        if dimension == "relevance":
+            relevance = key
+        elif dimension == "mechanism":
+            if key not in mechanisms:
+                mechanisms.append(key)
+            roles.append(f"{key}:{role}" if role else key)
+            if role == "comparator":
+                comparator_keys.append(key)
+        elif dimension == "phenotype" and key not in phenotypes:
+            phenotypes.append(key)
     classified = record["taxonomy_version"] is not None
     row.update(
         phases=phases,
@@ -298,15 +415,20 @@ def _trial_row(record: Any) -> dict[str, Any]:
         interventions=interventions,
         countries=_distinct(_json_list(record["countries"])),
         relevance=relevance,
-        mechanisms=mechanisms,
-        mechanism_roles=roles,
-        phenotypes=phenotypes,
+        mechanisms=tuple(mechanisms),
+        comparator_mechanisms=tuple(k for k in mechanisms if k in comparator_keys),
+        investigational_mechanisms=investigational_mechanisms(
+            tuple(mechanisms), tuple(k for k in mechanisms if k in comparator_keys)
+        ),
+        mechanism_roles=tuple(roles),
+        phenotypes=tuple(phenotypes),
         multi_disease=bool(record["multi_disease"]) if classified else False,
         manual=bool(record["manual"]),
         taxonomy_version=record["taxonomy_version"],
         removed=row.pop("removed_at") is not None,
         has_results=bool(row["has_results"]),
         url=study_url(nct_id),
+        **{name: record[f"history_{name}"] for name in HISTORY_COLUMNS},
         search_text=" ".join(
             (
                 nct_id,
@@ -377,6 +499,98 @@ def change_events_frame(
     return frame.reset_index(drop=True)
 
 
+REGISTRY_EVENT_COLUMNS = (
+    "id",
+    "nct_id",
+    "version",
+    "effective_date",
+    "kind",
+    "field",
+    "old_value",
+    "new_value",
+    "days",
+    "found_at",
+    "baseline",
+    "polled",
+)
+
+
+def registry_events_frame(
+    engine: Engine,
+    *,
+    found_since: datetime | None = None,
+    found_until: datetime | None = None,
+    nct_ids: Collection[str] | None = None,
+    include_baseline: bool = True,
+    include_polled: bool = True,
+) -> pd.DataFrame:
+    """Registry change events (from the version history), by effective date then version.
+
+    `include_polled=False` leaves out those a polled change event already stands for, so a caller that
+    shows both kinds counts each change once.
+    """
+    import pandas as pd
+
+    statement = select(
+        RegistryChangeEvent.id,
+        RegistryChangeEvent.nct_id,
+        RegistryChangeEvent.version,
+        RegistryChangeEvent.effective_date,
+        RegistryChangeEvent.kind,
+        RegistryChangeEvent.field,
+        RegistryChangeEvent.old_value,
+        RegistryChangeEvent.new_value,
+        RegistryChangeEvent.days,
+        RegistryChangeEvent.found_at,
+        RegistryChangeEvent.baseline,
+        RegistryChangeEvent.change_event_id.is_not(None).label("polled"),
+    ).order_by(RegistryChangeEvent.effective_date, RegistryChangeEvent.version, RegistryChangeEvent.id)
+    if found_since is not None:
+        statement = statement.where(RegistryChangeEvent.found_at >= found_since)
+    if found_until is not None:
+        statement = statement.where(RegistryChangeEvent.found_at < found_until)
+    if not include_baseline:
+        statement = statement.where(RegistryChangeEvent.baseline.is_(False))
+    if not include_polled:
+        statement = statement.where(RegistryChangeEvent.change_event_id.is_(None))
+    with transaction(engine) as session:
+        if nct_ids is not None and len(nct_ids) <= 50:  # one trial's page: let the index do the work
+            statement = statement.where(RegistryChangeEvent.nct_id.in_(list(nct_ids)))
+        rows = session.execute(statement).all()
+    frame = pd.DataFrame.from_records(rows, columns=list(REGISTRY_EVENT_COLUMNS))
+    if nct_ids is not None:
+        frame = frame[frame["nct_id"].isin(set(nct_ids))]
+    frame["effective_date"] = pd.to_datetime(frame["effective_date"])
+    frame["found_at"] = pd.to_datetime(frame["found_at"])
+    frame["days"] = frame["days"].astype("Int64")
+    frame["baseline"] = frame["baseline"].astype(bool)
+    frame["polled"] = frame["polled"].astype(bool)
+    return frame.reset_index(drop=True)
+
+
+def registry_timeline(engine: Engine, nct_id: str) -> pd.DataFrame:
+    """One trial's versions from the registry history: version, date, status (empty when not backfilled)."""
+    import pandas as pd
+
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(
+                RegistryVersion.version,
+                RegistryVersion.version_date,
+                RegistryVersion.overall_status,
+                RegistryVersion.primary_completion_date_raw,
+                RegistryVersion.primary_completion_date_type,
+            )
+            .where(RegistryVersion.nct_id == nct_id)
+            .order_by(RegistryVersion.version)
+        ).all()
+    frame = pd.DataFrame.from_records(
+        rows, columns=["version", "date", "overall_status", "primary_completion_date", "pcd_type"]
+    )
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame
+
+
 def data_version(engine: Engine) -> tuple[Any, ...]:
     """Changes whenever a sync, import, classification or override lands: the dashboard's cache key."""
     with transaction(engine) as session:
@@ -390,6 +604,8 @@ def data_version(engine: Engine) -> tuple[Any, ...]:
                     select(func.count()).select_from(Classification).scalar_subquery(),
                     select(func.max(Override.updated_at)).scalar_subquery(),
                     select(func.count()).select_from(Override).scalar_subquery(),
+                    select(func.max(RegistryHistory.index_read_at)).scalar_subquery(),
+                    select(func.max(RegistryChangeEvent.id)).scalar_subquery(),
                 )
             ).one()
         )
@@ -507,4 +723,22 @@ def study_detail(engine: Engine, nct_id: str) -> dict[str, Any] | None:
             "version_count": session.scalar(
                 select(func.count()).select_from(StudyVersion).where(StudyVersion.nct_id == nct_id)
             ),
+            "registry_history": _registry_summary(session.get(RegistryHistory, nct_id)),
         }
+
+
+def _registry_summary(history: RegistryHistory | None) -> dict[str, Any] | None:
+    if history is None:
+        return None
+    return {
+        "versions": history.version_count,
+        "versions_fetched_through": history.versions_through,
+        "index_read_at": history.index_read_at,
+        "original_enrollment": history.original_enrollment_count,
+        "original_enrollment_type": history.original_enrollment_type,
+        "pcd_changes": history.pcd_changes,
+        "pcd_total_slip_days": history.pcd_total_slip_days,
+        "primary_outcome_changed_after_start": history.primary_outcome_changed_after_start,
+        "primary_outcome_changed_on": history.primary_outcome_changed_on,
+        "error": history.error,
+    }

@@ -62,7 +62,9 @@ def _bound() -> _Runtime:
 
 
 def sync_job() -> str:
-    """The daily job: `tracker sync` (incremental once a watermark exists; classifies what landed)."""
+    """The daily job: `tracker sync` (incremental once a watermark exists; classifies what landed), then,
+    with TRACKER_SCHEDULE_HISTORY, `tracker history` for the trials that moved (a failure there is logged
+    and leaves the sync's result alone)."""
     from tracker.sync import run_sync
 
     runtime = _bound()
@@ -72,7 +74,23 @@ def sync_job() -> str:
         log.error("sync job failed: %s", exc)
         return f"failed: {exc}"
     log.info("sync job: %s", result.summary())
-    return result.summary()
+    if not runtime.settings.schedule_history:
+        return result.summary()
+    return f"{result.summary()}; {history_after_sync(runtime)}"
+
+
+def history_after_sync(runtime: _Runtime) -> str:
+    from tracker.history import run_history
+
+    try:
+        history = run_history(runtime.engine, runtime.settings)
+    except TrackerError as exc:
+        log.error("history after the sync failed: %s", exc)
+        return f"history failed: {exc}"
+    for failure in history.failed:
+        log.warning("history of %s not accepted: %s", failure.nct_id, failure.reason)
+    log.info("sync job: %s", history.summary())
+    return history.summary()
 
 
 def digest_job() -> str:

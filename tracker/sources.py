@@ -6,7 +6,11 @@ Accepted sources:
 - JSON Lines, one study per line, optionally gzip-compressed (`.jsonl`, `.jsonl.gz`, `.ndjson`).
 
 A `.json` file may hold one study, a list of studies, or a `/studies` page (`{"studies": [...]}`).
-A file that is not JSON stops the import with its name and position; the chunks landed before it stay.
+A `.json` file that is not JSON stops the import with its name and position; the chunks landed before it
+stay. A JSON Lines line that cannot be decoded (bad UTF-8, a lone surrogate, nesting past orjson's limit)
+is rejected alone, by line number, like a record that cannot be parsed.
+
+An import holds the database's "ingest" lease, like a sync (`tracker.locks`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from sqlalchemy import Engine
 from tracker import store
 from tracker.db.session import batched
 from tracker.errors import ConfigError, TrackerError
-from tracker.sync import ProgressCallback, SyncResult, classify_hook, classify_landed
+from tracker.locks import INGEST, Lease
+from tracker.sync import ProgressCallback, SyncResult, classify_hook, classify_run, finish
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +103,16 @@ def _iter_jsonl(path: Path) -> Iterator[Any]:
         with opener(path, "rb") as handle:
             for number, line in enumerate(handle, start=1):
                 if line.strip():
-                    yield _load_json(line, f"{path} line {number}")
+                    yield _decode_line(line, f"{path} line {number}")
     except (OSError, EOFError) as exc:  # gzip errors are OSErrors
         raise ConfigError(f"cannot read {path}: {exc}") from None
+
+
+def _decode_line(line: bytes, where: str) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return store.Unreadable(f"{where}: not valid JSON ({exc})")
 
 
 def _load_json(content: bytes, where: str) -> Any:
@@ -136,32 +148,34 @@ def import_studies(
     first = next(chunks, None)  # a missing or unreadable source fails before a run is recorded
     if first is None:
         raise ConfigError(f"no studies in {path}")
-    run_id = store.begin_run(engine, mode="import", query=None, source=str(path), data_timestamp=None)
-    result = SyncResult(run_id=run_id, mode="import")
-    on_landed = classify_hook() if classify else None
-    pending = chain([first], chunks)
-    try:
-        while True:
-            # The collector pauses while one chunk is decoded and landed, and runs between chunks.
-            with store.gc_paused():
-                chunk = next(pending, None)
-                if chunk is None:
-                    break
-                outcome = store.ingest_page(engine, run_id, chunk, on_landed=on_landed)
-                result.add(outcome)
-                if progress is not None:
-                    progress(result, len(chunk))
-    except BaseException as exc:
-        result.outcome = "failed"
-        error = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+    with Lease(engine, INGEST, purpose="import"):
+        run_id = store.begin_run(engine, mode="import", query=None, source=str(path), data_timestamp=None)
+        result = SyncResult(run_id=run_id, mode="import")
+        on_landed = classify_hook() if classify else None
+        pending = chain([first], chunks)
         try:
-            store.finish_run(engine, run_id, outcome="failed", error=error)
-        except TrackerError as finish_error:
-            logger.error("could not record the failed run: %s", finish_error)
-        raise
-    result.outcome = "partial" if result.rejected else "success"
-    store.finish_run(engine, run_id, outcome=result.outcome)
-    if classify:
-        result.classified = (result.classified or 0) + classify_landed(engine)
+            while True:
+                # The collector pauses while one chunk is decoded and landed, and runs between chunks.
+                with store.gc_paused():
+                    chunk = next(pending, None)
+                    if chunk is None:
+                        break
+                    outcome = store.ingest_page(engine, run_id, chunk, on_landed=on_landed)
+                    result.add(outcome)
+                    if progress is not None:
+                        progress(result, len(chunk))
+        except BaseException as exc:
+            result.outcome = "failed"
+            error = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            try:
+                store.finish_run(engine, run_id, outcome="failed", error=error)
+            except TrackerError as finish_error:
+                logger.error("could not record the failed run: %s", finish_error)
+            raise
+        result.outcome = "partial" if result.rejected else "success"
+        if classify:
+            classify_run(engine, result)
+        else:
+            finish(engine, result)
     result.elapsed = time.monotonic() - started
     return result

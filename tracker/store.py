@@ -1,15 +1,28 @@
 """The write side: sync runs, and one page of raw studies upserted in one transaction.
 
 Every ingest path (API sync, file import) goes through `ingest_page`, so a run killed at any moment
-leaves whole pages behind and the next run finishes the job. Writes use SQLAlchemy Core executemany:
-the ORM unit of work is an order of magnitude slower for thousands of child rows per page.
+leaves whole pages behind and the next run finishes the job. `store_page` is the page's write inside a
+caller's transaction, for callers that do more in the same transaction (e.g. classify what landed).
+
+Never wrong under stress:
+- One bad record fails alone. Text is cleaned of NUL and other control characters (Postgres cannot store
+  NUL; nothing in the registry needs them), registry text has no length limit, and numbers beyond what their
+  column holds reject the record with the field named. If a page's write still fails, the page is written
+  again record by record, each in its own transaction, and only the offender is rejected.
+- Writes are idempotent: studies, child rows, versions (per study and content hash) and change events (per
+  study and event key) are inserted with ON CONFLICT DO NOTHING, so re-landing a page, or two writers that
+  slip past the lease, never duplicate anything.
+- Bulk writes: on SQLite one driver-level executemany; on Postgres COPY into a temporary table, then one
+  INSERT … SELECT … ON CONFLICT (the generic executemany spends most of its time per parameter).
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import operator
+import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,10 +40,11 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
-    insert,
     select,
     update,
 )
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from tracker.changes import (
@@ -53,12 +67,26 @@ from tracker.db.models import (
     StudyVersion,
     SyncRun,
 )
-from tracker.db.session import batched, transaction, utcnow
+from tracker.db.session import batched, one_line, transaction, utcnow
 from tracker.errors import RecordError
 
 log = logging.getLogger(__name__)
 
 CHILD_TABLES = (Condition, Keyword, Intervention, Collaborator, Location)
+
+# The range of the INTEGER columns registry numbers go to (Postgres INTEGER; SQLite holds more).
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+# Control characters other than tab, newline and carriage return: never meaningful in registry text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A write error one record can cause (a value the database refuses); anything else (disk full, connection
+# lost) stops the run instead of rejecting every record in turn.
+_RECORD_WRITE_ERRORS = (
+    DataError,
+    IntegrityError,
+    ProgrammingError,
+    ValueError,
+    OverflowError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +95,36 @@ class Rejection:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A source item that could not even be decoded (e.g. one bad JSON Lines line): rejected alone."""
+
+    reason: str
+
+
 @dataclass(slots=True)
-class PageOutcome:
-    """What one page did to the store."""
+class PageResult:
+    """What one page did to the store; `landed` holds the parsed records inserted or updated."""
 
     seen: int = 0
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
     rejected: list[Rejection] = field(default_factory=list)
-    changed_ids: list[str] = field(default_factory=list)  # inserted or updated
+    landed: list[StudyRecord] = field(default_factory=list)
     classified: int = 0  # studies the `on_landed` hook classified in the page's transaction
+
+    @property
+    def changed_ids(self) -> list[str]:  # inserted or updated
+        return [record.nct_id for record in self.landed]
+
+    def merge(self, other: PageResult) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected.extend(other.rejected)
+        self.landed.extend(other.landed)
+        self.classified += other.classified
 
 
 # Called inside a page's transaction with the records it inserted or updated; returns how many it handled.
@@ -87,9 +134,13 @@ LandedHook = Callable[[Session, Sequence[StudyRecord]], int]
 def begin_run(
     engine: Engine, *, mode: str, query: str | None, source: str | None, data_timestamp: str | None
 ) -> int:
-    """Record the start of a sync or import; the first load into an empty database is the baseline."""
+    """Record the start of a sync or import.
+
+    Its events are baseline (the first load, not news) until some run has completed a full pass (a full
+    sync or an import, rejected records allowed), whatever interrupted the runs before it.
+    """
     with transaction(engine) as session:
-        baseline = not session.scalar(select(exists().select_from(Study)))
+        baseline = not session.scalar(select(exists().where(completed_full_pass())))
         run = SyncRun(
             started_at=utcnow(),
             mode=mode,
@@ -117,6 +168,11 @@ def finish_run(
         values["total_count"] = total_count
     with transaction(engine) as session:
         session.execute(update(SyncRun).where(SyncRun.id == run_id).values(**values))
+
+
+def completed_full_pass() -> Any:
+    """The condition on `sync_runs` of a run that finished a full pass (the end of the baseline)."""
+    return SyncRun.mode.in_(("full", "import")) & SyncRun.outcome.in_(("success", "partial"))
 
 
 def get_run(engine: Engine, run_id: int) -> SyncRun | None:
@@ -154,15 +210,37 @@ def ingest_page(
     *,
     seen_at: datetime | None = None,
     on_landed: LandedHook | None = None,
-) -> PageOutcome:
+) -> PageResult:
     """Parse, upsert and diff one page of raw studies in a single transaction.
 
-    A record that cannot be parsed is rejected alone; the rest of the page lands. `on_landed` (the
-    classifier, for a sync or an import) gets the inserted and updated records already parsed, in the same
-    transaction: a page is stored and classified together or not at all.
+    A record that cannot be parsed or stored is rejected alone (with its NCT ID and reason); the rest of
+    the page lands. When the page's write fails, the page is written again record by record. `on_landed`
+    (the classifier, for a sync or an import) gets the inserted and updated records already parsed, in the
+    same transaction: a page (or, when retried, a record) is stored and classified together or not at all.
     """
     with gc_paused():
-        return _ingest_page(engine, run_id, raw_studies, seen_at or utcnow(), on_landed)
+        now = seen_at or utcnow()
+        result = PageResult()
+        records = parse_page(raw_studies, result)
+        try:
+            with transaction(engine) as session:
+                result.merge(_store_and_classify(session, run_id, records, now, on_landed))
+                _count_page(session, run_id, result)
+        except _RECORD_WRITE_ERRORS as exc:
+            log.warning("page write failed (%s); writing it record by record", _write_error(exc))
+            result.merge(_store_one_by_one(engine, run_id, records, now, on_landed))
+            with transaction(engine) as session:
+                _count_page(session, run_id, result)
+        return result
+
+
+def _store_and_classify(
+    session: Session, run_id: int, records: Sequence[StudyRecord], now: datetime, on_landed: LandedHook | None
+) -> PageResult:
+    result = store_page(session, run_id, records, now=now)
+    if on_landed is not None and result.landed:
+        result.classified = on_landed(session, result.landed)
+    return result
 
 
 @contextmanager
@@ -199,97 +277,156 @@ def one_shot_process() -> Iterator[None]:
         gc.freeze()
 
 
-def _ingest_page(
-    engine: Engine, run_id: int, raw_studies: Iterable[object], now: datetime, on_landed: LandedHook | None
-) -> PageOutcome:
-    outcome = PageOutcome()
+def parse_page(raw_studies: Iterable[object], result: PageResult) -> list[StudyRecord]:
+    """Parse a page's raw studies, counting each in `result` and rejecting the unusable ones there.
+
+    A page may repeat a study; the last copy wins.
+    """
     records: dict[str, StudyRecord] = {}
     for raw in raw_studies:
-        outcome.seen += 1
+        result.seen += 1
+        if isinstance(raw, Unreadable):
+            log.warning("rejected %s", raw.reason)
+            result.rejected.append(Rejection(None, raw.reason))
+            continue
         try:
             record = parse_study(raw)
+            check_bounds(record)
         except RecordError as exc:
             log.warning("rejected %s", exc)
-            outcome.rejected.append(Rejection(exc.nct_id, exc.reason))
+            result.rejected.append(Rejection(exc.nct_id, exc.reason))
             continue
-        records[record.nct_id] = record  # a page may repeat a study; the last copy wins
+        records[record.nct_id] = record
+    return list(records.values())
 
-    with transaction(engine) as session:
-        run = session.get(SyncRun, run_id)
-        baseline = bool(run and run.baseline)
-        stored = _stored_snapshots(session, list(records))
-        new: list[StudyRecord] = []
-        changed: list[StudyRecord] = []
-        events: list[dict[str, Any]] = []
-        restored: list[str] = []
-        for nct_id, record in records.items():
-            previous = stored.get(nct_id)
-            snapshot, removed_at, posted = previous if previous else (None, None, None)
-            if _is_older(record, posted):
-                # An older bulk download imported after a sync must not roll the study back.
-                log.info("kept %s: stored version (posted %s) is newer than the one received", nct_id, posted)
-                continue
-            if removed_at is not None:
-                restored.append(nct_id)
-                events.append(_event(nct_id, Change("other", "removed_at", str(removed_at), None)))
-            changes = diff_snapshots(snapshot, snapshot_of(record))
-            if snapshot is None:
-                new.append(record)
-            elif changes:
-                changed.append(record)
-            events.extend(_event(nct_id, change) for change in changes)
 
-        _insert_studies(session, new, now)
-        _update_studies(session, changed, now)
-        changed_ids = {r.nct_id for r in changed}
-        unchanged = [i for i in records if i in stored and i not in changed_ids]
-        _touch_unchanged(session, unchanged, now, restored)
-        _replace_children(session, new, changed)
-        _insert_versions(session, [*new, *changed], now, run_id)
-        if events:
-            for event in events:
-                event.update(detected_at=now, sync_run_id=run_id, baseline=baseline)
-            _insert_rows(session, ChangeEvent, events)
+def check_bounds(record: StudyRecord) -> None:
+    """Refuse numbers no column can hold (rather than let the database refuse the whole page)."""
+    count = record.enrollment_count
+    if count is not None and not INT_MIN <= count <= INT_MAX:
+        raise RecordError(f"enrollmentInfo.count {count} is out of range", record.nct_id)
 
-        outcome.inserted, outcome.updated = len(new), len(changed)
-        outcome.unchanged = len(records) - len(new) - len(changed)  # older copies count as unchanged
-        outcome.changed_ids = [r.nct_id for r in new] + [r.nct_id for r in changed]
-        if on_landed is not None and (new or changed):
-            outcome.classified = on_landed(session, [*new, *changed])
-        _count_page(session, run_id, outcome)
-    return outcome
+
+def store_page(session: Session, run_id: int, records: Sequence[StudyRecord], *, now: datetime) -> PageResult:
+    """Upsert and diff parsed records inside the caller's transaction; returns what landed.
+
+    The run's counters are not touched (`ingest_page` counts the page once it is written).
+    """
+    result = PageResult()
+    run = session.get(SyncRun, run_id)
+    baseline = bool(run and run.baseline)
+    stored = _stored_snapshots(session, [record.nct_id for record in records])
+    new: list[StudyRecord] = []
+    changed: list[StudyRecord] = []
+    events: list[dict[str, Any]] = []
+    restored: list[str] = []
+    for record in records:
+        nct_id = record.nct_id
+        previous = stored.get(nct_id)
+        snapshot, removed_at, posted = previous if previous else (None, None, None)
+        if _is_older(record, posted):
+            # An older bulk download imported after a sync must not roll the study back.
+            log.info("kept %s: stored version (posted %s) is newer than the one received", nct_id, posted)
+            continue
+        if removed_at is not None:
+            restored.append(nct_id)
+            restore = Change("other", "removed_at", str(removed_at), None)
+            events.append(_event(nct_id, restore, f"{record.content_hash}:restored:{removed_at.isoformat()}"))
+        changes = diff_snapshots(snapshot, snapshot_of(record))
+        if snapshot is None:
+            new.append(record)
+        elif changes:
+            changed.append(record)
+        events.extend(
+            _event(nct_id, change, f"{record.content_hash}:{change.kind}:{change.field or ''}")
+            for change in changes
+        )
+
+    _insert_studies(session, new, now)
+    _update_studies(session, changed, now)
+    changed_ids = {r.nct_id for r in changed}
+    unchanged = [r.nct_id for r in records if r.nct_id in stored and r.nct_id not in changed_ids]
+    _touch_unchanged(session, unchanged, now, restored)
+    _replace_children(session, new, changed)
+    _insert_versions(session, [*new, *changed], now, run_id)
+    if events:
+        for event in events:
+            event.update(detected_at=now, sync_run_id=run_id, baseline=baseline)
+        insert_rows(session, ChangeEvent, events)
+
+    result.inserted, result.updated = len(new), len(changed)
+    result.unchanged = len(records) - len(new) - len(changed)  # older copies count as unchanged
+    result.landed = [*new, *changed]
+    return result
+
+
+def _store_one_by_one(
+    engine: Engine, run_id: int, records: list[StudyRecord], now: datetime, on_landed: LandedHook | None
+) -> PageResult:
+    """Write each record in its own transaction; a record the database refuses is rejected alone."""
+    result = PageResult()
+    for record in records:
+        try:
+            with transaction(engine) as session:
+                result.merge(_store_and_classify(session, run_id, [record], now, on_landed))
+        except _RECORD_WRITE_ERRORS as exc:
+            reason = f"cannot be stored: {_write_error(exc)}"
+            log.warning("rejected %s: %s", record.nct_id, reason)
+            result.rejected.append(Rejection(record.nct_id, reason))
+    return result
+
+
+def _write_error(exc: BaseException) -> str:
+    """The database's (or driver's) own words, on one line and short enough for a log or a run record."""
+    text = one_line(getattr(exc, "orig", None) or exc)
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def flag_removed(engine: Engine, run_id: int, seen_ids: Collection[str]) -> list[str]:
-    """After a complete full pass: flag (never delete) studies the query no longer returns."""
+    """After a complete full pass: flag (never delete) studies the query no longer returns.
+
+    Only rows this call flips get a "removed" event, so two passes at once cannot report a removal twice.
+    """
     seen = set(seen_ids)
     now = utcnow()
     with transaction(engine) as session:
         rows = session.execute(
             select(Study.nct_id, Study.overall_status).where(Study.removed_at.is_(None))
         ).all()
-        gone = [(nct_id, status) for nct_id, status in rows if nct_id not in seen]
+        status_of = {nct_id: status for nct_id, status in rows if nct_id not in seen}
+        if not status_of:
+            return []
+        gone: list[str] = []
+        for chunk in batched(sorted(status_of)):
+            gone.extend(
+                session.scalars(
+                    update(Study)
+                    .where(Study.nct_id.in_(chunk), Study.removed_at.is_(None))
+                    .values(removed_at=now)
+                    .returning(Study.nct_id)
+                )
+            )
         if not gone:
             return []
-        run = session.get(SyncRun, run_id)
-        for chunk in batched([nct_id for nct_id, _ in gone]):
-            session.execute(update(Study).where(Study.nct_id.in_(chunk)).values(removed_at=now))
-        _insert_rows(
+        insert_rows(
             session,
             ChangeEvent,
             [
                 {
-                    **_event(nct_id, Change("removed", None, status, None)),
+                    **_event(
+                        nct_id, Change("removed", None, status_of[nct_id], None), f"removed:{now.isoformat()}"
+                    ),
                     "detected_at": now,
                     "sync_run_id": run_id,
                     "baseline": False,
                 }
-                for nct_id, status in gone
+                for nct_id in gone
             ],
         )
+        run = session.get(SyncRun, run_id)
         if run is not None:
             run.studies_removed = (run.studies_removed or 0) + len(gone)
-    return [nct_id for nct_id, _ in gone]
+    return gone
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -354,25 +491,37 @@ def _date_columns(prefix: str, value: PartialDate | None) -> dict[str, Any]:
         prefix: value.first_day,
         f"{prefix}_raw": value.raw,
         f"{prefix}_precision": value.precision,
-        f"{prefix}_type": value.type,
+        f"{prefix}_type": clean_text(value.type),
     }
+
+
+def clean_text(value: str | None) -> str | None:
+    """Registry text without NUL and other control characters (tab and line breaks stay)."""
+    if value and _CONTROL.search(value):
+        return _CONTROL.sub("", value)
+    return value
+
+
+def _clean_all(values: Iterable[str]) -> list[str]:
+    return [clean_text(value) or "" for value in values]
 
 
 def study_columns(record: StudyRecord) -> dict[str, Any]:
     """The `studies` row for a record (without the bookkeeping timestamps)."""
     lead = record.lead_sponsor
+    c = clean_text
     return {
         "nct_id": record.nct_id,
-        "brief_title": record.brief_title,
-        "official_title": record.official_title,
-        "acronym": record.acronym,
-        "overall_status": record.overall_status,
-        "last_known_status": record.last_known_status,
-        "why_stopped": record.why_stopped,
-        "phases": list(record.phases),
-        "study_type": record.study_type,
+        "brief_title": c(record.brief_title),
+        "official_title": c(record.official_title),
+        "acronym": c(record.acronym),
+        "overall_status": c(record.overall_status),
+        "last_known_status": c(record.last_known_status),
+        "why_stopped": c(record.why_stopped),
+        "phases": _clean_all(record.phases),
+        "study_type": c(record.study_type),
         "enrollment_count": record.enrollment_count,
-        "enrollment_type": record.enrollment_type,
+        "enrollment_type": c(record.enrollment_type),
         **_date_columns("start_date", record.start_date),
         **_date_columns("primary_completion_date", record.primary_completion_date),
         **_date_columns("completion_date", record.completion_date),
@@ -380,8 +529,8 @@ def study_columns(record: StudyRecord) -> dict[str, Any]:
         "last_update_posted": record.last_update_posted,
         "results_first_posted": record.results_first_posted,
         "has_results": record.has_results,
-        "lead_sponsor_name": lead.name if lead else None,
-        "lead_sponsor_class": lead.agency_class if lead else None,
+        "lead_sponsor_name": c(lead.name) if lead else None,
+        "lead_sponsor_class": c(lead.agency_class) if lead else None,
         "content_hash": record.content_hash,
         "raw": record.raw,
     }
@@ -390,23 +539,31 @@ def study_columns(record: StudyRecord) -> dict[str, Any]:
 def _insert_studies(session: Session, records: list[StudyRecord], now: datetime) -> None:
     if records:
         rows = [{**study_columns(r), "first_seen_at": now, "last_seen_at": now} for r in records]
-        _insert_rows(session, Study, rows)
+        insert_rows(session, Study, rows)
 
 
 def _update_studies(session: Session, records: list[StudyRecord], now: datetime) -> None:
     if not records:
         return
-    rows = []
-    for record in records:
-        row = study_columns(record)
+    rows = [{**study_columns(record), "last_seen_at": now, "removed_at": None} for record in records]
+    connection = session.connection()
+    columns = tuple(rows[0])
+    if connection.dialect.name == "postgresql":
+        values_of = operator.itemgetter(*columns)
+        staged = _copy_to_temp(session, Study.__table__, columns, [values_of(row) for row in rows])
+        assignments = ", ".join(f'"{name}" = t."{name}"' for name in columns if name != "nct_id")
+        connection.exec_driver_sql(
+            f'UPDATE studies AS s SET {assignments} FROM "{staged}" AS t WHERE s.nct_id = t.nct_id'
+        )
+        return
+    for row in rows:
         row["b_nct_id"] = row.pop("nct_id")
-        rows.append({**row, "last_seen_at": now, "removed_at": None})
     statement = (
         update(Study)
         .where(Study.nct_id == bindparam("b_nct_id"))
         .values({name: bindparam(name) for name in rows[0] if name != "b_nct_id"})
     )
-    session.connection().execute(statement, rows)
+    connection.execute(statement, rows)
 
 
 def _touch_unchanged(session: Session, nct_ids: list[str], now: datetime, restored: list[str]) -> None:
@@ -436,33 +593,36 @@ _CHILD_COLUMNS: dict[type, tuple[str, ...]] = {
 
 
 def _child_rows(records: Iterable[StudyRecord]) -> dict[type, list[tuple[Any, ...]]]:
-    """The child-table rows of many records, as tuples in `_CHILD_COLUMNS` order."""
+    """The child-table rows of many records, as tuples in `_CHILD_COLUMNS` order (text cleaned)."""
     rows: dict[type, list[tuple[Any, ...]]] = {table: [] for table in _CHILD_COLUMNS}
     conditions, keywords, interventions = rows[Condition], rows[Keyword], rows[Intervention]
     collaborators, locations = rows[Collaborator], rows[Location]
+    c = clean_text
     for record in records:
         nct_id = record.nct_id
         for i, name in enumerate(record.conditions):
-            conditions.append((nct_id, i, name))
+            conditions.append((nct_id, i, c(name)))
         for i, name in enumerate(record.keywords):
-            keywords.append((nct_id, i, name))
+            keywords.append((nct_id, i, c(name)))
         for i, item in enumerate(record.interventions):
             interventions.append(
                 (
                     nct_id,
                     i,
-                    item.type,
-                    item.name,
-                    list(item.other_names),
-                    item.description,
-                    list(item.arm_group_labels),
+                    c(item.type),
+                    c(item.name),
+                    _clean_all(item.other_names),
+                    c(item.description),
+                    _clean_all(item.arm_group_labels),
                     item.arm_role,
                 )
             )
         for i, org in enumerate(record.collaborators):
-            collaborators.append((nct_id, i, org.name, org.agency_class))
+            collaborators.append((nct_id, i, c(org.name), c(org.agency_class)))
         for i, loc in enumerate(record.locations):
-            locations.append((nct_id, i, loc.facility, loc.city, loc.state, loc.country, loc.status))
+            locations.append(
+                (nct_id, i, c(loc.facility), c(loc.city), c(loc.state), c(loc.country), c(loc.status))
+            )
     return rows
 
 
@@ -478,7 +638,7 @@ def _replace_children(session: Session, new: list[StudyRecord], changed: list[St
 
 def _insert_versions(session: Session, records: list[StudyRecord], now: datetime, run_id: int) -> None:
     if records:
-        _insert_rows(
+        insert_rows(
             session,
             StudyVersion,
             [
@@ -495,8 +655,9 @@ def _insert_versions(session: Session, records: list[StudyRecord], now: datetime
         )
 
 
-def _insert_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows given as dicts that all carry the same keys."""
+def insert_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows given as dicts that all carry the same keys, skipping any that would duplicate a
+    unique key (COPY on Postgres, one driver-level executemany on SQLite)."""
     columns = tuple(rows[0])
     values_of = operator.itemgetter(*columns)
     _insert_tuples(session, model, columns, [values_of(row) for row in rows])
@@ -505,34 +666,79 @@ def _insert_rows(session: Session, model: type, rows: list[dict[str, Any]]) -> N
 def _insert_tuples(
     session: Session, model: type, columns: Sequence[str], rows: list[tuple[Any, ...]]
 ) -> None:
-    """Insert many rows with one executemany.
+    """Insert many rows, skipping any that would duplicate a unique key (ON CONFLICT DO NOTHING).
 
-    On SQLite the values are converted to SQLAlchemy's own storage formats here and handed to the
-    driver directly: the generic per-row parameter processing costs more than the inserts themselves.
+    Postgres: COPY into a temporary table, then one INSERT … SELECT. SQLite: the values are converted to
+    SQLAlchemy's own storage formats here and handed to the driver in one executemany: the generic
+    per-row parameter processing costs more than the inserts themselves.
     """
     table = model.__table__  # type: ignore[attr-defined]
     connection = session.connection()
-    if connection.dialect.name != "sqlite":
-        connection.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+    names = ", ".join(f'"{name}"' for name in columns)
+    if connection.dialect.name == "postgresql":
+        staged = _copy_to_temp(session, table, columns, rows)
+        connection.exec_driver_sql(
+            f'INSERT INTO "{table.name}" ({names}) SELECT {names} FROM "{staged}" ON CONFLICT DO NOTHING'
+        )
         return
+    rows = _converted(session, table, columns, rows, _sqlite_converter)
+    placeholders = ", ".join("?" * len(columns))
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({placeholders}) ON CONFLICT DO NOTHING'
+    connection.exec_driver_sql(sql, rows)
+
+
+_temp_names = itertools.count()
+
+
+def _copy_to_temp(session: Session, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> str:
+    """COPY rows into a new temporary table shaped like `table`'s `columns` (dropped at commit)."""
+    staged = f"_load_{table.name}_{next(_temp_names)}"
+    names = ", ".join(f'"{name}"' for name in columns)
+    rows = _converted(session, table, columns, rows, _postgres_converter)
+    driver = _driver_connection(session.connection())
+    with driver.cursor() as cursor:
+        cursor.execute(
+            f'CREATE TEMPORARY TABLE "{staged}" ON COMMIT DROP '
+            f'AS SELECT {names} FROM "{table.name}" WITH NO DATA'
+        )
+        with cursor.copy(f'COPY "{staged}" ({names}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row(row)
+    return staged
+
+
+def _driver_connection(connection: Connection) -> Any:
+    """The psycopg connection under SQLAlchemy's, in the same transaction."""
+    return connection.connection.driver_connection
+
+
+def _converted(
+    session: Session,
+    table: Any,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    converter: Callable[[Session, Any], Any],
+) -> list[tuple[Any, ...]]:
     special = [
         (index, convert)
         for index, name in enumerate(columns)
-        if (convert := _sqlite_converter(session, table.c[name].type)) is not None
+        if (convert := converter(session, table.c[name].type)) is not None
     ]
-    if special:
-        converted = []
-        for row in rows:
-            values = list(row)
-            for index, convert in special:
-                if values[index] is not None:
-                    values[index] = convert(values[index])
-            converted.append(tuple(values))
-        rows = converted
-    sql = 'INSERT INTO "{}" ({}) VALUES ({})'.format(
-        table.name, ", ".join(f'"{name}"' for name in columns), ", ".join("?" * len(columns))
-    )
-    connection.exec_driver_sql(sql, rows)
+    if not special:
+        return rows
+    converted = []
+    for row in rows:
+        values = list(row)
+        for index, convert in special:
+            if values[index] is not None:
+                values[index] = convert(values[index])
+        converted.append(tuple(values))
+    return converted
+
+
+def _postgres_converter(session: Session, column_type: Any) -> Any:
+    # COPY's text format takes JSON as its text; psycopg would send a list as a Postgres array.
+    return _json_text(session) if isinstance(column_type, JSON) else None
 
 
 # Cached: a page stamps thousands of rows with the same `now`, and registry dates repeat across studies.
@@ -575,17 +781,18 @@ def _sqlite_converter(session: Session, column_type: Any) -> Any:
     return None
 
 
-def _event(nct_id: str, change: Change) -> dict[str, Any]:
+def _event(nct_id: str, change: Change, key: str) -> dict[str, Any]:
     return {
         "nct_id": nct_id,
         "kind": change.kind,
         "field": change.field,
-        "old_value": change.old,
-        "new_value": change.new,
+        "old_value": clean_text(change.old),
+        "new_value": clean_text(change.new),
+        "event_key": key,
     }
 
 
-def _count_page(session: Session, run_id: int, outcome: PageOutcome) -> None:
+def _count_page(session: Session, run_id: int, outcome: PageResult) -> None:
     run = session.get(SyncRun, run_id)
     if run is None:
         return

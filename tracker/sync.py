@@ -10,7 +10,9 @@ The walk (API_NOTES §5, §13):
    upserts are idempotent, so nothing is missed when the registry posts late.
 3. Pages of up to 1000 studies; each page lands in its own transaction (`store.ingest_page`), so a run killed
    at any moment leaves a consistent store and the next run finishes the job. Studies are deduplicated by
-   NCT ID within a run. A refused page token (tokens die at data refreshes) restarts the walk once.
+   NCT ID within a pass. A refused page token (tokens die at data refreshes) restarts the walk once; the
+   restarted pass lands every page it is served again (the copies may be fresher, and re-landing unchanged
+   content writes nothing), and the completeness and removal checks use every study seen in either pass.
 4. A pass that receives fewer distinct studies than the registry's totalCount fails loudly
    (`IncompleteSyncError`); whatever landed stays. A complete `full=True` pass flags studies the query no
    longer returns (kept, with a "removed" change event), unless the last clean run searched for another query.
@@ -18,7 +20,10 @@ The walk (API_NOTES §5, §13):
    that into exit code 3. Only a "success" run moves the watermark.
 6. New and changed studies are classified page by page, from the records the store has just parsed and
    in the page's transaction (`classify_hook`): an interrupted run leaves no landed study unclassified.
-   At the end, studies classified by an older classifier version are redone (`classify_pending`).
+   At the end, before the run is finished, studies classified by an older classifier version are redone
+   (`classify_pending`); a classification that fails (e.g. the disk is full) fails the run.
+7. The whole sync holds the database's "ingest" lease (`tracker.locks`): a second sync, an import or a
+   `classify --all` started meanwhile stops at once with "another sync is running (owner HOST:PID since …)".
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from tracker import store
 from tracker.config import Settings
 from tracker.ctgov.client import CtgovClient, Page, PageTokenError, validate_base_url
 from tracker.errors import ApiError, ConfigError, IncompleteSyncError, TrackerError
+from tracker.locks import INGEST, Lease
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -71,7 +77,7 @@ class SyncResult:
     elapsed: float = 0.0
     classified: int | None = None  # studies classified; None when classification was skipped
 
-    def add(self, outcome: store.PageOutcome) -> None:
+    def add(self, outcome: store.PageResult) -> None:
         if outcome.classified:
             self.classified = (self.classified or 0) + outcome.classified
         self.pages += 1
@@ -143,6 +149,34 @@ def run_sync(
     fetches the whole registry (the CLI refuses one).
     """
     started = time.monotonic()
+    with Lease(engine, INGEST, purpose="sync"):
+        result = _run_sync(
+            engine,
+            settings,
+            full=full,
+            http=http,
+            backoff_base=backoff_base,
+            progress=progress,
+            classify=classify,
+        )
+        if classify:
+            classify_run(engine, result)
+        else:
+            finish(engine, result)
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def _run_sync(
+    engine: Engine,
+    settings: Settings,
+    *,
+    full: bool,
+    http: httpx.Client | None,
+    backoff_base: float,
+    progress: ProgressCallback | None,
+    classify: bool,
+) -> SyncResult:
     previous_query = last_clean_query(engine)
     same_query = previous_query == _query_identity(settings.query)
     # The watermark says the store is complete up to that date for the query that set it: an incremental
@@ -202,14 +236,24 @@ def run_sync(
             raise
         result.requests = client.requests_made
         result.outcome = "partial" if result.rejected else "success"
-        store.finish_run(engine, run_id, outcome=result.outcome, total_count=result.total_count)
     finally:
         if own_http:
             http_client.close()
-    if classify:
-        result.classified = (result.classified or 0) + classify_landed(engine)
-    result.elapsed = time.monotonic() - started
     return result
+
+
+def classify_run(engine: Engine, result: SyncResult) -> None:
+    """Classify what the run landed, then finish the run: a failed classification fails the run."""
+    try:
+        result.classified = (result.classified or 0) + classify_landed(engine)
+    except BaseException as exc:
+        _fail(engine, result, exc, prefix="classification failed: ")
+        raise
+    finish(engine, result)
+
+
+def finish(engine: Engine, result: SyncResult) -> None:
+    store.finish_run(engine, result.run_id, outcome=result.outcome, total_count=result.total_count)
 
 
 def last_clean_query(engine: Engine) -> str | None:
@@ -237,8 +281,9 @@ def _walk(
     on_landed: store.LandedHook | None = None,
 ) -> set[str]:
     """Land every page; restart from page 1 once if a page token dies. Returns the NCT IDs seen."""
-    seen_ids: set[str] = set()
+    seen_ids: set[str] = set()  # in any pass: what the completeness and removal checks count
     while True:
+        pass_ids: set[str] = set()  # in this pass: a restarted pass lands again what it is served
         try:
             pages = client.iter_pages(params)
             while True:
@@ -249,7 +294,7 @@ def _walk(
                         break
                     if page.total_count is not None:
                         result.total_count = page.total_count
-                    _land_page(engine, page, seen_ids, result, progress, on_landed)
+                    _land_page(engine, page, pass_ids, seen_ids, result, progress, on_landed)
                 del page  # the next response is decoded with this one already freed
             return seen_ids
         except PageTokenError as exc:
@@ -262,27 +307,29 @@ def _walk(
 def _land_page(
     engine: Engine,
     page: Page,
+    pass_ids: set[str],
     seen_ids: set[str],
     result: SyncResult,
     progress: ProgressCallback | None,
     on_landed: store.LandedHook | None = None,
 ) -> None:
-    fresh = list(_not_seen_yet(page.studies, seen_ids))
+    fresh = list(_not_seen_yet(page.studies, pass_ids, seen_ids))
     outcome = store.ingest_page(engine, result.run_id, fresh, on_landed=on_landed)
     result.add(outcome)
     if progress is not None:
         progress(result, len(page.studies))
 
 
-def _not_seen_yet(raw_studies: Iterable[Any], seen_ids: set[str]) -> Iterator[Any]:
-    """Skip studies already landed in this run (pages can overlap after a restart or a data refresh)."""
+def _not_seen_yet(raw_studies: Iterable[Any], pass_ids: set[str], seen_ids: set[str]) -> Iterator[Any]:
+    """Skip studies already landed in this pass (pages can overlap when the registry refreshes mid-walk)."""
     for raw in raw_studies:
         nct_id = study_id(raw)
         if nct_id is None:
             yield raw  # let the store reject it with its reason
             continue
-        if nct_id in seen_ids:
+        if nct_id in pass_ids:
             continue
+        pass_ids.add(nct_id)
         seen_ids.add(nct_id)
         yield raw
 
@@ -308,11 +355,12 @@ def _check_complete(result: SyncResult, seen_ids: set[str]) -> None:
         )
 
 
-def _fail(engine: Engine, result: SyncResult, exc: BaseException) -> None:
+def _fail(engine: Engine, result: SyncResult, exc: BaseException, *, prefix: str = "") -> None:
     result.outcome = "failed"
     error = str(exc) if isinstance(exc, TrackerError) else f"{type(exc).__name__}: {exc}".rstrip(": ")
     if isinstance(exc, KeyboardInterrupt):
         error = "interrupted"
+    error = prefix + error
     try:
         store.finish_run(engine, result.run_id, outcome="failed", error=error, total_count=result.total_count)
     except TrackerError as finish_error:  # the database itself may be what failed

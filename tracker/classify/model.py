@@ -27,8 +27,9 @@ class RelevanceLabel:
 @dataclass(frozen=True, slots=True)
 class MechanismLabel:
     key: str
-    role: Role | None  # from armGroups: EXPERIMENTAL → investigational, ACTIVE_COMPARATOR → comparator
+    role: Role | None  # armGroups (EXPERIMENTAL / ACTIVE_COMPARATOR), else titles and intervention words
     evidence: tuple[Evidence, ...]
+    role_evidence: tuple[Evidence, ...] = ()  # which field and words gave the role
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,12 @@ class ClassificationResult:
                 "evidence": [item.to_dict() for item in self.relevance.evidence],
             },
             "mechanisms": [
-                {"key": m.key, "role": m.role, "evidence": [item.to_dict() for item in m.evidence]}
+                {
+                    "key": m.key,
+                    "role": m.role,
+                    "evidence": [item.to_dict() for item in m.evidence],
+                    "role_evidence": [item.to_dict() for item in m.role_evidence],
+                }
                 for m in self.mechanisms
             ],
             "phenotypes": [
@@ -149,7 +155,10 @@ class ClassificationResult:
         return cls(
             relevance=RelevanceLabel(data["relevance"]["key"], evidence(data["relevance"]["evidence"])),
             mechanisms=tuple(
-                MechanismLabel(m["key"], m.get("role"), evidence(m["evidence"])) for m in data["mechanisms"]
+                MechanismLabel(
+                    m["key"], m.get("role"), evidence(m["evidence"]), evidence(m.get("role_evidence", []))
+                )
+                for m in data["mechanisms"]
             ),
             phenotypes=tuple(PhenotypeLabel(p["key"], evidence(p["evidence"])) for p in data["phenotypes"]),
             multi_disease=bool(data["multi_disease"]),

@@ -20,8 +20,8 @@ from tracker.classify.model import (
     MechanismLabel,
     PhenotypeLabel,
     RelevanceLabel,
-    Role,
 )
+from tracker.classify.roles import TITLE_FIELDS, RoleCue, arm_group_role, marked_comparator, title_roles
 from tracker.classify.version import RULES_REVISION, classifier_version  # noqa: F401  (re-exported)
 from tracker.ctgov.parse import Intervention, StudyRecord
 from tracker.taxonomy import load_taxonomy
@@ -451,6 +451,7 @@ class _Hit:
     conditioning: bool = False
     prophylaxis: bool = False
     fallback: bool = False  # named by the intervention type only: nothing in the dictionary matched
+    generic: bool = False  # named by a class word only ("device", "programme", "training")
 
 
 def classify_mechanisms(record: StudyRecord) -> tuple[MechanismLabel, ...]:
@@ -463,27 +464,90 @@ def classify_mechanisms(record: StudyRecord) -> tuple[MechanismLabel, ...]:
         (intervention, _intervention_hits(dictionary, i, intervention, observational))
         for i, intervention in enumerate(record.interventions)
     ]
+    if not observational:
+        per_intervention = _named_by_the_title(dictionary, record, per_intervention)
     cell_context = _cell_therapy_context(dictionary, record, per_intervention)
     per_intervention = _devices_in_an_assessment_battery(per_intervention, observational)
-    roles: dict[str, Role | None] = {}
     evidence: dict[str, list[Evidence]] = {}
-    for intervention, hits in per_intervention:
-        role = _role(intervention)
+    keys_per_intervention: list[tuple[int, Intervention, list[str]]] = []
+    for index, (intervention, hits) in enumerate(per_intervention):
+        keys: list[str] = []
         for hit in hits:
             key = _resolve_key(hit, cell_context)
             if key is None:
                 continue
             evidence.setdefault(key, []).append(Evidence(hit.field, hit.text))
-            roles[key] = _stronger_role(roles.get(key, role), role) if key in roles else role
+            keys.append(key)
+        keys_per_intervention.append((index, intervention, keys))
     if not evidence:
         field = "interventions" if record.interventions else "interventions (none listed)"
         return (MechanismLabel("none", None, (Evidence(field, ""),)),)
+    roles = _mechanism_roles(dictionary, record, keys_per_intervention)
     order = [item.key for item in load_taxonomy().mechanisms]
     return tuple(
-        MechanismLabel(key, roles.get(key), tuple(_dedupe(evidence[key]))[:4])
+        MechanismLabel(
+            key,
+            roles[key].role if key in roles else None,
+            tuple(_dedupe(evidence[key]))[:4],
+            (roles[key].evidence,) if key in roles else (),
+        )
         for key in order
         if key in evidence
     )
+
+
+def _mechanism_roles(
+    dictionary: Dictionary,
+    record: StudyRecord,
+    keys_per_intervention: list[tuple[int, Intervention, list[str]]],
+) -> dict[str, RoleCue]:
+    """The role of each mechanism key: from the registry's arm groups, else from an intervention marked as
+    the comparator, else from the titles. Investigational wins when a key plays both roles. Inferred
+    comparator roles are dropped when they would leave the trial investigating nothing (a biosimilar
+    "versus" its reference product)."""
+    unassigned = {key for _, i, keys in keys_per_intervention if arm_group_role(i) is None for key in keys}
+    # One class alone cannot be a comparator with nothing investigated beside it: nothing to infer.
+    infer = len(unassigned) > 1
+    titles = [(name, getattr(record, name)) for name in TITLE_FIELDS if getattr(record, name)]
+    from_titles = title_roles(dictionary, titles) if infer and titles else {}
+    registry: dict[str, RoleCue] = {}
+    inferred: dict[str, RoleCue | None] = {}  # None: an intervention of that class with no role cue
+    for index, intervention, keys in keys_per_intervention:
+        role = arm_group_role(intervention)
+        if role is not None:
+            labels = ", ".join(intervention.arm_group_labels) or intervention.name
+            cue = RoleCue(role, Evidence(f"interventions[{index}].arm_group_labels", labels))
+            for key in keys:
+                registry[key] = _stronger(registry.get(key), cue)
+            continue
+        if not infer:
+            continue
+        marked = marked_comparator(index, intervention)
+        for key in keys:
+            inferred[key] = _weaker_claim(inferred, key, marked or from_titles.get(key))
+    roles = {key: cue for key, cue in inferred.items() if cue is not None}
+    if roles and len(roles) == len(inferred) and all(c.role == "comparator" for c in roles.values()):
+        roles = {}  # every class a comparator: the inference is wrong (a biosimilar "versus" its original)
+    return {**roles, **registry}
+
+
+def _weaker_claim(inferred: dict[str, RoleCue | None], key: str, cue: RoleCue | None) -> RoleCue | None:
+    """Investigational beats no cue beats comparator: a class is a comparator only when every
+    intervention of that class is one."""
+    if key not in inferred:
+        return cue
+    current = inferred[key]
+    if current is None or cue is None:
+        if (current and current.role == "investigational") or (cue and cue.role == "investigational"):
+            return current if current and current.role == "investigational" else cue
+        return None
+    return _stronger(current, cue)
+
+
+def _stronger(current: RoleCue | None, new: RoleCue) -> RoleCue:
+    if current is None or (current.role == "comparator" and new.role == "investigational"):
+        return new
+    return current
 
 
 def _devices_in_an_assessment_battery(
@@ -520,10 +584,14 @@ def _resolve_key(hit: _Hit, cell_context: tuple[str, Evidence] | None) -> str | 
 
 
 def _intervention_hits(
-    dictionary: Dictionary, index: int, intervention: Intervention, observational: bool
+    dictionary: Dictionary,
+    index: int,
+    intervention: Intervention,
+    observational: bool,
+    context: _TitleContext | None = None,
 ) -> list[_Hit]:
     """Keys named by one intervention: its name parts and other names; the description only as a fallback,
-    then the intervention type."""
+    then what the title says the trial's unnamed intervention is, then the intervention type."""
     name_field = f"interventions[{index}].name"
     parts = [part for part in _NAME_SPLIT.split(normalise(intervention.name)) if part.strip()]
     active_parts = [part for part in parts if not _is_neutral(dictionary, part)]
@@ -540,7 +608,7 @@ def _intervention_hits(
             _agent_hit(match.agent, f"interventions[{index}].other_names[{j}]", match.text)
             for match in dictionary.specific_agents.find(norm)
         )
-    if hits:
+    if hits and not all(hit.generic for hit in hits):
         return hits
     if len(active_parts) < len(parts):
         return []  # "placebo; phase 2", "placebo cream with no active ingredients"
@@ -548,14 +616,116 @@ def _intervention_hits(
         described = _part_hits(
             dictionary, normalise(intervention.description), f"interventions[{index}].description"
         )
-        if described:
+        if described and not all(hit.generic for hit in described):
             return described
+        hits = hits or described
     if dictionary.neutral_when_unmatched.search(normalise(intervention.name)):
         return []
+    # A brand name, acronym or code ("MSFIT", "ADSTEP", "Formulation A") or only a class word ("device",
+    # "program"): the title says what it is, within what the intervention type allows.
+    titled = _titled_hits(context, intervention)
+    if titled:
+        return titled
+    if hits:
+        return hits
     fallback = dictionary.type_fallback.get((intervention.type or "OTHER").upper(), "other")
     if observational and fallback == "neuromodulation_device":
         fallback = "diagnostic"  # an observational study's device measures, it does not treat
     return [_Hit(fallback, name_field, intervention.name, fallback=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class _TitleContext:
+    """What the titles say the trial studies: named agents (not background ones) and non-drug words."""
+
+    agents: tuple[_Hit, ...]
+    terms: tuple[_Hit, ...]
+
+
+# Intervention types whose unnamed interventions the title's agents name, and those its non-drug words do.
+_DRUG_TYPES = frozenset({"DRUG", "BIOLOGICAL", "GENETIC", "COMBINATION_PRODUCT"})
+_NON_DRUG_TYPES = frozenset({"BEHAVIORAL", "OTHER", "DEVICE", "PROCEDURE"})
+_TITLE_TERM_KEYS = frozenset({"rehabilitation", "behavioural", "neuromodulation_device", "diet_supplement"})
+_MEASURING_KEYS = frozenset({"diagnostic", "other"})
+# "... in patients treated with natalizumab": a background therapy, not what is studied
+_BACKGROUND = re.compile(
+    r"(?:treated|receiving|taking|on|under|after|switch\w*|transition\w*|discontinu\w*|stopping|using|"
+    r"exposed to|starting|initiating|from)\s+(?:\w+\s+){0,2}$"
+)
+
+
+def _named_by_the_title(
+    dictionary: Dictionary, record: StudyRecord, per_intervention: list[tuple[Intervention, list[_Hit]]]
+) -> list[tuple[Intervention, list[_Hit]]]:
+    """Interventions named only by their type or a class word, named again with the title as context.
+
+    Title words a named intervention already accounts for ("magnetic stimulation" beside "Functional
+    magnetic stimulation") do not describe the others."""
+    vague = [bool(hits) and all(hit.generic or hit.fallback for hit in hits) for _, hits in per_intervention]
+    if not any(vague):
+        return per_intervention
+    named = {hit.key for _, hits in per_intervention for hit in hits if not (hit.generic or hit.fallback)}
+    kinds = {
+        (i.type or "OTHER").upper()
+        for (i, _), unclear in zip(per_intervention, vague, strict=True)
+        if unclear
+    }
+    context = _title_context(
+        dictionary, record, named, agents=bool(kinds & _DRUG_TYPES), terms=bool(kinds & _NON_DRUG_TYPES)
+    )
+    if context is None:
+        return per_intervention
+    return [
+        (intervention, _intervention_hits(dictionary, i, intervention, False, context) if unclear else hits)
+        for i, ((intervention, hits), unclear) in enumerate(zip(per_intervention, vague, strict=True))
+    ]
+
+
+def _title_context(
+    dictionary: Dictionary, record: StudyRecord, named: set[str], *, agents: bool, terms: bool
+) -> _TitleContext | None:
+    """The title's agents (when an unnamed drug needs them) and non-drug words (for an unnamed programme
+    or device), leaving out words a named intervention accounts for."""
+    texts = [(name, normalise(getattr(record, name))) for name in TITLE_FIELDS if getattr(record, name)]
+    if not texts or not (agents or terms):
+        return None
+    found_agents: list[_Hit] = []
+    found_terms: list[_Hit] = []
+    # a title naming a drug names no programme: the specific agents are looked for either way
+    matchers = (
+        (dictionary.specific_agents, dictionary.generic_agents) if agents else (dictionary.specific_agents,)
+    )
+    for field, norm in texts:
+        for matcher in matchers:
+            for match in matcher.find(norm):
+                at = norm.find(match.text)
+                if at >= 0 and _BACKGROUND.search(norm[max(0, at - 40) : at]):
+                    continue
+                if match.agent.mechanism != NO_KEY and not match.agent.conditioning:
+                    found_agents.append(_agent_hit(match.agent, field, match.text))
+        if not terms:
+            continue
+        found = dictionary.specific_terms.find(norm)
+        if any(term.key in _MEASURING_KEYS for term in found):
+            continue  # "validity of the dual-task questionnaire": the title names what is measured
+        found_terms += [
+            _Hit(term.key, field, term.text)
+            for term in found
+            if term.key in _TITLE_TERM_KEYS and term.key not in named
+        ]
+    return _TitleContext(tuple(found_agents), tuple(found_terms))
+
+
+def _titled_hits(context: _TitleContext | None, intervention: Intervention) -> list[_Hit]:
+    """The title's agents for an unnamed drug, its non-drug words for an unnamed programme or device."""
+    if context is None:
+        return []
+    kind = (intervention.type or "OTHER").upper()
+    if kind in _DRUG_TYPES:
+        return list(context.agents) if len({hit.key for hit in context.agents}) == 1 else []
+    if kind in _NON_DRUG_TYPES and not context.agents:
+        return list(context.terms)
+    return []
 
 
 def _part_hits(dictionary: Dictionary, part: str, field: str) -> list[_Hit]:
@@ -579,11 +749,13 @@ def _uncached_part_hits(dictionary: Dictionary, part: str, field: str) -> list[_
         if keys & {"diagnostic", "other"}:
             # "physical activity questionnaire", "6 minute walk test": the activity is what is measured
             terms = [term for term in terms if term.key not in ("rehabilitation", "behavioural")]
+        # "blood withdrawal": a word inside another key's longer match ("withdrawal") is part of that match
+        terms = [t for t in terms if not any(t.text != o.text and t.text in o.text for o in terms)]
         return [_Hit(term.key, field, term.text) for term in terms]
     generic = [_agent_hit(m.agent, field, m.text) for m in dictionary.generic_agents.find(part)]
     if generic:
         return generic
-    return [_Hit(term.key, field, term.text) for term in dictionary.generic_terms.find(part)]
+    return [_Hit(term.key, field, term.text, generic=True) for term in dictionary.generic_terms.find(part)]
 
 
 def _agent_hit(agent: Agent, field: str, text: str) -> _Hit:
@@ -629,20 +801,6 @@ def _cell_therapy_context(
                     if match.agent.mechanism == key and not match.agent.conditioning:
                         return key, Evidence(item.field, match.text)
     return None
-
-
-def _role(intervention: Intervention) -> Role | None:
-    roles = intervention.arm_roles
-    if "experimental" in roles:
-        return "investigational"
-    if "active_comparator" in roles:
-        return "comparator"
-    return None
-
-
-def _stronger_role(current: Role | None, new: Role | None) -> Role | None:
-    rank = {"investigational": 2, "comparator": 1, None: 0}
-    return current if rank[current] >= rank[new] else new
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from tracker.ctgov.parse import StudyRecord, parse_study
 from tracker.db.models import Classification, Override, Study, StudyLabel
 from tracker.db.session import batched, transaction, utcnow
 from tracker.errors import FilterError, RecordError, TrackerError
+from tracker.store import insert_rows
 from tracker.taxonomy import load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -113,9 +114,10 @@ def classify_records(session: Session, records: Sequence[StudyRecord]) -> int:
     for chunk in batched(done):
         session.execute(delete(Classification).where(Classification.nct_id.in_(chunk)))
         session.execute(delete(StudyLabel).where(StudyLabel.nct_id.in_(chunk)))
-    session.execute(insert(Classification), classification_rows)
+    # The store's bulk insert: COPY on Postgres, and a concurrent writer's rows are kept, not duplicated.
+    insert_rows(session, Classification, classification_rows)
     if label_rows:
-        session.execute(insert(StudyLabel), label_rows)
+        insert_rows(session, StudyLabel, label_rows)
     return len(classification_rows)
 
 

@@ -16,7 +16,7 @@ from tracker.db.models import Classification, Study
 from tracker.taxonomy import load_taxonomy
 
 # Bump whenever a rule or the dictionary changes the output: stored classifications then get redone.
-RULES_REVISION = 2  # relevance, mechanisms, phenotypes (rules.py)
+RULES_REVISION = 3  # relevance, mechanisms, phenotypes (rules.py)
 ENDPOINT_RULES_REVISION = 1  # endpoints.py
 ELIGIBILITY_RULES_REVISION = 1  # eligibility.py
 
@@ -24,7 +24,7 @@ ELIGIBILITY_RULES_REVISION = 1  # eligibility.py
 @cache
 def classifier_version() -> str:
     """Taxonomy version + rules, endpoint-rules and eligibility-facet revisions + dictionary version,
-    e.g. "2026.12.1+r2.e1f1.d2" (fits 20 chars)."""
+    e.g. "2026.12.1+r3.e1f1.d2" (fits 20 chars)."""
     revisions = f"r{RULES_REVISION}.e{ENDPOINT_RULES_REVISION}f{ELIGIBILITY_RULES_REVISION}"
     return f"{load_taxonomy().version}+{revisions}.d{int(load_agents_data()['version'])}"
 

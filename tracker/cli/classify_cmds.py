@@ -33,19 +33,22 @@ def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_js
     from tracker.classify.evaluate import evaluate_file, format_evaluation
     from tracker.classify.rules import CLASSIFIER_VERSION
     from tracker.classify.store import classify_pending
+    from tracker.locks import INGEST, Lease
     from tracker.store import one_shot_process
 
     engine = app.engine()
     if labels_path is not None:
         if all_studies:
-            classify_pending(engine, all_studies=True)
+            with Lease(engine, INGEST, purpose="classify"):
+                classify_pending(engine, all_studies=True)
         evaluation = evaluate_file(engine, labels_path)
         if as_json:
             click.echo(json.dumps(evaluation.to_dict(), indent=2))
         else:
             click.echo(format_evaluation(evaluation))
         return
-    with one_shot_process():
+    # Labels have one writer at a time, like studies.
+    with one_shot_process(), Lease(engine, INGEST, purpose="classify"):
         count = classify_pending(engine, all_studies=all_studies)
     if as_json:
         click.echo(json.dumps({"classified": count, "classifier_version": CLASSIFIER_VERSION}))

@@ -25,7 +25,9 @@ FILTER_OPTION_NAMES = (
     "start_year_max",
     "has_results",
     "multi_disease",
+    "outcome_changed_after_start",
     "include_removed",
+    "include_comparators",
 )
 
 _KEYS_HELP = "comma-separated or repeated"
@@ -56,10 +58,21 @@ _OPTIONS = (
     ),
     click.option("--multi-disease/--ms-only", default=None, help="Only multi-disease (or MS-only) trials."),
     click.option(
+        "--outcome-changed-after-start/--outcome-unchanged-after-start",
+        default=None,
+        help="Only trials whose primary outcome changed (or did not) after they started (registry history).",
+    ),
+    click.option(
         "--include-removed",
         is_flag=True,
         default=None,
         help="Also trials the registry search no longer returns.",
+    ),
+    click.option(
+        "--include-comparators",
+        is_flag=True,
+        default=None,
+        help="Count the comparators' mechanisms too (matched by --mechanism, listed in `mechanisms`).",
     ),
 )
 
@@ -93,7 +106,9 @@ def filter_from_options(options: dict[str, Any]) -> TrialFilter:
         "start_year_max": options.get("start_year_max"),
         "has_results": options.get("has_results"),
         "multi_disease": options.get("multi_disease"),
+        "outcome_changed_after_start": options.get("outcome_changed_after_start"),
         "include_removed": options.get("include_removed") or None,
+        "include_comparators": options.get("include_comparators") or None,
     }
     given = {key: value for key, value in data.items() if value not in (None, [])}
     relevance = _split(options.get("relevance") or ())

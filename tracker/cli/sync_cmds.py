@@ -67,6 +67,12 @@ def _report(result: SyncResult) -> None:
 @click.option("--query", metavar="TEXT", help="Condition search, query.cond (default: TRACKER_QUERY).")
 @click.option("--full", is_flag=True, help="Full pass (not incremental); flags studies no longer returned.")
 @click.option(
+    "--history",
+    "with_history",
+    is_flag=True,
+    help="Then refresh the registry history of trials that moved (see `tracker history`).",
+)
+@click.option(
     "--requests-per-second",
     type=float,
     metavar="N",
@@ -74,7 +80,12 @@ def _report(result: SyncResult) -> None:
 )
 @pass_app
 def sync(
-    app: AppContext, base_url: str | None, query: str | None, full: bool, requests_per_second: float | None
+    app: AppContext,
+    base_url: str | None,
+    query: str | None,
+    full: bool,
+    with_history: bool,
+    requests_per_second: float | None,
 ) -> None:
     """Fetch new and changed studies from ClinicalTrials.gov into the database.
 
@@ -94,7 +105,26 @@ def sync(
     finally:
         if bar is not None:
             bar.close()
-    _report(result)
+    if not with_history:
+        _report(result)
+        return
+    try:
+        _report(result)
+    finally:  # rejected records (exit 3) do not stop the history of what did land
+        _sync_history(app)
+
+
+def _sync_history(app: AppContext) -> None:
+    from tracker.cli.history_cmds import history_progress, report_history
+    from tracker.history import run_history
+
+    progress, bar = history_progress()
+    try:
+        history_result = run_history(app.engine(), app.settings, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    report_history(history_result)
 
 
 @main.command("import")

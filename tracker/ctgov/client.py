@@ -1,19 +1,23 @@
 """ClinicalTrials.gov API v2 client: fetches `/version` and pages of raw studies. No parsing of study content.
 
-The client takes an `httpx.Client` from the caller (timeouts, redirects and headers are the caller's choice)
-and adds what the registry needs (API_NOTES §5, §10):
+`RegistryTransport` is the one place that talks HTTP to the registry; `CtgovClient` (API v2) and
+`tracker.ctgov.history.HistoryClient` (the internal history API) are thin layers over it. It takes an
+`httpx.Client` from the caller (timeouts, redirects and headers are the caller's choice) and adds what the
+registry needs (API_NOTES §5, §10):
 
 - a request-rate cap (monotonic clock; 0 switches it off);
 - retries with exponential backoff and jitter on 429 (honouring Retry-After), 403, 5xx, timeouts, connection
   errors, truncated bodies, invalid JSON and HTML served with 200;
 - no retry on 400: the request itself is wrong (`ApiRequestError`, carrying the server's text);
 - a page token the server refuses (400/404/410 while a pageToken is sent) raises `PageTokenError`, so the
-  caller can restart the walk from page 1.
+  caller can restart the walk from page 1;
+- 404 otherwise raises `NotFoundError` (never retried: a missing record or version).
 
 Errors:
     ApiError                 the API is unreachable or keeps failing after the retries
      ├── ApiRequestError     400 without a page token: never retried
-     └── PageTokenError      the page token was refused (expired at a data refresh, or unknown)
+     ├── PageTokenError      the page token was refused (expired at a data refresh, or unknown)
+     └── NotFoundError       404 for a record or version the registry does not have
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ class PageTokenError(ApiError):
     """The server refused a page token (the walk has to start again from page 1)."""
 
 
+class NotFoundError(ApiError):
+    """The registry answered 404 for this path (no page token involved)."""
+
+
 class TransientError(Exception):
     """A failure worth retrying; `retry_after` is the server's requested wait in seconds, if any."""
 
@@ -62,7 +70,7 @@ class Page:
     total_count: int | None
 
 
-def validate_base_url(base_url: str) -> str:
+def validate_base_url(base_url: str, example: str = "https://clinicaltrials.gov/api/v2") -> str:
     """The base URL without a trailing slash; `ConfigError` unless it is an absolute http(s) URL."""
     try:
         url = httpx.URL(base_url.strip())
@@ -70,8 +78,7 @@ def validate_base_url(base_url: str) -> str:
         url = None
     if url is None or url.scheme not in ("http", "https") or not url.host:
         raise ConfigError(
-            f"invalid ClinicalTrials.gov base URL {base_url!r}: expected http(s)://host/path, "
-            "e.g. https://clinicaltrials.gov/api/v2"
+            f"invalid ClinicalTrials.gov base URL {base_url!r}: expected http(s)://host/path, e.g. {example}"
         )
     return str(url).rstrip("/")
 
@@ -95,8 +102,10 @@ class RateLimiter:
             time.sleep(delay)
 
 
-class CtgovClient:
-    """Talks to one API v2 base URL through the given `httpx.Client`."""
+class RegistryTransport:
+    """GET JSON from one registry base URL with the rate cap, retries and error mapping described above."""
+
+    base_url_example = "https://clinicaltrials.gov/api/v2"
 
     def __init__(
         self,
@@ -109,46 +118,16 @@ class CtgovClient:
         backoff_max: float = DEFAULT_BACKOFF_MAX,
     ) -> None:
         self.http = http
-        self.base_url = validate_base_url(base_url)
+        self.base_url = validate_base_url(base_url, self.base_url_example)
         self.limiter = RateLimiter(requests_per_second)
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.requests_made = 0
 
-    # -- public API -----------------------------------------------------------------------------------
-
-    def version(self) -> dict[str, Any]:
-        """`GET /version`: {"apiVersion": …, "dataTimestamp": …}."""
-        body = self._get_json("/version", {})
-        if not isinstance(body, dict):
-            raise ApiError(f"unexpected /version answer from {self.base_url}: not a JSON object")
-        return body
-
-    def study(self, nct_id: str) -> dict[str, Any]:
-        """`GET /studies/{nct_id}`: the bare study object."""
-        body = self._get_json(f"/studies/{nct_id}", {})
-        if not isinstance(body, dict):
-            raise ApiError(f"unexpected answer for study {nct_id}: not a JSON object")
-        return body
-
-    def iter_pages(self, params: Mapping[str, Any]) -> Iterator[Page]:
-        """Walk `/studies` with `params` (the same on every page), following nextPageToken to the end.
-
-        An empty page is normal; a page with no token ends the walk (a false last token simply leads to one
-        empty page). `countTotal` is sent on page 1 only, since the API ignores it later anyway.
-        """
-        first = {key: value for key, value in params.items() if key != "pageToken"}
-        later = {key: value for key, value in first.items() if key != "countTotal"}
-        token: str | None = None
-        while True:
-            request_params = first if token is None else {**later, "pageToken": token}
-            body = self._get_json("/studies", request_params)
-            page = _page_from_body(body)
-            yield page
-            if not page.next_token:
-                return
-            token = page.next_token
+    def get_json(self, path: str, params: Mapping[str, Any]) -> Any:
+        """One GET of `base_url + path`, retried on transient failures; the decoded JSON body."""
+        return self._get_json(path, params)
 
     # -- one request with retries ---------------------------------------------------------------------
 
@@ -186,6 +165,8 @@ class CtgovClient:
         text = _error_text(response)
         if "pageToken" in params and status in TOKEN_FAILURE_STATUSES:
             raise PageTokenError(f"page token refused (HTTP {status}): {text}")
+        if status == 404:
+            raise NotFoundError(f"ClinicalTrials.gov has no {path} (HTTP 404): {text}")
         if status == 400:
             raise ApiRequestError(f"ClinicalTrials.gov rejected the request (HTTP 400): {text}")
         if status == 429:
@@ -211,6 +192,42 @@ class CtgovClient:
             self.max_retries + 1,
             exc,
         )
+
+
+class CtgovClient(RegistryTransport):
+    """Talks to one API v2 base URL through the given `httpx.Client`."""
+
+    def version(self) -> dict[str, Any]:
+        """`GET /version`: {"apiVersion": …, "dataTimestamp": …}."""
+        body = self._get_json("/version", {})
+        if not isinstance(body, dict):
+            raise ApiError(f"unexpected /version answer from {self.base_url}: not a JSON object")
+        return body
+
+    def study(self, nct_id: str) -> dict[str, Any]:
+        """`GET /studies/{nct_id}`: the bare study object."""
+        body = self._get_json(f"/studies/{nct_id}", {})
+        if not isinstance(body, dict):
+            raise ApiError(f"unexpected answer for study {nct_id}: not a JSON object")
+        return body
+
+    def iter_pages(self, params: Mapping[str, Any]) -> Iterator[Page]:
+        """Walk `/studies` with `params` (the same on every page), following nextPageToken to the end.
+
+        An empty page is normal; a page with no token ends the walk (a false last token simply leads to one
+        empty page). `countTotal` is sent on page 1 only, since the API ignores it later anyway.
+        """
+        first = {key: value for key, value in params.items() if key != "pageToken"}
+        later = {key: value for key, value in first.items() if key != "countTotal"}
+        token: str | None = None
+        while True:
+            request_params = first if token is None else {**later, "pageToken": token}
+            body = self._get_json("/studies", request_params)
+            page = _page_from_body(body)
+            yield page
+            if not page.next_token:
+                return
+            token = page.next_token
 
 
 def _page_from_body(body: Any) -> Page:

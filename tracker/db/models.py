@@ -33,7 +33,8 @@ NAMING_CONVENTION = {
 }
 
 NctId = String(16)
-Enum = String(40)  # registry enums stay strings: unknown values must be stored, not refused
+# Registry enums stay unbounded text: unknown (or hostile) values must be stored, not refused.
+Enum = Text
 Key = String(40)
 
 
@@ -46,6 +47,11 @@ class Base(DeclarativeBase):
     }  # naive UTC everywhere: SQLite keeps no zone
 
 
+def _unique(table: str, *columns: str) -> Index:
+    """A unique index (not a constraint: SQLite adds those only by recreating the table)."""
+    return Index(f"uq_{table}_{'_'.join(columns)}", *columns, unique=True)
+
+
 def _study_fk() -> ForeignKey:
     return ForeignKey("studies.nct_id", ondelete="CASCADE")
 
@@ -56,7 +62,7 @@ class Study(Base):
     nct_id: Mapped[str] = mapped_column(NctId, primary_key=True)
     brief_title: Mapped[str | None] = mapped_column(Text)
     official_title: Mapped[str | None] = mapped_column(Text)
-    acronym: Mapped[str | None] = mapped_column(String(200))
+    acronym: Mapped[str | None] = mapped_column(Text)
     overall_status: Mapped[str | None] = mapped_column(Enum, index=True)
     last_known_status: Mapped[str | None] = mapped_column(Enum)
     why_stopped: Mapped[str | None] = mapped_column(Text)
@@ -95,6 +101,7 @@ class Study(Base):
 
 class Condition(Base):
     __tablename__ = "conditions"
+    __table_args__ = (_unique("conditions", "nct_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
@@ -104,6 +111,7 @@ class Condition(Base):
 
 class Keyword(Base):
     __tablename__ = "keywords"
+    __table_args__ = (_unique("keywords", "nct_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
@@ -113,6 +121,7 @@ class Keyword(Base):
 
 class Intervention(Base):
     __tablename__ = "interventions"
+    __table_args__ = (_unique("interventions", "nct_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
@@ -128,6 +137,7 @@ class Intervention(Base):
 
 class Collaborator(Base):
     __tablename__ = "collaborators"
+    __table_args__ = (_unique("collaborators", "nct_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
@@ -138,6 +148,7 @@ class Collaborator(Base):
 
 class Location(Base):
     __tablename__ = "locations"
+    __table_args__ = (_unique("locations", "nct_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
@@ -145,7 +156,7 @@ class Location(Base):
     facility: Mapped[str | None] = mapped_column(Text)
     city: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str | None] = mapped_column(Text)
-    country: Mapped[str | None] = mapped_column(String(100), index=True)
+    country: Mapped[str | None] = mapped_column(Text, index=True)
     status: Mapped[str | None] = mapped_column(Enum)
 
 
@@ -177,6 +188,8 @@ class SyncRun(Base):
 
 class StudyVersion(Base):
     __tablename__ = "study_versions"
+    # Re-landing the same content (a restarted walk, two writers at once) adds no version.
+    __table_args__ = (_unique("study_versions", "nct_id", "content_hash"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
@@ -195,7 +208,10 @@ class ChangeEvent(Base):
     """
 
     __tablename__ = "change_events"
-    __table_args__ = (Index("ix_change_events_nct_id_detected_at", "nct_id", "detected_at"),)
+    __table_args__ = (
+        Index("ix_change_events_nct_id_detected_at", "nct_id", "detected_at"),
+        _unique("change_events", "nct_id", "event_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nct_id: Mapped[str] = mapped_column(NctId, _study_fk())
@@ -206,6 +222,9 @@ class ChangeEvent(Base):
     new_value: Mapped[str | None] = mapped_column(Text)
     sync_run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_runs.id"))
     baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What makes the event unique for its study (the content that produced it, kind, field), so the same
+    # difference detected twice is stored once; NULL on events recorded before keys existed.
+    event_key: Mapped[str | None] = mapped_column(String(200))
 
 
 class Classification(Base):
@@ -244,7 +263,10 @@ class StudyLabel(Base):
     """The effective labels of a study (automatic, or manual where overridden): what queries filter on."""
 
     __tablename__ = "study_labels"
-    __table_args__ = (Index("ix_study_labels_dimension_key", "dimension", "key"),)
+    __table_args__ = (
+        Index("ix_study_labels_dimension_key", "dimension", "key"),
+        _unique("study_labels", "nct_id", "dimension", "key", "role"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
@@ -306,5 +328,105 @@ class Lock(Base):
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     owner: Mapped[str] = mapped_column(String(200))
-    acquired_at: Mapped[datetime] = mapped_column()
+    acquired_at: Mapped[datetime] = mapped_column()  # the database server's clock, as is heartbeat_at
     heartbeat_at: Mapped[datetime] = mapped_column()
+    purpose: Mapped[str | None] = mapped_column(String(40))  # what the holder is doing, e.g. "sync"
+
+
+class DigestClaim(Base):
+    """A digest round's claim on one subscription's period, taken before sending and dropped once the
+    ledger records the outcome: a concurrent round skips a claimed subscription."""
+
+    __tablename__ = "digest_claims"
+
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True
+    )
+    period_start: Mapped[datetime] = mapped_column()
+    owner: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime] = mapped_column()  # the database server's clock
+
+
+class RegistryHistory(Base):
+    """What the registry's own version history says about one trial, and how far its backfill got.
+
+    `study_last_update_posted` is the study's lastUpdatePostDate when the index was last read: a later run
+    re-reads the history only when the stored study has moved since. `versions_through` is the last version
+    of the gap-free chain of fetched version records (None: none accepted yet). The summary columns are
+    derived from the versions and events whenever they change.
+    """
+
+    __tablename__ = "registry_histories"
+
+    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), primary_key=True)
+    version_count: Mapped[int] = mapped_column(Integer)
+    last_version: Mapped[int] = mapped_column(Integer)
+    index_read_at: Mapped[datetime] = mapped_column()
+    study_last_update_posted: Mapped[date | None] = mapped_column(Date)
+    versions_through: Mapped[int | None] = mapped_column(Integer)
+    # The last version posted when the history was first read: changes up to it are history, not news.
+    baseline_through: Mapped[int] = mapped_column(Integer)
+    versions_accepted_at: Mapped[datetime | None] = mapped_column()
+    original_enrollment_count: Mapped[int | None] = mapped_column(Integer)
+    original_enrollment_type: Mapped[str | None] = mapped_column(Enum)
+    original_primary_outcomes: Mapped[list[Any] | None] = mapped_column(JSON)
+    last_update_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    pcd_changes: Mapped[int | None] = mapped_column(Integer)
+    pcd_total_slip_days: Mapped[int | None] = mapped_column(Integer)
+    primary_outcome_changed_after_start: Mapped[bool | None] = mapped_column(Boolean)
+    primary_outcome_changed_on: Mapped[date | None] = mapped_column(Date)
+    error: Mapped[str | None] = mapped_column(Text)  # why the last attempt did not complete
+
+
+class RegistryVersion(Base):
+    """One version of a trial's registration: from the index always, its fields once the record is fetched."""
+
+    __tablename__ = "registry_versions"
+    __table_args__ = (UniqueConstraint("nct_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nct_id: Mapped[str] = mapped_column(NctId, _study_fk())
+    version: Mapped[int] = mapped_column(Integer)
+    version_date: Mapped[date] = mapped_column(Date)
+    overall_status: Mapped[str | None] = mapped_column(Enum)
+    module_labels: Mapped[list[Any]] = mapped_column(default=list)
+    fetched_at: Mapped[datetime | None] = mapped_column()
+    start_date_raw: Mapped[str | None] = mapped_column(String(10))
+    start_date_type: Mapped[str | None] = mapped_column(Enum)
+    primary_completion_date_raw: Mapped[str | None] = mapped_column(String(10))
+    primary_completion_date_type: Mapped[str | None] = mapped_column(Enum)
+    completion_date_raw: Mapped[str | None] = mapped_column(String(10))
+    completion_date_type: Mapped[str | None] = mapped_column(Enum)
+    enrollment_count: Mapped[int | None] = mapped_column(Integer)
+    enrollment_type: Mapped[str | None] = mapped_column(Enum)
+    primary_outcomes: Mapped[list[Any] | None] = mapped_column(JSON)
+    secondary_outcomes: Mapped[list[Any] | None] = mapped_column(JSON)
+    has_results: Mapped[bool | None] = mapped_column(Boolean)
+    results_first_posted: Mapped[date | None] = mapped_column(Date)
+    content_hash: Mapped[str | None] = mapped_column(String(64))  # of the normalised (plain-text) fields
+
+
+class RegistryChangeEvent(Base):
+    """A change between two consecutive registry versions, dated by the registry (`effective_date`).
+
+    Distinct from `change_events` (what polling detected, dated by detection). `change_event_id` links the
+    polled event that saw the same change, so one change is never counted twice. Baseline events come from
+    versions that were already posted when the trial's history was first read: history, not news.
+    """
+
+    __tablename__ = "registry_change_events"
+    __table_args__ = (UniqueConstraint("nct_id", "version", "kind", "field"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    effective_date: Mapped[date] = mapped_column(Date, index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    field: Mapped[str] = mapped_column(String(60))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    days: Mapped[int | None] = mapped_column(Integer)  # primary completion date moves: + later, - earlier
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    found_at: Mapped[datetime] = mapped_column(index=True)
+    baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+    change_event_id: Mapped[int | None] = mapped_column(ForeignKey("change_events.id", ondelete="SET NULL"))

@@ -3,7 +3,11 @@
 Events are grouped into sections by what they mean to a reader:
 
     new trials · recruitment opened · recruitment closed / completed · terminated, suspended or withdrawn ·
-    results posted · primary completion date moved · other changes
+    results posted · primary completion date moved · other changes · registry history
+
+The last section holds registry change events (from the record's version history, `tracker history`)
+found in the period, each line dated by the registry's effective date; those a polled event already
+stands for are left out by the caller, so one change is reported once.
 
 One trial appears once per section (several events of the same section are merged into one item) and
 may appear in several sections. Each section lists at most `max_per_section` trials, then "and K more".
@@ -33,6 +37,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("results", "Results posted"),
     ("primary_completion", "Primary completion date moved"),
     ("other", "Other changes"),
+    ("registry", "Registry history (dated by the registry)"),
 )
 SECTION_TITLES = dict(SECTIONS)
 
@@ -197,6 +202,23 @@ def describe_change(event: Mapping[str, Any], section: str) -> str:
     return f"{label}: {old or '—'} → {new or '—'}"
 
 
+def describe_registry_change(event: Mapping[str, Any]) -> str:
+    """A registry event's line: the registry's date and version first, then what changed."""
+    kind, old, new = event.get("kind"), _text(event.get("old_value")), _text(event.get("new_value"))
+    effective = event.get("effective_date")
+    when = effective.date().isoformat() if isinstance(effective, datetime) else _text(effective) or "—"
+    prefix = f"{when} (version {event.get('version')}): "
+    if kind == "primary_outcome_added":
+        return prefix + f"Primary outcome added: {new}"
+    if kind == "primary_outcome_removed":
+        return prefix + f"Primary outcome removed: {old}"
+    if kind == "primary_outcome_reworded":
+        return prefix + f"Primary outcome reworded: {old} → {new}"
+    section = "primary_completion" if kind == "primary_completion_date" else "other"
+    line = describe_change(event, section)
+    return prefix + ("Primary completion: " + line if section == "primary_completion" else line)
+
+
 def build_digest(
     *,
     events: Iterable[Mapping[str, Any]],
@@ -211,10 +233,12 @@ def build_digest(
     subscription_name: str | None = None,
     dashboard_url: str | None = None,
     unsubscribe_hint: str | None = None,
+    registry_events: Iterable[Mapping[str, Any]] = (),
 ) -> DigestContent:
     """Group the events of the trials in `trials` (the subscriber's filtered trial rows, keyed by NCT ID).
 
     Baseline events, events already in `already_sent` and events of trials outside `trials` are left out.
+    `registry_events` (non-baseline, not polled) go to the registry history section in effective-date order.
     Items within a section are ordered newest NCT ID first (roughly: newest registration first).
     """
     wanted = [
@@ -228,6 +252,11 @@ def build_digest(
     grouped: dict[str, dict[str, list[Mapping[str, Any]]]] = {key: {} for key, _ in SECTIONS}
     for event in wanted:
         grouped[section_of(event, stopped_trials)].setdefault(str(event["nct_id"]), []).append(event)
+    for event in sorted(
+        registry_events, key=lambda e: (_sort_time(e.get("effective_date")), int(e.get("version") or 0))
+    ):
+        if event.get("nct_id") in trials and not bool(event.get("baseline")):
+            grouped["registry"].setdefault(str(event["nct_id"]), []).append(event)
 
     sections = []
     for key, title in SECTIONS:
@@ -264,7 +293,7 @@ def _item(trial: Mapping[str, Any], events: Sequence[Mapping[str, Any]], section
     for event in events:
         if section == "stopped" and event.get("field") == "why_stopped":
             continue  # shown as the item's "Why stopped" line
-        line = describe_change(event, section)
+        line = describe_registry_change(event) if section == "registry" else describe_change(event, section)
         if line not in lines:
             lines.append(line)
     return DigestItem(

@@ -11,6 +11,13 @@ the SMTP server, in one transaction with the subscription's new `last_digest_unt
 subscriber is never sent to them again, even when a period is re-run with explicit dates. A failed send
 leaves the ledger alone, so the next round retries the same events.
 
+Two rounds never send the same digest: a sending round holds the database's "digest" lease, and before
+sending each digest it claims the subscription in `digest_claims` (one row per subscription, with the
+period start and the database server's time), re-reads the subscription's period start, and drops the
+claim in the transaction that records the outcome. A round that finds a live claim skips that
+subscription. A claim whose round died is taken over after `CLAIM_TTL`: if the round died between the
+SMTP server accepting the message and the ledger recording it, that digest is sent a second time.
+
 A dry run (`EmlWriter`) writes messages to files and records nothing: it can be repeated freely and never
 makes the real digest skip anything.
 """
@@ -20,33 +27,39 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode
 
 import pandas as pd
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from tracker import query
 from tracker.config import Settings
-from tracker.db.models import DigestDelivery, DigestSentEvent, Subscription
+from tracker.db.models import DigestClaim, DigestDelivery, DigestSentEvent, Subscription
 from tracker.db.session import batched, transaction, utcnow
 from tracker.digest.build import DigestContent, build_digest
 from tracker.digest.render import render_message
 from tracker.digest.send import Sender
 from tracker.errors import ConfigError, TrackerError
 from tracker.filters import apply_filter
+from tracker.locks import DIGEST, Lease, default_owner, server_now
 from tracker.subscriptions import SubscriptionError, SubscriptionInfo, list_subscriptions
 
 log = logging.getLogger(__name__)
 
-Status = Literal["sent", "dry_run", "empty", "failed"]
+Status = Literal["sent", "dry_run", "empty", "skipped", "failed"]
+
+# How long a claim protects a digest being sent; a round that died holding one is taken over after this.
+CLAIM_TTL = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
-    """What happened for one subscription: sent, dry_run (written to a file), empty (nothing sent), failed."""
+    """What happened for one subscription: sent, dry_run (written to a file), empty (nothing sent),
+    skipped (a concurrent round is sending it), failed."""
 
     subscription_id: int
     email: str
@@ -60,7 +73,7 @@ class DeliveryOutcome:
     def line(self) -> str:
         period = f"{self.period_start:%Y-%m-%d %H:%M} to {self.period_end:%Y-%m-%d %H:%M}"
         counts = f"{self.trial_count} trials, {self.event_count} changes"
-        detail = f": {self.detail}" if self.detail and self.status in ("failed", "dry_run") else ""
+        detail = f": {self.detail}" if self.detail and self.status in ("failed", "dry_run", "skipped") else ""
         return f"#{self.subscription_id} {self.email} [{period}] {counts} -> {self.status}{detail}"
 
 
@@ -76,7 +89,10 @@ class DigestReport:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
 
     def summary(self) -> str:
-        parts = [f"{self.count(s)} {s.replace('_', ' ')}" for s in ("sent", "dry_run", "empty", "failed")]
+        statuses: tuple[Status, ...] = ("sent", "dry_run", "empty", "failed")
+        if self.count("skipped"):
+            statuses = ("sent", "dry_run", "empty", "skipped", "failed")
+        parts = [f"{self.count(s)} {s.replace('_', ' ')}" for s in statuses]
         return f"digest: {len(self.outcomes)} subscriptions: " + ", ".join(parts)
 
 
@@ -108,8 +124,31 @@ def run_digests(
     """Build and deliver every subscription's digest; one failure does not stop the others.
 
     Datetimes are naive UTC. `dry_run` must go with a sender that does not send (`EmlWriter`); the
-    ledger is then left untouched.
+    ledger is then left untouched. A sending round holds the "digest" lease (`LeaseHeldError` when another
+    round holds it).
     """
+    if dry_run:
+        return _run_digests(
+            engine, settings, sender, since=since, until=until, dry_run=True, ids=subscription_ids, now=now
+        )
+    with Lease(engine, DIGEST, purpose="digest --send"):
+        return _run_digests(
+            engine, settings, sender, since=since, until=until, dry_run=False, ids=subscription_ids, now=now
+        )
+
+
+def _run_digests(
+    engine: Engine,
+    settings: Settings,
+    sender: Sender,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    dry_run: bool,
+    ids: Sequence[int] | None,
+    now: datetime | None,
+) -> DigestReport:
+    subscription_ids = ids
     until = until or now or utcnow()
     if since is not None and since >= until:
         raise ConfigError(
@@ -143,13 +182,18 @@ class PeriodChanges:
 
     events: pd.DataFrame
     before: pd.DataFrame
+    # Registry change events found in the period: news (not baseline), and not already a polled event.
+    registry: pd.DataFrame
 
 
 def period_changes(engine: Engine, trials: pd.DataFrame, start: datetime, until: datetime) -> PeriodChanges:
     events = query.change_events_frame(engine, since=start, until=until, include_baseline=False)
     moves = events[events["kind"].isin(_OLD_VALUE_COLUMNS) & events["field"].isin(_REBUILT_FIELDS)]
     moved = trials[trials["nct_id"].isin(set(moves["nct_id"]))]
-    return PeriodChanges(events=events, before=_state_before(moved, moves))
+    registry = query.registry_events_frame(
+        engine, found_since=start, found_until=until, include_baseline=False, include_polled=False
+    )
+    return PeriodChanges(events=events, before=_state_before(moved, moves), registry=registry)
 
 
 def build_for_subscription(
@@ -178,9 +222,10 @@ def build_for_subscription(
     wanted = set(apply_filter(trials, trial_filter)["nct_id"])
     wanted |= set(apply_filter(period.before, trial_filter)["nct_id"])
     events = period.events[period.events["nct_id"].isin(wanted)]
+    registry = period.registry[period.registry["nct_id"].isin(wanted)]
     event_ids = [int(i) for i in events["id"]]
     # Only the rows of trials with events: converting every matching row costs more than the rest together.
-    changed = trials[trials["nct_id"].isin(set(events["nct_id"]))]
+    changed = trials[trials["nct_id"].isin(set(events["nct_id"]) | set(registry["nct_id"]))]
     return build_digest(
         events=events.to_dict("records"),
         trials={row["nct_id"]: row for row in changed.to_dict("records")},
@@ -194,6 +239,7 @@ def build_for_subscription(
         subscription_name=info.name,
         dashboard_url=dashboard_link(settings, info),
         unsubscribe_hint=unsubscribe_hint(settings, info),
+        registry_events=registry.to_dict("records"),
     )
 
 
@@ -238,13 +284,17 @@ def _deliver_one(
     start = since or info.digest_start
 
     def outcome(
-        status: Status, content: DigestContent | None = None, detail: str | None = None
+        status: Status,
+        content: DigestContent | None = None,
+        detail: str | None = None,
+        *,
+        period_start: datetime | None = None,
     ) -> DeliveryOutcome:
         return DeliveryOutcome(
             subscription_id=info.id,
             email=info.email,
             status=status,
-            period_start=start,
+            period_start=period_start or start,
             period_end=until,
             trial_count=content.trial_count if content else 0,
             event_count=content.event_count if content else 0,
@@ -255,17 +305,55 @@ def _deliver_one(
         problem = f"outdated filter ({'; '.join(info.filter_problems)}); subscribe again with a valid filter"
         log.error("digest for subscription %d (%s) skipped: %s", info.id, info.email, problem)
         return outcome("failed", detail=problem)
+    if dry_run:
+        return _build_and_send(engine, settings, sender, info, trials, start, until, True, periods, outcome)
+    holder = _claim(engine, info.id, start)
+    if holder is not None:
+        log.warning("digest for subscription %d skipped: claimed by %s", info.id, holder)
+        return outcome("skipped", detail=f"a concurrent digest round is sending it ({holder})")
+    sent = False  # once the message is out, only the ledger's transaction may drop the claim
+    try:
+        if since is None:
+            # Re-read after claiming: a round that finished just before us has moved the period on.
+            start = _digest_start(engine, info.id) or start
+        sent, result = _build_and_send(
+            engine, settings, sender, info, trials, start, until, False, periods, outcome
+        )
+        return result
+    finally:
+        if not sent:
+            _release_claim(engine, info.id)
+
+
+def _build_and_send(
+    engine: Engine,
+    settings: Settings,
+    sender: Sender,
+    info: SubscriptionInfo,
+    trials: pd.DataFrame,
+    start: datetime,
+    until: datetime,
+    dry_run: bool,
+    periods: dict[tuple[datetime, datetime], PeriodChanges],
+    outcome: Callable[..., DeliveryOutcome],
+) -> Any:
+    """Build, render and deliver one digest. A sending round gets (whether it reached the server and the
+    ledger recorded it, outcome); a dry run gets the outcome alone."""
+
+    def done(result: DeliveryOutcome, recorded: bool = False) -> Any:
+        return result if dry_run else (recorded, result)
+
     if start >= until:
         # Already covered up to `until` (e.g. run twice in a row): nothing new can be in the period.
-        return outcome("empty")
+        return done(outcome("empty", period_start=start))
     try:
         content = build_for_subscription(
-            engine, settings, info, trials, since=since, until=until, periods=periods
+            engine, settings, info, trials, since=start, until=until, periods=periods
         )
         if content.is_empty and not settings.digest_send_empty:
             if not dry_run:
                 _record(engine, info, content, status="empty", message_ref=None)
-            return outcome("empty", content)
+            return done(outcome("empty", content, period_start=start), recorded=True)
         message = render_message(content, sender=settings.mail_from)
         reference = sender.send(message, key=f"subscription-{info.id}")
     except (TrackerError, ValueError, UnicodeError) as exc:
@@ -273,11 +361,64 @@ def _deliver_one(
         log.error("digest for subscription %d (%s) failed: %s", info.id, info.email, exc)
         if not dry_run:
             _record_failure(engine, info, start, until, str(exc))
-        return outcome("failed", detail=str(exc))
+        return done(outcome("failed", detail=str(exc), period_start=start), recorded=True)
     if dry_run:
-        return outcome("dry_run", content, reference)
+        return outcome("dry_run", content, reference, period_start=start)
+    # From here on the message is out: the claim stays until the ledger says so (see the module docstring).
     _record(engine, info, content, status="sent", message_ref=reference)
-    return outcome("sent", content, reference)
+    return True, outcome("sent", content, reference, period_start=start)
+
+
+def _claim(engine: Engine, subscription_id: int, period_start: datetime) -> str | None:
+    """Claim a subscription for this round; None when claimed, else who holds the live claim."""
+    owner = default_owner()
+    try:
+        with transaction(engine) as session:
+            now = server_now(session)
+            session.add(
+                DigestClaim(
+                    subscription_id=subscription_id, period_start=period_start, owner=owner, claimed_at=now
+                )
+            )
+        return None
+    except IntegrityError:
+        pass
+    with transaction(engine) as session:
+        row = session.get(DigestClaim, subscription_id)
+        if row is None:  # released meanwhile
+            return _claim(engine, subscription_id, period_start)
+        now = server_now(session)
+        if row.claimed_at > now - CLAIM_TTL:
+            return f"{row.owner} since {row.claimed_at:%Y-%m-%d %H:%M:%S} UTC"
+        log.warning(
+            "subscription %d: taking over the claim %s left at %s; if that round died after sending, "
+            "this digest reaches the subscriber twice",
+            subscription_id,
+            row.owner,
+            row.claimed_at,
+        )
+        taken = session.execute(
+            update(DigestClaim)
+            .where(DigestClaim.subscription_id == subscription_id, DigestClaim.claimed_at == row.claimed_at)
+            .values(owner=owner, claimed_at=now, period_start=period_start)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        return None if taken == 1 else "another digest round"
+
+
+def _release_claim(engine: Engine, subscription_id: int, session: Session | None = None) -> None:
+    statement = delete(DigestClaim).where(DigestClaim.subscription_id == subscription_id)
+    if session is not None:
+        session.execute(statement)
+        return
+    with transaction(engine) as own:
+        own.execute(statement)
+
+
+def _digest_start(engine: Engine, subscription_id: int) -> datetime | None:
+    with transaction(engine) as session:
+        row = session.get(Subscription, subscription_id)
+        return None if row is None else (row.last_digest_until or row.created_at)
 
 
 def _already_sent(engine: Engine, subscription_id: int, event_ids: Collection[int]) -> set[int]:
@@ -320,9 +461,11 @@ def _record(
             if rows:
                 session.execute(insert(DigestSentEvent), rows)
             _advance(session, info, content.period_end)
+            _release_claim(engine, info.id, session)
     except IntegrityError:
         # Another digest round recorded the same events first (two rounds at once): theirs stands.
         log.warning("subscription %d: events already in the ledger; recorded by a concurrent round", info.id)
+        _release_claim(engine, info.id)
 
 
 def _record_failure(
@@ -339,6 +482,7 @@ def _record_failure(
                 error=error,
             )
         )
+        _release_claim(engine, info.id, session)
 
 
 def _advance(session: Any, info: SubscriptionInfo, until: datetime) -> None:
