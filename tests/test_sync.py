@@ -456,3 +456,36 @@ def test_a_failed_run_records_its_real_start(fake_ctgov: FakeCtgov, db_url: str)
     assert run.outcome == "failed"
     assert run.started_at <= requests[0].received_at
     assert requests[-1].received_at <= run.finished_at
+
+
+LOADED_AFTER_SYNC = """
+import sys
+from tracker.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+finally:
+    heavy = ("tracker.classify.rules", "tracker.classify.store", "pandas", "numpy")
+    print(" ".join(name for name in heavy if name in sys.modules) or "-", file=sys.stderr)
+"""
+
+
+def test_a_sync_with_nothing_new_imports_neither_the_classifier_nor_pandas(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'trials.db'}"
+
+    def sync_process() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", LOADED_AFTER_SYNC, "--database-url", database_url, "sync",
+             "--base-url", fake.url, "--requests-per-second", "0"],
+            capture_output=True, text=True, cwd=PROJECT, timeout=300,
+        )  # fmt: skip
+
+    with FakeCtgov(studies(12, last_update="2025-01-01")) as fake:
+        first = sync_process()
+        assert first.returncode == 0, first.stderr
+        assert "tracker.classify.rules" in first.stderr.splitlines()[-1]  # the first sync classifies
+        again = sync_process()
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.splitlines()[-1] == "-"
+    engine = make_engine(database_url)
+    assert count_rows(engine, Classification) == 12
+    engine.dispose()

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import Engine
@@ -44,6 +44,11 @@ from tracker.ctgov.client import CtgovClient, Page, PageTokenError, validate_bas
 from tracker.db.session import utcnow
 from tracker.errors import ApiError, ConfigError, IncompleteSyncError, TrackerError
 from tracker.locks import INGEST, Lease
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from tracker.ctgov.parse import StudyRecord
 
 logger = logging.getLogger(__name__)
 
@@ -378,16 +383,27 @@ def _fail(engine: Engine, result: SyncResult, exc: BaseException, *, prefix: str
 
 
 def classify_hook() -> store.LandedHook:
-    """What the sync and the import hand `store.ingest_page` to classify each landed page."""
-    from tracker.classify.store import classify_records  # deferred: importing it compiles the dictionary
+    """What the sync and the import hand `store.ingest_page` to classify each landed page. The classifier
+    is imported by the first page that brings new or changed studies: a sync with nothing new never
+    compiles its dictionary."""
 
-    return classify_records
+    def classify_page(session: Session, records: Sequence[StudyRecord]) -> int:
+        from tracker.classify.store import classify_records
+
+        return classify_records(session, records)
+
+    return classify_page
 
 
 def classify_landed(engine: Engine, progress: Callable[[int, int], None] | None = None) -> int:
     """Classify what is still pending (the classifier keeps track); returns how many. After a sync or an
-    import that classified page by page, this finds only studies an older classifier version labelled.
-    `progress(done, total)` follows the batches (the CLI draws a bar)."""
+    import that classified page by page, this finds only studies an older classifier version labelled;
+    when nothing is pending, one query answers and the classifier is not imported. `progress(done, total)`
+    follows the batches (the CLI draws a bar)."""
+    from tracker.classify.version import any_pending
+
+    if not any_pending(engine):
+        return 0
     from tracker.classify.store import classify_pending  # deferred: importing it compiles the dictionary
 
     return classify_pending(engine, progress=progress)

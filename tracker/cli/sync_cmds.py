@@ -134,8 +134,7 @@ def sync(
     clean run, minus a 2-day overlap. Exit codes: 0 done, 3 some records rejected, 1/2 failure.
     """
     from tracker import store
-    from tracker.classify import store as classify_store  # noqa: F401  (loaded before the freeze)
-    from tracker.sync import check_query, run_sync
+    from tracker.sync import check_query, run_sync  # the classifier only once a page brings studies
 
     settings = app.override(ctgov_base_url=base_url, query=query, requests_per_second=requests_per_second)
     check_query(settings)
