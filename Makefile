@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install sync test lint bench dashboard clean
+.PHONY: install sync demo test lint bench dashboard clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(BIN)/.installed
 ## Set up and pull every MS trial from ClinicalTrials.gov into ./data/trials.db (SQLite).
 sync: install
 	$(BIN)/tracker sync
+
+## No network needed: load a small real sample shipped with the package into ./data/demo.db and open the dashboard.
+demo: install
+	$(BIN)/tracker --database-url sqlite:///data/demo.db demo
 
 ## Run the whole test suite (SQLite always; PostgreSQL and chromium tests when available).
 test: install

@@ -10,12 +10,16 @@ beside its baseline in the same run (the order rotates each round) and printed a
   tracker sync, nothing new           vs `python -c pass` (an incremental run on the synced database)
   tracker import (SQLite, Postgres)   vs the naive script; studies per second
   tracker export, classify --all      on the synced database
+  dashboard cold start                vs importing Streamlit's AppTest (benchmarks/dashboard_cold.py)
 
 The registry is the fake of tests/fake_ctgov.py, run in its own process on loopback. `--scale N` replicates
 the snapshot to N studies with rewritten NCT IDs (e.g. 100000); `--quick` does 3.6k, 3 rounds, SQLite only.
 
     .venv/bin/python benchmarks/bench_commands.py [--quick] [--scale 100000] [--repeat 5]
-        [--postgres postgresql+psycopg://127.0.0.1/test] [--data PATH.jsonl.gz]
+        [--postgres postgresql+psycopg://127.0.0.1/test] [--data PATH.jsonl.gz] [--only pass,status]
+
+Figure keys for --only: pass help status changes naive sync no_change import export classify streamlit
+dashboard import_pg.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from tracker.sources import iter_raw_studies  # noqa: E402
 DEFAULT_DATA = ROOT.parent / "shared/data/ctgov_ms_2025-09-25.jsonl.gz"
 TRACKER = [sys.executable, "-m", "tracker"]
 PASS = [sys.executable, "-c", "pass"]
+APPTEST_IMPORT = "from streamlit.testing.v1 import AppTest"
 
 
 @dataclass
@@ -147,6 +152,9 @@ def main() -> None:
         "--postgres", metavar="URL", help="also import into this (emptied!) Postgres database"
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument(
+        "--only", metavar="KEYS", help="comma-separated figures to measure, e.g. pass,classify (default all)"
+    )
     args = parser.parse_args()
     if not args.data.is_file():
         raise SystemExit(
@@ -163,11 +171,14 @@ def main() -> None:
         studies = sum(1 for _ in iter_raw_studies(data))
         print(f"{studies} studies ({data.name}); {args.repeat} rounds; {os.cpu_count()} CPUs")
         with registry_process(data) as url:
-            figures = measure(url, data, tmp, args.repeat, args.postgres)
+            only = set(args.only.split(",")) if args.only else None
+            figures = measure(url, data, tmp, args.repeat, args.postgres, only)
         report(figures, studies)
 
 
-def measure(url: str, data: Path, tmp: Path, repeat: int, postgres: str | None) -> dict[str, Figure]:
+def measure(
+    url: str, data: Path, tmp: Path, repeat: int, postgres: str | None, only: set[str] | None = None
+) -> dict[str, Figure]:
     env = {**os.environ, "TRACKER_REQUESTS_PER_SECOND": "0", "TRACKER_QUERY": QUERY}
     env.pop("TRACKER_DATABASE_URL", None)
     synced = f"sqlite:///{tmp / 'synced.db'}"
@@ -224,6 +235,8 @@ def measure(url: str, data: Path, tmp: Path, repeat: int, postgres: str | None) 
         ),
         ("export", "tracker export (all trials)", [*TRACKER, *db, synced, "export", "--out", str(out)], None),
         ("classify", "tracker classify --all", [*TRACKER, *db, synced, "classify", "--all"], None),
+        ("streamlit", "import streamlit's AppTest", [sys.executable, "-c", APPTEST_IMPORT], None),
+        ("dashboard", "dashboard cold start", [sys.executable, "benchmarks/dashboard_cold.py", synced], None),
     ]
     if postgres:
         plan.append(
@@ -237,6 +250,7 @@ def measure(url: str, data: Path, tmp: Path, repeat: int, postgres: str | None) 
     actions: list[Callable[[], None]] = [
         lambda step=step: timed(*step)  # type: ignore[misc]
         for step in plan
+        if only is None or step[0] in only
     ]
     for round_number in range(repeat):
         for action in rotate(round_number, actions):
@@ -254,6 +268,7 @@ def report(figures: dict[str, Figure], studies: int) -> None:
     )
     baselines = dict.fromkeys(("help", "status", "changes", "no_change"), "pass")
     baselines.update(dict.fromkeys(("sync", "import", "import_pg"), "naive"))
+    baselines["dashboard"] = "streamlit"
     for key, figure in figures.items():
         line = (
             f"  {figure.label:<32} {figure.median:7.3f}s ({figure.median_cpu:6.3f})  {figure.peak_mb:5.0f} MB"

@@ -29,12 +29,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from timing import serving_process  # noqa: E402  (beside this script)
 
 DEFAULT_DATA = ROOT.parent / "shared/data/ctgov_ms_2025-09-25.jsonl.gz"
 
@@ -61,21 +61,9 @@ def serve(data: Path) -> None:
         sys.stdin.read()
 
 
-@contextmanager
-def registry_process(data: Path) -> Iterator[str]:
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--data", str(data)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        yield child.stdout.readline().strip()
-    finally:
-        assert child.stdin is not None
-        child.stdin.close()
-        child.wait(timeout=60)
+def registry_process(data: Path) -> AbstractContextManager[str]:
+    """The fake registry of this benchmark in its own process."""
+    return serving_process(__file__, data, timeout=60)
 
 
 def baseline(history_url: str, source_db: Path, out_db: Path) -> None:

@@ -20,12 +20,11 @@ import argparse
 import json
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_ctgov import FakeCtgov  # noqa: E402
 from naive_dump import baseline, walk_pages  # noqa: E402
+from timing import serving_process  # noqa: E402
 
 from tracker.config import load_settings  # noqa: E402
 from tracker.db.migrate import upgrade_to_head  # noqa: E402
@@ -140,22 +140,9 @@ def serve(data: Path) -> None:
         sys.stdin.read()
 
 
-@contextmanager
-def registry_process(data: Path) -> Iterator[str]:
-    """The fake registry in its own process, as the real one is remote: it takes no CPU from either side."""
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--data", str(data)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        yield child.stdout.readline().strip()
-    finally:
-        assert child.stdin is not None
-        child.stdin.close()
-        child.wait(timeout=30)
+def registry_process(data: Path) -> AbstractContextManager[str]:
+    """The fake registry of this benchmark in its own process."""
+    return serving_process(__file__, data, timeout=30)
 
 
 SIDES: dict[str, str] = {

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def median_seconds(
@@ -17,3 +21,22 @@ def median_seconds(
         action()
         times.append(clock() - started)
     return statistics.median(times)
+
+
+@contextmanager
+def serving_process(script: str, data: Path, *, timeout: float = 60) -> Iterator[str]:
+    """`script --serve --data DATA` in its own process (a fake registry, remote as the real one is, so it
+    takes no CPU from either side of a comparison); yields the URL it prints first, stops it on exit."""
+    child = subprocess.Popen(
+        [sys.executable, script, "--serve", "--data", str(data)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        yield child.stdout.readline().strip()
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=timeout)

@@ -151,6 +151,12 @@ def trial_detail(url: str, version: tuple[Any, ...], nct_id: str) -> dict[str, A
         return None
 
 
+@st.cache_resource(show_spinner=False, max_entries=2)
+def data_date(url: str, version: tuple[Any, ...]) -> query.DataDate:
+    """The data's own date (`tracker.query.data_as_of`): the "today" of every headline figure and chart."""
+    return query.data_as_of(get_engine(url))
+
+
 @st.cache_data(show_spinner=False, max_entries=2)
 def latest_run(url: str, version: tuple[Any, ...]) -> dict[str, Any] | None:
     return query.latest_run(get_engine(url))

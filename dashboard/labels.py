@@ -92,13 +92,19 @@ CHANGE_KIND_LABELS: dict[str, str] = {
 # :material/icon:, $math$, emoji shortcodes) are all built from them too.
 _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+# Streamlit's Markdown turns bare URLs and e-mail addresses into links even when every character is
+# escaped (the autolinker runs on the decoded text): an invisible word joiner after the scheme, after "www"
+# and before "@" keeps them text.
+_AUTOLINK_PARTS = re.compile(r"(?i)(?<=https)(?=:)|(?<=http)(?=:)|(?<=ftp)(?=:)|(?<=www)(?=\.)|(?=@)")
+WORD_JOINER = "\u2060"
 
 
 def markdown_text(value: object) -> str:
     """Registry or URL text for st.markdown, st.caption, st.subheader, st.info…: shown literally (no links,
     images, emphasis, HTML or directives), on one line."""
     text = value if isinstance(value, str) else "" if value is None else str(value)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", text))
+    unlinked = _AUTOLINK_PARTS.sub(WORD_JOINER, _LINE_BREAKS.sub(" ", text))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", unlinked)
 
 
 def plotly_text(value: object) -> str:

@@ -66,8 +66,8 @@ def events_for(events: pd.DataFrame, filtered: pd.DataFrame, everything: pd.Data
     return events[events["nct_id"].isin(filtered["nct_id"])]
 
 
-def headline(filtered: pd.DataFrame, events: pd.DataFrame) -> None:
-    numbers = headline_numbers(filtered, events, today_utc())
+def headline(filtered: pd.DataFrame, events: pd.DataFrame, as_of: date) -> None:
+    numbers = headline_numbers(filtered, events, as_of)
     columns = st.columns(5)
     columns[0].metric("Trials", f"{numbers.trials:,}")
     columns[1].metric("Recruiting now", f"{numbers.recruiting:,}")
@@ -80,8 +80,8 @@ def headline(filtered: pd.DataFrame, events: pd.DataFrame) -> None:
     columns[4].metric("Status changes, last 7 days", f"{numbers.status_changes_last_7_days:,}")
 
 
-def show_charts(filtered: pd.DataFrame, events: pd.DataFrame, index: FrameIndex) -> None:
-    today = today_utc()
+def show_charts(filtered: pd.DataFrame, events: pd.DataFrame, index: FrameIndex, as_of: date) -> None:
+    today = as_of  # the data's own date, not the wall clock
     st.plotly_chart(charts.start_year_figure(filtered, index), key="start_year_chart", config=PLOTLY_CONFIG)
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.recruiting_figure(filtered, today), key="recruiting_chart", config=PLOTLY_CONFIG)
@@ -176,9 +176,11 @@ def show_downloads(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]
     )
 
 
-def show_table(filtered: pd.DataFrame, trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) -> None:
+def show_table(
+    filtered: pd.DataFrame, trial_filter: TrialFilter, url: str, version: tuple[Any, ...], as_of: date
+) -> None:
     st.subheader("Trials")
-    rows = table_rows(filtered, today_utc())
+    rows = table_rows(filtered, as_of)
     note = (
         f"Showing the first {len(rows):,} of {len(filtered):,} trials (those started most recently first). "
         if len(filtered) > TABLE_ROW_CAP
@@ -225,9 +227,9 @@ def landscape_page() -> None:
     events = events_for(data.event_frame(url, version), filtered, frame)
 
     st.title("MS clinical trial landscape")
-    run = data.latest_run(url, version)
-    source = f" · data as of {run['data_timestamp']}" if run and run.get("data_timestamp") else ""
-    st.caption(markdown_text(f"Filter: {trial_filter.describe()}{source}"))
-    headline(filtered, events)
-    show_charts(filtered, events, data.frame_index(url, version, trial_filter.mechanism_column))
-    show_table(filtered, trial_filter, url, version)
+    data_date = data.data_date(url, version)
+    as_of = data_date.or_today(today_utc())
+    st.caption(markdown_text(f"Filter: {trial_filter.describe()} · {data_date.describe()}"))
+    headline(filtered, events, as_of)
+    show_charts(filtered, events, data.frame_index(url, version, trial_filter.mechanism_column), as_of)
+    show_table(filtered, trial_filter, url, version, as_of)

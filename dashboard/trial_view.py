@@ -331,7 +331,8 @@ def show_trial(
     if detail is None:
         st.info(f"{markdown_text(nct_id)} is not in the database.")
         return
-    st.subheader(markdown_text(f"{detail['nct_id']}: {detail.get('brief_title') or ''}"))
+    # No anchor: its slug would carry the registry's title text into an href.
+    st.subheader(markdown_text(f"{detail['nct_id']}: {detail.get('brief_title') or ''}"), anchor=False)
     st.link_button("Open on ClinicalTrials.gov", detail["url"])
     if detail.get("removed_at"):
         st.warning("No longer returned by ClinicalTrials.gov for this search (kept for the record).")

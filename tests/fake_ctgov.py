@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -177,10 +177,15 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r}")
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 @dataclass(frozen=True)
 class LoggedRequest:
     path: str  # relative to the API base, e.g. "/studies"
     params: dict[str, str]
+    received_at: datetime = field(default_factory=_utc_now)  # naive UTC, as the store records times
 
 
 @dataclass

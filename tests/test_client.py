@@ -12,7 +12,7 @@ import pytest
 from conftest import FIXTURES
 from fake_ctgov import FakeCtgov, Fault, make_study
 
-from tracker.ctgov.client import CtgovClient, PageTokenError, RateLimiter, validate_base_url
+from tracker.ctgov.client import CtgovClient, PageTokenError, RateLimiter, UnreachableError, validate_base_url
 from tracker.errors import ApiError, ApiRequestError, ConfigError
 
 
@@ -159,14 +159,36 @@ def test_bad_base_urls_are_config_errors(url: str, http: httpx.Client) -> None:
         validate_base_url(url)
 
 
-def test_an_unreachable_api_is_an_api_error_after_the_retries(http: httpx.Client) -> None:
+def test_a_refused_first_connection_stops_at_once(http: httpx.Client) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed once we leave: nothing listens there
-    client = CtgovClient(http, base_url=f"http://127.0.0.1:{port}/api/v2", max_retries=1, backoff_base=0.01)
+    client = CtgovClient(http, base_url=f"http://127.0.0.1:{port}/api/v2", max_retries=5, backoff_base=30)
+    with pytest.raises(UnreachableError, match=r"\(connection refused\); check the network or --base-url"):
+        client.version()
+    assert client.requests_made == 1  # no retry (the 30 s backoff would otherwise time the test out)
+
+
+def test_an_unresolvable_host_stops_at_once(http: httpx.Client) -> None:
+    # .invalid never resolves (RFC 6761).
+    client = CtgovClient(http, base_url="http://tracker-test.invalid/api/v2", max_retries=5, backoff_base=30)
+    with pytest.raises(UnreachableError, match="does not resolve") as caught:
+        client.version()
+    assert "tracker import FILE" in str(caught.value)
+    assert client.requests_made == 1
+
+
+def test_a_connection_lost_after_the_server_answered_is_retried(
+    fake_ctgov: FakeCtgov, http: httpx.Client
+) -> None:
+    client = client_for(fake_ctgov, http, max_retries=1)
+    client.version()  # the server answered once: a later refusal may be a restart, worth a retry
+    fake_ctgov.stop()
+    client.http = httpx.Client()  # no kept-alive connection to the stopped server's handler thread
     with pytest.raises(ApiError, match="failed after 2 attempts: ConnectError"):
         client.version()
-    assert client.requests_made == 2
+    client.http.close()
+    assert client.requests_made == 3
 
 
 def test_single_study_and_its_errors(fake_ctgov: FakeCtgov, http: httpx.Client) -> None:

@@ -93,9 +93,10 @@ def expected_metrics(url: str, trial_filter: TrialFilter) -> dict[str, str]:
     try:
         frame = apply_filter(query.load_trial_frame(engine), trial_filter)
         events = query.change_events_frame(engine, include_baseline=False, nct_ids=set(frame["nct_id"]))
+        as_of = query.data_as_of(engine).or_today(datetime.now(UTC).date())
     finally:
         engine.dispose()
-    numbers = headline_numbers(frame, events, datetime.now(UTC).date())
+    numbers = headline_numbers(frame, events, as_of)
     return {
         "Trials": f"{numbers.trials:,}",
         "Recruiting now": f"{numbers.recruiting:,}",

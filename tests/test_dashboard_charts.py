@@ -433,4 +433,11 @@ def test_markdown_text_shows_registry_text_literally():
     for mark in "![]()*:$":
         assert all(escaped[i - 1] == "\\" for i, char in enumerate(escaped) if char == mark)
     assert labels.markdown_text(None) == "" and labels.markdown_text("NCT01234567") == "NCT01234567"
+    # Bare URLs and addresses are autolinked from the decoded text: a word joiner breaks each one up.
+    unlinked = labels.markdown_text("see https://a.example, www.b.example or me@c.example")
+    assert "https\u2060" in unlinked and "www\u2060" in unlinked and "\u2060\\@" in unlinked
+    assert (
+        unlinked.replace("\u2060", "").replace("\\", "")
+        == "see https://a.example, www.b.example or me@c.example"
+    )
     assert labels.plotly_text("<b>a</b> & b") == "&lt;b&gt;a&lt;/b&gt; &amp; b"

@@ -102,8 +102,8 @@ def test_weekly_digest_over_smtp(engine: Engine, db_url: str, sink: MailSink) ->
     assert "1 sent" in result.output
     [message] = sink.messages
     assert message["To"] == "reader@example.org"
-    assert message["Subject"] == (f"MS trials digest (All MS): {WEEK1_TRIALS} trials changed, 01–08 Sep 2025")
-    assert message["List-Unsubscribe"] == f"<mailto:digest@tracker.example?subject=unsubscribe%20{sub.id}>"
+    assert message["Subject"] == (f"MS trials digest (All MS): {WEEK1_TRIALS} trials changed, 1–8 Sep 2025")
+    assert message["List-Unsubscribe"] is None  # nothing reads mail sent back to the digest's address
     assert message.get_content_type() == "multipart/alternative"
     text, html = parts(message)
 
@@ -146,6 +146,7 @@ def test_weekly_digest_over_smtp(engine: Engine, db_url: str, sink: MailSink) ->
     # Footer: the filter and how to unsubscribe.
     assert "Filter: relevance any" in text and "Filter: relevance any" in html
     assert f"tracker subscribe remove {sub.id}" in text and f"tracker subscribe remove {sub.id}" in html
+    assert "replies to this message are not read" in text
 
     # The ledger: every event of the period, one delivery, and the next period starts at DIGEST1.
     assert count_rows(engine, DigestSentEvent) == WEEK1_EVENTS
@@ -243,6 +244,8 @@ def test_one_failed_recipient_does_not_stop_the_others(engine: Engine, db_url: s
     assert result.exit_code == 1
     assert "Error: 1 of 2 digests could not be sent" in result.stderr
     assert "bounce@example.org" in result.stderr and "recipient refused: 550" in result.stderr
+    # The failure says what did not reach them, not "0 trials, 0 changes".
+    assert f"{WEEK1_TRIALS} trials, {WEEK1_EVENTS} changes -> failed" in result.stderr
     assert [m["To"] for m in sink.messages] == ["good@example.org"]
     assert count_rows(engine, DigestSentEvent, DigestSentEvent.subscription_id == bounce.id) == 0
     assert count_rows(engine, DigestDelivery, DigestDelivery.status == "failed") == 1

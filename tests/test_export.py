@@ -194,6 +194,7 @@ def test_empty_database_exports_a_header(engine: Engine, db_url: str, tmp_path: 
 
 
 def test_user_errors_are_one_line(sqlite_url: str, tmp_path: Path) -> None:
+    assert invoke(sqlite_url, "db", "upgrade").exit_code == 0  # export only reads: the schema must exist
     missing = invoke(sqlite_url, "export", "--out", str(tmp_path / "no" / "such" / "dir.csv"))
     assert missing.exit_code == 2
     assert missing.stderr.startswith("Error: cannot write") and "does not exist" in missing.stderr

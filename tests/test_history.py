@@ -437,7 +437,10 @@ def test_unreachable_history_api_stops_the_run(sqlite_engine: Engine) -> None:
         requests_per_second=0,
         max_retries=1,
     )
-    with pytest.raises(ApiError, match="failed after 2 attempts"):
+    # Nothing listens on port 9: the first request cannot connect, so the run stops at once (no retries).
+    with pytest.raises(
+        ApiError, match="cannot reach ClinicalTrials.gov .*connection refused.*TRACKER_CTGOV_HISTORY_URL"
+    ):
         run_history(engine, settings, backoff_base=0.01)
 
 

@@ -163,3 +163,22 @@ def test_import_errors_are_one_line_without_traceback(sqlite_url: str, tmp_path:
     assert outcome.exception is None or isinstance(outcome.exception, SystemExit)
     assert "Traceback" not in outcome.output
     assert len([line for line in outcome.output.splitlines() if line.startswith("Error: ")]) == 1
+
+
+def test_a_rejected_record_is_printed_once(sqlite_url: str) -> None:
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable,
+        "-m",
+        "tracker",
+        "--database-url",
+        sqlite_url,
+        "import",
+        str(FIXTURES / "ctgov/edge"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 3, result.stderr
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "NCT09999901" in line]
+    assert len(lines) == 1 and lines[0].startswith("rejected NCT09999901: "), lines

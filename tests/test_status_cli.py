@@ -65,19 +65,28 @@ def test_status_human(synced: str) -> None:
     assert "Watermark:       2025-09-26" in output
 
 
-def test_status_of_an_empty_database(sqlite_url: str) -> None:
+def test_status_of_an_empty_tracker_database(sqlite_url: str) -> None:
+    assert run("--database-url", sqlite_url, "db", "upgrade")[0] == 0
     code, output = run("--database-url", sqlite_url, "status", "--json")
     summary = json.loads(output)
     assert (code, summary["studies"], summary["last_sync"], summary["watermark"]) == (0, 0, None, None)
     assert summary["database"] == sqlite_url
+    assert (summary["data_as_of"], summary["data_as_of_text"]) == (None, "no data yet")
+
+
+def test_status_says_data_as_of_the_registry_timestamp(synced: str) -> None:
+    code, output = run("--database-url", synced, "status")
+    assert code == 0
+    assert "data as of 2025-09-26 (registry data timestamp of the last clean sync)" in output
 
 
 def test_changes_json_newest_first(synced: str) -> None:
-    code, output = run("--database-url", synced, "changes", "--json")
+    code, output = run("--database-url", synced, "changes", "--json", "--include-baseline")
     assert code == 0
     events = json.loads(output)
     newest = events[0]
-    assert set(newest) == {"nct_id", "detected_at", "kind", "field", "old", "new", "baseline"}
+    assert set(newest) == {"nct_id", "title", "detected_at", "kind", "field", "old", "new", "baseline"}
+    assert newest["title"] == "Study NCT00000002"
     assert (newest["nct_id"], newest["kind"], newest["old"], newest["new"]) == (
         "NCT00000002",
         "status",
@@ -95,11 +104,29 @@ def test_changes_filters(synced: str) -> None:
     assert [(e["nct_id"], e["old"], e["new"]) for e in json.loads(output)] == [
         ("NCT00000002", "RECRUITING", "COMPLETED")
     ]
-    _, output = run("--database-url", synced, "changes", "--json", "--since", today, "--until", today)
+    _, output = run(
+        "--database-url", synced, "changes", "--json", "--since", today, "--until", today,
+        "--include-baseline",
+    )  # fmt: skip
     assert len(json.loads(output)) == 6
     _, output = run("--database-url", synced, "changes", "--json", "--until", "2000-01-01")
     assert json.loads(output) == []
-    _, output = run("--database-url", synced, "changes", "--kind", "status,new", "--limit", "2")
+    _, output = run(
+        "--database-url", synced, "changes", "--kind", "status,new", "--limit", "2", "--include-baseline"
+    )  # fmt: skip
+    assert len(output.strip().splitlines()) == 4  # two events, each with its title line
+
+
+def test_changes_hide_the_baseline_and_show_titles(synced: str) -> None:
+    code, output = run("--database-url", synced, "changes")
+    assert code == 0
+    # The first load's five "new" events are the baseline; only the later status change is news.
+    assert (
+        output.strip()
+        .splitlines()[0]
+        .endswith("NCT00000002  status (overall_status): RECRUITING → COMPLETED")
+    )
+    assert output.strip().splitlines()[1].strip() == "Study NCT00000002"
     assert len(output.strip().splitlines()) == 2
 
 
@@ -133,6 +160,7 @@ def test_status_json_masks_the_database_password(db_url: str) -> None:
         pytest.skip("SQLite URLs carry no password")
     # The local server trusts the connection, so any password gets in; it must never be printed.
     with_password = db_url.replace("postgres@", "postgres:s3cret@", 1)
+    assert run("--database-url", with_password, "db", "upgrade")[0] == 0
     code, output = run("--database-url", with_password, "status", "--json")
     assert code == 0, output
     assert "s3cret" not in output

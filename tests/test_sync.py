@@ -316,12 +316,15 @@ def test_sync_command_with_an_unreachable_api(db_url: str) -> None:
         port = probe.getsockname()[1]
     result = invoke(
         "--database-url", db_url, "sync", "--base-url", f"http://127.0.0.1:{port}/api/v2",
-        "--requests-per-second", "0", env={"TRACKER_MAX_RETRIES": "0"},
+        "--requests-per-second", "0",
     )  # fmt: skip
     assert result.exit_code == 1
-    assert "failed after 1 attempt: ConnectError" in assert_one_error_line(result.output)
+    line = assert_one_error_line(result.output)
+    assert f"cannot reach ClinicalTrials.gov at http://127.0.0.1:{port}/api/v2 (connection refused)" in line
+    assert "check the network or --base-url, or load a bulk download with `tracker import FILE`" in line
     (run,) = runs(make_engine(db_url))
-    assert run.outcome == "failed" and "ConnectError" in run.error
+    assert run.outcome == "failed" and "connection refused" in run.error
+    assert run.started_at <= run.finished_at
 
 
 @pytest.mark.parametrize("database_url", ["nonsense", "nosuchdialect://x/y"])
@@ -427,7 +430,7 @@ def test_config_errors_in_settings_are_one_line(fake_ctgov: FakeCtgov, sqlite_ur
         "--database-url", sqlite_url, "sync", "--base-url", fake_ctgov.url, "--requests-per-second", "-1"
     )
     assert result.exit_code == 2
-    assert "requests_per_second" in assert_one_error_line(result.output).lower()
+    assert "invalid --requests-per-second -1.0" in assert_one_error_line(result.output)
     with pytest.raises(ConfigError):
         load_settings(requests_per_second=-1)
 
@@ -437,3 +440,52 @@ def test_an_empty_query_is_refused(fake_ctgov: FakeCtgov, sqlite_url: str) -> No
     assert result.exit_code == 2
     assert "refusing to fetch the whole registry" in assert_one_error_line(result.output)
     assert not fake_ctgov.requests
+
+
+def test_a_failed_run_records_its_real_start(fake_ctgov: FakeCtgov, db_url: str) -> None:
+    # /version keeps failing: the run starts with the first request and ends after the last retry.
+    fake_ctgov.inject(*(Fault("503", path="/version", retry_after=0) for _ in range(3)))
+    result = invoke(
+        "--database-url", db_url, "sync", "--base-url", fake_ctgov.url, "--requests-per-second", "0",
+        env={"TRACKER_MAX_RETRIES": "2"},
+    )  # fmt: skip
+    assert result.exit_code == 1
+    requests = fake_ctgov.requests_to("/version")
+    assert len(requests) == 3
+    (run,) = runs(make_engine(db_url))
+    assert run.outcome == "failed"
+    assert run.started_at <= requests[0].received_at
+    assert requests[-1].received_at <= run.finished_at
+
+
+LOADED_AFTER_SYNC = """
+import sys
+from tracker.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+finally:
+    heavy = ("tracker.classify.rules", "tracker.classify.store", "pandas", "numpy")
+    print(" ".join(name for name in heavy if name in sys.modules) or "-", file=sys.stderr)
+"""
+
+
+def test_a_sync_with_nothing_new_imports_neither_the_classifier_nor_pandas(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'trials.db'}"
+
+    def sync_process() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", LOADED_AFTER_SYNC, "--database-url", database_url, "sync",
+             "--base-url", fake.url, "--requests-per-second", "0"],
+            capture_output=True, text=True, cwd=PROJECT, timeout=300,
+        )  # fmt: skip
+
+    with FakeCtgov(studies(12, last_update="2025-01-01")) as fake:
+        first = sync_process()
+        assert first.returncode == 0, first.stderr
+        assert "tracker.classify.rules" in first.stderr.splitlines()[-1]  # the first sync classifies
+        again = sync_process()
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.splitlines()[-1] == "-"
+    engine = make_engine(database_url)
+    assert count_rows(engine, Classification) == 12
+    engine.dispose()

@@ -5,7 +5,7 @@ No other module reads os.environ. CLI flags override individual fields through `
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tracker.errors import ConfigError
@@ -48,6 +48,29 @@ class Settings(BaseSettings):
     digest_cron: str = "0 7 * * mon"
     timezone: str = "UTC"
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        # Checked here so a bad zone is blamed on TRACKER_TIMEZONE, not on whichever cron uses it first.
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/London)"
+            ) from None
+        return value
+
+
+class SettingError(ConfigError):
+    """One setting is invalid; `field` names it, so a CLI flag that set it can be named instead."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"invalid setting TRACKER_{field.upper()}: {reason}")
+        self.field = field
+        self.reason = reason
+
 
 def history_base_url(settings: Settings) -> str:
     """TRACKER_CTGOV_HISTORY_URL, or the internal API beside the configured API v2 base URL."""
@@ -67,4 +90,5 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ConfigError(f"invalid setting TRACKER_{field.upper()}: {first['msg']}") from None
+        reason = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingError(field, reason) from None

@@ -201,7 +201,7 @@ class TrialFilter:
                 values[name] = bool(_as_bool(name, value))
             else:
                 values[name] = str(value).strip() or None if value is not None else None
-        return cls(**values).validate()
+        return cls(**_canonical_enums(values)).validate()
 
     def to_query_params(self) -> dict[str, str | list[str]]:
         """URL query parameters for the non-default fields; list fields become repeated parameters."""
@@ -329,6 +329,43 @@ def _any_of(column: pd.Series, wanted: Iterable[str]) -> pd.Series:
     """Rows whose tuple of values shares at least one value with `wanted`."""
     wanted_set = frozenset(wanted)
     return column.map(wanted_set.isdisjoint).eq(False)
+
+
+def _fold(value: str) -> str:
+    """What a careless spelling of an enum value shares with the real one: "phase 3", "Phase3" and
+    "PHASE_3" all fold to "phase3"."""
+    return "".join(character for character in value if character not in " _-").casefold()
+
+
+def enum_values() -> dict[str, tuple[str, ...]]:
+    """The valid values of each enum-like filter field (the taxonomy's keys for the label fields)."""
+    taxonomy = load_taxonomy()
+    return {
+        "relevance": tuple(item.key for item in taxonomy.keys("relevance")),
+        "mechanisms": tuple(item.key for item in taxonomy.keys("mechanism")),
+        "phenotypes": tuple(item.key for item in taxonomy.keys("phenotype")),
+        "phases": PHASES,
+        "statuses": (*STATUSES, ACTIVE_SHORTCUT),
+        "study_types": STUDY_TYPES,
+        "sponsor_classes": tuple(SPONSOR_CATEGORIES),
+    }
+
+
+def canonical_value(value: str, valid: Iterable[str]) -> str:
+    """The valid value `value` means, whatever its case or separators; unchanged when it means none."""
+    folded = _fold(value)
+    for candidate in valid:
+        if _fold(candidate) == folded:
+            return candidate
+    return value
+
+
+def _canonical_enums(values: dict[str, Any]) -> dict[str, Any]:
+    enums = enum_values()
+    return {
+        name: tuple(canonical_value(item, enums[name]) for item in value) if name in enums else value
+        for name, value in values.items()
+    }
 
 
 def _check(name: str, values: Iterable[str], valid: tuple[str, ...]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -37,7 +37,8 @@ from tracker.db.models import (
     StudyVersion,
     SyncRun,
 )
-from tracker.db.session import transaction
+from tracker.db.session import batched, transaction
+from tracker.errors import FilterError
 from tracker.filters import TrialFilter, apply_filter, sponsor_category
 
 if TYPE_CHECKING:
@@ -471,6 +472,61 @@ def _add_history_columns(frame: pd.DataFrame, histories: dict[str, Any]) -> None
     )
 
 
+def stored_names(engine: Engine) -> dict[str, list[str]]:
+    """The free-text filter values the store holds: lead sponsor names and site countries."""
+    with transaction(engine) as session:
+        sponsors = session.scalars(
+            select(Study.lead_sponsor_name).where(Study.lead_sponsor_name.is_not(None)).distinct()
+        ).all()
+        countries = session.scalars(
+            select(Location.country).where(Location.country.is_not(None)).distinct()
+        ).all()
+    return {"lead_sponsors": sorted(sponsors), "countries": sorted(countries)}
+
+
+def resolve_names(engine: Engine, trial_filter: TrialFilter) -> TrialFilter:
+    """The filter with each --country / --lead-sponsor spelled as stored (any case); a name the store
+    does not hold is a FilterError suggesting the closest stored names, not a silent empty result."""
+    import difflib
+
+    wanted = {"lead_sponsors": trial_filter.lead_sponsors, "countries": trial_filter.countries}
+    if not any(wanted.values()):
+        return trial_filter
+    names = stored_names(engine)
+    flags = {"lead_sponsors": "--lead-sponsor", "countries": "--country"}
+    resolved: dict[str, tuple[str, ...]] = {}
+    for field, values in wanted.items():
+        by_fold = {name.casefold(): name for name in names[field]}
+        spelled: list[str] = []
+        for value in values:
+            stored = by_fold.get(value.strip().casefold())
+            if stored is None:
+                close = difflib.get_close_matches(
+                    value, names[field], n=3, cutoff=0.6
+                ) or difflib.get_close_matches(value.casefold(), list(by_fold), n=3, cutoff=0.6)
+                suggestion = (
+                    f"; closest: {', '.join(by_fold.get(name, name) for name in close)}"
+                    if close
+                    else f"; none of the {len(names[field])} stored names is close"
+                )
+                raise FilterError(f"{flags[field]} {value!r} matches no stored trial{suggestion}")
+            spelled.append(stored)
+        resolved[field] = tuple(spelled)
+    return trial_filter.with_changes(**resolved)
+
+
+def study_titles(engine: Engine, nct_ids: Collection[str]) -> dict[str, str | None]:
+    """Brief titles of the given studies (for lists of changes)."""
+    titles: dict[str, str | None] = {}
+    with transaction(engine) as session:
+        for batch in batched(sorted(nct_ids)):
+            rows = session.execute(
+                select(Study.nct_id, Study.brief_title).where(Study.nct_id.in_(batch))
+            ).all()
+            titles.update((nct_id, title) for nct_id, title in rows)
+    return titles
+
+
 # Per study, the child values the trial frame folds into tuples, aggregated by the database as JSON arrays
 # in position (or label id) order: (table, value expression, order) for SQLite / PostgreSQL.
 _AGGREGATES = {
@@ -762,6 +818,66 @@ def registry_timeline(engine: Engine, nct_id: str) -> pd.DataFrame:
     )
     frame["date"] = pd.to_datetime(frame["date"])
     return frame
+
+
+@dataclass(frozen=True, slots=True)
+class DataDate:
+    """The day the stored data describes, and where that day comes from.
+
+    Every "last 12 months", "overdue" and "last 7 days" figure, default period and timeline "now" is
+    measured from `day`, not from the wall clock: a store synced in January and read in December still
+    shows January's landscape as it was then. `day` is None only for an empty store.
+    """
+
+    day: date | None
+    # "registry" (dataTimestamp of the last clean sync) or "updates" (newest lastUpdatePostDate)
+    source: str | None
+    timestamp: str | None = None  # the registry's dataTimestamp as served, when source is "registry"
+
+    SOURCE_LABELS = {
+        "registry": "registry data timestamp of the last clean sync",
+        "updates": "newest update posted in the store",
+    }
+
+    def describe(self) -> str:
+        """'data as of 2026-01-13 (registry data timestamp of the last clean sync)'."""
+        if self.day is None:
+            return "no data yet"
+        return f"data as of {self.day.isoformat()} ({self.SOURCE_LABELS.get(self.source or '', self.source)})"
+
+    def or_today(self, today: date) -> date:
+        """The data day, or `today` for an empty store (nothing is measured then anyway)."""
+        return self.day or today
+
+
+def data_as_of(engine: Engine) -> DataDate:
+    """The data's own date: the registry's dataTimestamp of the last clean sync; for a store filled by
+    `tracker import` (or imported into after its last sync) the newest lastUpdatePostDate it holds."""
+    with transaction(engine) as session:
+        timestamp = session.scalar(
+            select(SyncRun.data_timestamp)
+            .where(
+                SyncRun.outcome == "success",
+                SyncRun.mode.in_(("full", "incremental")),
+                SyncRun.data_timestamp.is_not(None),
+            )
+            .order_by(SyncRun.id.desc())
+            .limit(1)
+        )
+        newest_update = session.scalar(select(func.max(Study.last_update_posted)))
+    registry_day = _timestamp_day(timestamp)
+    if registry_day is not None and (newest_update is None or newest_update <= registry_day):
+        return DataDate(registry_day, "registry", timestamp)
+    if newest_update is not None:
+        return DataDate(newest_update, "updates")
+    return DataDate(None, None)
+
+
+def _timestamp_day(timestamp: str | None) -> date | None:
+    try:
+        return date.fromisoformat(timestamp[:10]) if timestamp else None
+    except ValueError:
+        return None
 
 
 def data_version(engine: Engine) -> tuple[Any, ...]:

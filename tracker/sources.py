@@ -19,7 +19,7 @@ import gzip
 import logging
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,7 @@ def import_studies(
     chunk_size: int = IMPORT_CHUNK,
     progress: ProgressCallback | None = None,
     classify: bool = True,
+    classify_progress: Callable[[int, int], None] | None = None,
 ) -> SyncResult:
     """Import raw studies from `path` in chunks of `chunk_size`, each in its own transaction.
 
@@ -174,7 +175,7 @@ def import_studies(
             raise
         result.outcome = "partial" if result.rejected else "success"
         if classify:
-            classify_run(engine, result)
+            classify_run(engine, result, progress=classify_progress)
         else:
             finish(engine, result)
     result.elapsed = time.monotonic() - started

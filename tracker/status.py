@@ -16,7 +16,7 @@ from tracker.changes import CHANGE_KINDS
 from tracker.db.models import ChangeEvent, Study
 from tracker.db.session import mask_url, transaction
 from tracker.errors import ConfigError
-from tracker.query import change_events, latest_run
+from tracker.query import change_events, data_as_of, latest_run, study_titles
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -52,6 +52,7 @@ def status_summary(engine: Engine, database_url: str) -> dict[str, Any]:
     last_sync = _with_counts(latest_run(engine))
     clean = store.last_clean_run(engine)
     mark = store.watermark(engine)
+    data_date = data_as_of(engine)
     return {
         "database": mask_url(database_url),
         "studies": total,
@@ -60,6 +61,9 @@ def status_summary(engine: Engine, database_url: str) -> dict[str, Any]:
         "last_sync": last_sync,
         "last_clean_sync": _iso(clean.finished_at) if clean is not None else None,
         "data_timestamp": clean.data_timestamp if clean is not None else None,
+        "data_as_of": _iso(data_date.day),
+        "data_as_of_source": data_date.source,
+        "data_as_of_text": data_date.describe(),
         "watermark": _iso(mark),
         "change_events": events,
         "last_change_detected": _iso(last_event),
@@ -91,7 +95,8 @@ def format_status(summary: dict[str, Any]) -> str:
         )
         if run["error"]:
             lines.append(f"                 error: {run['error']}")
-    lines.append(f"Registry data:   {summary['data_timestamp'] or 'never synced cleanly'}")
+    lines.append(f"Data:            {summary['data_as_of_text']}")
+    lines.append(f"Registry data:   {summary['data_timestamp'] or 'no clean sync yet'}")
     lines.append(f"Watermark:       {summary['watermark'] or 'none (next sync is a full pass)'}")
     lines.append(f"Change events:   {summary['change_events']}")
     return "\n".join(lines)
@@ -105,6 +110,7 @@ class ChangeQuery:
     until: date | None = None
     kinds: tuple[str, ...] = ()
     limit: int | None = None
+    include_baseline: bool = False  # the first load's "new" events say nothing about what changed
 
     def __post_init__(self) -> None:
         if self.since is not None and self.until is not None and self.since > self.until:
@@ -136,11 +142,18 @@ def list_changes(engine: Engine, change_query: ChangeQuery) -> list[dict[str, An
     since = datetime.combine(change_query.since, time.min) if change_query.since else None
     until = datetime.combine(change_query.until + timedelta(days=1), time.min) if change_query.until else None
     rows = change_events(
-        engine, since=since, until=until, kinds=change_query.kinds or None, limit=change_query.limit
+        engine,
+        since=since,
+        until=until,
+        kinds=change_query.kinds or None,
+        include_baseline=change_query.include_baseline,
+        limit=change_query.limit,
     )
+    titles = study_titles(engine, {row.nct_id for row in rows})
     return [
         {
             "nct_id": row.nct_id,
+            "title": titles.get(row.nct_id),
             "detected_at": row.detected_at.isoformat(),
             "kind": row.kind,
             "field": _text_or_none(row.field),
@@ -152,13 +165,21 @@ def list_changes(engine: Engine, change_query: ChangeQuery) -> list[dict[str, An
     ]
 
 
+TITLE_WIDTH = 100
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
 def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
 def format_changes(events: list[dict[str, Any]]) -> str:
     if not events:
-        return "No change events."
+        return "No change events (the first load's are hidden; --include-baseline shows them)."
     lines = []
     for event in events:
         what = (
@@ -172,4 +193,6 @@ def format_changes(events: list[dict[str, Any]]) -> str:
             else (event["new"] or "")
         )
         lines.append(f"{event['detected_at'][:19]}  {event['nct_id']}  {what}: {detail}".rstrip(": "))
+        if event.get("title"):
+            lines.append(f"{'':21}{_shorten(event['title'], TITLE_WIDTH)}")
     return "\n".join(lines)

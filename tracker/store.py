@@ -147,9 +147,16 @@ LandedHook = Callable[[Session, Sequence[StudyRecord]], int]
 
 
 def begin_run(
-    engine: Engine, *, mode: str, query: str | None, source: str | None, data_timestamp: str | None
+    engine: Engine,
+    *,
+    mode: str,
+    query: str | None,
+    source: str | None,
+    data_timestamp: str | None,
+    started_at: datetime | None = None,
 ) -> int:
-    """Record the start of a sync or import.
+    """Record the start of a sync or import (`started_at` when it began before it could be recorded, e.g.
+    a run that failed on its first request).
 
     Its events are baseline (the first load, not news) until some run has completed a full pass (a full
     sync or an import, rejected records allowed), whatever interrupted the runs before it.
@@ -157,7 +164,7 @@ def begin_run(
     with transaction(engine) as session:
         baseline = not session.scalar(select(exists().where(completed_full_pass())))
         run = SyncRun(
-            started_at=utcnow(),
+            started_at=started_at or utcnow(),
             mode=mode,
             query=query,
             source=source,
@@ -301,14 +308,15 @@ def parse_page(raw_studies: Iterable[object], result: PageResult) -> list[StudyR
     for raw in raw_studies:
         result.seen += 1
         if isinstance(raw, Unreadable):
-            log.warning("rejected %s", raw.reason)
+            log.debug("rejected %s", raw.reason)  # the CLI prints each rejection once
             result.rejected.append(Rejection(None, raw.reason))
             continue
         try:
             record = parse_study(raw)
             check_bounds(record)
         except RecordError as exc:
-            log.warning("rejected %s", exc)
+            # Debug only: the run records each rejection and the CLI prints it once at the end.
+            log.debug("rejected %s", exc)
             result.rejected.append(Rejection(exc.nct_id, exc.reason))
             continue
         records[record.nct_id] = record
@@ -387,7 +395,7 @@ def _store_one_by_one(
                 result.merge(_store_and_classify(session, run_id, [record], now, on_landed))
         except _RECORD_WRITE_ERRORS as exc:
             reason = f"cannot be stored: {_write_error(exc)}"
-            log.warning("rejected %s: %s", record.nct_id, reason)
+            log.debug("rejected %s: %s", record.nct_id, reason)
             result.rejected.append(Rejection(record.nct_id, reason))
     return result
 

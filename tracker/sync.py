@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import Engine
@@ -41,8 +41,14 @@ from sqlalchemy import Engine
 from tracker import store
 from tracker.config import Settings
 from tracker.ctgov.client import CtgovClient, Page, PageTokenError, validate_base_url
+from tracker.db.session import utcnow
 from tracker.errors import ApiError, ConfigError, IncompleteSyncError, TrackerError
 from tracker.locks import INGEST, Lease
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from tracker.ctgov.parse import StudyRecord
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +142,7 @@ def run_sync(
     backoff_base: float = 1.0,
     progress: ProgressCallback | None = log_progress,
     classify: bool = True,
+    classify_progress: Callable[[int, int], None] | None = None,
 ) -> SyncResult:
     """Sync the store with the registry; see the module docstring. Returns the result, outcome included.
 
@@ -155,7 +162,7 @@ def run_sync(
             classify=classify,
         )
         if classify:
-            classify_run(engine, result)
+            classify_run(engine, result, progress=classify_progress)
         else:
             finish(engine, result)
     result.elapsed = time.monotonic() - started
@@ -172,6 +179,7 @@ def _run_sync(
     progress: ProgressCallback | None,
     classify: bool,
 ) -> SyncResult:
+    started_at = utcnow()  # recorded as the run's start even when the first request fails
     previous_query = last_clean_query(engine)
     same_query = previous_query == _query_identity(settings.query)
     # The watermark says the store is complete up to that date for the query that set it: an incremental
@@ -196,13 +204,23 @@ def _run_sync(
             data_timestamp = _data_timestamp(client.version())
         except TrackerError as exc:  # recorded, so `tracker status` shows why nothing was fetched
             run_id = store.begin_run(
-                engine, mode=mode, query=settings.query, source=settings.ctgov_base_url, data_timestamp=None
+                engine,
+                mode=mode,
+                query=settings.query,
+                source=settings.ctgov_base_url,
+                data_timestamp=None,
+                started_at=started_at,
             )
             store.finish_run(engine, run_id, outcome="failed", error=str(exc))
             raise
         base_url = client.base_url
         run_id = store.begin_run(
-            engine, mode=mode, query=settings.query, source=base_url, data_timestamp=data_timestamp
+            engine,
+            mode=mode,
+            query=settings.query,
+            source=base_url,
+            data_timestamp=data_timestamp,
+            started_at=started_at,
         )
         result = SyncResult(run_id=run_id, mode=mode, data_timestamp=data_timestamp, since=since)
         logger.info(
@@ -237,10 +255,12 @@ def _run_sync(
     return result
 
 
-def classify_run(engine: Engine, result: SyncResult) -> None:
+def classify_run(
+    engine: Engine, result: SyncResult, progress: Callable[[int, int], None] | None = None
+) -> None:
     """Classify what the run landed, then finish the run: a failed classification fails the run."""
     try:
-        result.classified = (result.classified or 0) + classify_landed(engine)
+        result.classified = (result.classified or 0) + classify_landed(engine, progress=progress)
     except BaseException as exc:
         _fail(engine, result, exc, prefix="classification failed: ")
         raise
@@ -363,15 +383,27 @@ def _fail(engine: Engine, result: SyncResult, exc: BaseException, *, prefix: str
 
 
 def classify_hook() -> store.LandedHook:
-    """What the sync and the import hand `store.ingest_page` to classify each landed page."""
-    from tracker.classify.store import classify_records  # deferred: importing it compiles the dictionary
+    """What the sync and the import hand `store.ingest_page` to classify each landed page. The classifier
+    is imported by the first page that brings new or changed studies: a sync with nothing new never
+    compiles its dictionary."""
 
-    return classify_records
+    def classify_page(session: Session, records: Sequence[StudyRecord]) -> int:
+        from tracker.classify.store import classify_records
+
+        return classify_records(session, records)
+
+    return classify_page
 
 
-def classify_landed(engine: Engine) -> int:
+def classify_landed(engine: Engine, progress: Callable[[int, int], None] | None = None) -> int:
     """Classify what is still pending (the classifier keeps track); returns how many. After a sync or an
-    import that classified page by page, this finds only studies an older classifier version labelled."""
+    import that classified page by page, this finds only studies an older classifier version labelled;
+    when nothing is pending, one query answers and the classifier is not imported. `progress(done, total)`
+    follows the batches (the CLI draws a bar)."""
+    from tracker.classify.version import any_pending
+
+    if not any_pending(engine):
+        return 0
     from tracker.classify.store import classify_pending  # deferred: importing it compiles the dictionary
 
-    return classify_pending(engine)
+    return classify_pending(engine, progress=progress)

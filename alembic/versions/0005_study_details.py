@@ -10,11 +10,8 @@ Schema only. Rows stored before this revision get their details from the raw JSO
 
 Registry text is unbounded TEXT (as since 0003_idempotent_writes), and each child table has a unique index
 on its position within the study (outcome measures: within their role), so re-landing a page is a no-op.
-The registry-history enum columns 0004_registry_history declared VARCHAR(40) become TEXT too, the same way
-0003 widened the others (Postgres: binary-coercible ALTER; SQLite: the declared type in the schema text).
 """
 
-import re
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -43,18 +40,6 @@ STUDY_COLUMNS = (
 )
 
 
-# table → {column: its old VARCHAR length}
-WIDENED: dict[str, dict[str, int]] = {
-    'registry_histories': {'original_enrollment_type': 40},
-    'registry_versions': {
-        'overall_status': 40,
-        'start_date_type': 40,
-        'primary_completion_date_type': 40,
-        'completion_date_type': 40,
-        'enrollment_type': 40,
-    },
-}
-
 # table → the columns of its unique index (beside nct_id)
 UNIQUE_POSITION: dict[str, tuple[str, ...]] = {
     'outcome_measures': ('role', 'position'),
@@ -65,41 +50,6 @@ UNIQUE_POSITION: dict[str, tuple[str, ...]] = {
 
 def _unique_name(name: str) -> str:
     return f"uq_{name}_{'_'.join(('nct_id', *UNIQUE_POSITION[name]))}"
-
-
-def _sqlite_retype(table: str, columns: dict[str, int], *, widen: bool) -> None:
-    """Rewrite the declared types of `columns` in SQLite's stored CREATE TABLE text (same affinity)."""
-    bind = op.get_bind()
-    sql = bind.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
-    text = sql.scalar_one()
-    for column, length in columns.items():
-        name = rf'((?:"{column}"|\b{column})\s+)'
-        if widen:
-            text = re.sub(name + r'VARCHAR\(\d+\)', r'\g<1>TEXT', text)
-        else:
-            text = re.sub(name + r'TEXT\b', rf'\g<1>VARCHAR({length})', text)
-    version = bind.exec_driver_sql('PRAGMA schema_version').scalar_one()
-    bind.exec_driver_sql('PRAGMA writable_schema = ON')
-    bind.exec_driver_sql("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", (text, table))
-    bind.exec_driver_sql(f'PRAGMA schema_version = {int(version) + 1}')
-    bind.exec_driver_sql('PRAGMA writable_schema = OFF')
-
-
-def _retype(widen: bool) -> None:
-    sqlite = op.get_bind().dialect.name == 'sqlite'
-    for table, columns in WIDENED.items():
-        if sqlite:
-            _sqlite_retype(table, columns, widen=widen)
-            continue
-        for column, length in columns.items():
-            old, new = sa.String(length), sa.Text()
-            op.alter_column(
-                table,
-                column,
-                existing_type=old if widen else new,
-                type_=new if widen else old,
-                existing_nullable=True,
-            )
 
 
 def _child_table(name: str, *columns: sa.Column) -> None:
@@ -119,7 +69,6 @@ def _child_table(name: str, *columns: sa.Column) -> None:
 
 
 def upgrade() -> None:
-    _retype(widen=True)
     # Plain ADD COLUMN (nullable, no default) works on SQLite without a table rebuild.
     for name, column_type in STUDY_COLUMNS:
         op.add_column('studies', sa.Column(name, column_type, nullable=True))
@@ -158,4 +107,3 @@ def downgrade() -> None:
     with op.batch_alter_table('studies', schema=None) as batch_op:
         for name, _ in reversed(STUDY_COLUMNS):
             batch_op.drop_column(name)
-    _retype(widen=False)

@@ -16,10 +16,8 @@ from collections.abc import Iterable, Iterator
 
 from tracker.classify.dictionary import normalise
 from tracker.classify.model import Evidence, Facet
+from tracker.classify.version import ELIGIBILITY_RULES_REVISION  # bumped there: a rule changed the output
 from tracker.ctgov.parse import StudyRecord
-
-# Bump whenever a rule changes the output: stored classifications then get redone.
-ELIGIBILITY_RULES_REVISION = 1
 
 FACET_NAMES = (
     "age_min",

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 
 from tracker.classify.dictionary import normalise
 from tracker.classify.model import EndpointLabel, Evidence, OutcomeEndpoints
+from tracker.classify.version import ENDPOINT_RULES_REVISION  # bumped there: a rule changed the output
 from tracker.ctgov.parse import OutcomeMeasure, StudyRecord
-
-# Bump whenever a rule changes the output: stored classifications then get redone.
-ENDPOINT_RULES_REVISION = 1
 
 OTHER = "other"
 TRIAL_ROLES = ("primary", "secondary")  # "other" outcomes are classified and kept, but not in the trial sets

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from tracker.classify.dictionary import NO_KEY, Agent, Dictionary, load_dictionary, normalise
-from tracker.classify.eligibility import ELIGIBILITY_RULES_REVISION, classify_eligibility
-from tracker.classify.endpoints import ENDPOINT_RULES_REVISION, classify_endpoints, trial_endpoints
+from tracker.classify.eligibility import classify_eligibility
+from tracker.classify.endpoints import classify_endpoints, trial_endpoints
 from tracker.classify.model import (
     ClassificationResult,
     Evidence,
@@ -22,19 +22,9 @@ from tracker.classify.model import (
     RelevanceLabel,
 )
 from tracker.classify.roles import TITLE_FIELDS, RoleCue, arm_group_role, marked_comparator, title_roles
+from tracker.classify.version import RULES_REVISION, classifier_version  # noqa: F401  (re-exported)
 from tracker.ctgov.parse import Intervention, StudyRecord
 from tracker.taxonomy import load_taxonomy
-
-# Bump whenever a rule or the dictionary changes the output: stored classifications then get redone.
-RULES_REVISION = 3
-
-
-def classifier_version() -> str:
-    """Taxonomy version + rules, endpoint-rules and eligibility-facet revisions + dictionary version,
-    e.g. "2026.12.1+r2.e1f1.d2" (fits 20 chars)."""
-    revisions = f"r{RULES_REVISION}.e{ENDPOINT_RULES_REVISION}f{ELIGIBILITY_RULES_REVISION}"
-    return f"{load_taxonomy().version}+{revisions}.d{load_dictionary().version}"
-
 
 CLASSIFIER_VERSION = classifier_version()
 

@@ -10,16 +10,17 @@ touched by a sync or a reclassification, so they survive both.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, or_, select
+from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.orm import Session
 
 from tracker.classify.eligibility import FACET_NAMES, PRIOR_TREATMENT_VALUES
 from tracker.classify.model import ClassificationResult
 from tracker.classify.rules import CLASSIFIER_VERSION, classify_phenotypes, classify_study
+from tracker.classify.version import pending_query
 from tracker.ctgov.parse import StudyRecord, parse_study
 from tracker.db.models import Classification, Override, Study, StudyLabel
 from tracker.db.session import batched, transaction, utcnow
@@ -60,31 +61,27 @@ class EffectiveLabel:
 # Classification
 
 
-def classify_pending(engine: Engine, *, all_studies: bool = False, batch_size: int = BATCH_SIZE) -> int:
+def classify_pending(
+    engine: Engine,
+    *,
+    all_studies: bool = False,
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Classify studies never classified, changed since, or classified by another classifier version
-    (or every study with `all_studies`). Returns how many were classified."""
+    (or every study with `all_studies`). Returns how many were classified; `progress(done, total)` is
+    called after each batch."""
     with Session(engine) as session:
-        pending = list(session.scalars(_pending_query(all_studies)))
+        pending = list(session.scalars(pending_query(all_studies)))
     for start in range(0, len(pending), batch_size):
         batch = pending[start : start + batch_size]
         with transaction(engine) as session:
             _classify_batch(session, batch)
+        if progress is not None:
+            progress(start + len(batch), len(pending))
     if pending:
         logger.info("classified %d studies (classifier %s)", len(pending), CLASSIFIER_VERSION)
     return len(pending)
-
-
-def _pending_query(all_studies: bool) -> Any:
-    query = select(Study.nct_id).order_by(Study.nct_id)
-    if all_studies:
-        return query
-    return query.outerjoin(Classification, Classification.nct_id == Study.nct_id).where(
-        or_(
-            Classification.nct_id.is_(None),
-            Classification.content_hash != Study.content_hash,
-            Classification.taxonomy_version != CLASSIFIER_VERSION,
-        )
-    )
 
 
 def _classify_batch(session: Session, nct_ids: Sequence[str]) -> None:

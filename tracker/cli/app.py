@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tracker.errors import TrackerError
+from tracker.errors import ConfigError, TrackerError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -22,30 +22,48 @@ if TYPE_CHECKING:
 
 @dataclass
 class AppContext:
-    """What every command gets: settings (env + global flags) and a database brought to head on first use."""
+    """What every command gets: settings (env + global flags) and the database, opened on first use."""
 
     settings: Settings
     _engine: Engine | None = field(default=None, repr=False)
+    _reader: Engine | None = field(default=None, repr=False)
 
     def override(self, **overrides: Any) -> Settings:
         """Settings with command-level flags applied (None means 'not given')."""
-        from tracker.config import load_settings
+        from tracker.config import SettingError, load_settings
 
-        if not any(value is not None for value in overrides.values()):
+        given = {key: value for key, value in overrides.items() if value is not None}
+        if not given:
             return self.settings
-        self.settings = load_settings(**{**self.settings.model_dump(), **overrides})
+        try:
+            self.settings = load_settings(**{**self.settings.model_dump(), **given})
+        except SettingError as exc:
+            if exc.field not in given:
+                raise
+            # The user typed a flag, not an environment variable: name the flag.
+            flag = "--" + exc.field.replace("_", "-")
+            raise ConfigError(f"invalid {flag} {given[exc.field]!r}: {exc.reason}") from None
         self._engine = None
+        self._reader = None
         return self.settings
 
-    def engine(self) -> Engine:
+    def engine(self, *, explicit: bool = False) -> Engine:
+        """For commands that write: the schema is created or migrated first. A database holding someone
+        else's tables is refused unless `explicit` (`tracker db upgrade`)."""
         if self._engine is None:
-            from tracker.db.migrate import upgrade_to_head
-            from tracker.db.session import make_engine
+            from tracker.db.migrate import open_for_writing
 
-            engine = make_engine(self.settings.database_url)
-            upgrade_to_head(engine)
-            self._engine = engine
+            self._engine = open_for_writing(self.settings.database_url, explicit=explicit)
         return self._engine
+
+    def reader(self) -> Engine:
+        """For commands that only read: opened read-only; a database without a tracker schema is an
+        error that says how to fill it, and nothing is created in it."""
+        if self._reader is None:
+            from tracker.db.migrate import open_for_reading
+
+            self._reader = open_for_reading(self.settings.database_url)
+        return self._reader
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -125,3 +125,26 @@ def override(
     ]
     parts += [f"{name}={','.join(values)}" for name, values in (saved.eligibility or {}).items()]
     click.echo(f"Override of {saved.nct_id} saved (manual): {'; '.join(parts)}.")
+
+
+@main.command()
+@click.argument(
+    "dimension", required=False, metavar="[mechanism|phenotype|relevance|status|phase|study-type|endpoint]"
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object: dimension → keys.")
+@pass_app
+def keys(app: AppContext, dimension: str | None, as_json: bool) -> None:
+    """List the keys a filter flag takes, with their labels and how many stored trials carry each.
+
+    Without DIMENSION, every dimension. Keys are matched in any case (--phase phase3 is PHASE3).
+    """
+    from tracker.keys import KEY_DIMENSIONS, dimension_named, format_keys, list_keys
+
+    chosen = [dimension_named(dimension)] if dimension else list(KEY_DIMENSIONS.values())
+    listing = list_keys(app.reader(), chosen)
+    if as_json:
+        click.echo(
+            json.dumps({name: [row.to_dict() for row in rows] for name, rows in listing.items()}, indent=2)
+        )
+    else:
+        click.echo(format_keys(listing))

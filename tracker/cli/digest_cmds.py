@@ -39,9 +39,11 @@ def export(app: AppContext, out: Path | None, xlsx_path: Path | None, excel: boo
     if out is None and xlsx_path is None:
         raise click.UsageError("give --out FILE.csv, --xlsx FILE.xlsx or both.")
     from tracker.export import write_export
+    from tracker.query import resolve_names
 
-    trial_filter = filter_from_options(filters)
-    result = write_export(app.engine(), trial_filter, out, excel=excel, xlsx_path=xlsx_path)
+    engine = app.reader()
+    trial_filter = resolve_names(engine, filter_from_options(filters))
+    result = write_export(engine, trial_filter, out, excel=excel, xlsx_path=xlsx_path)
     if result.path is not None:
         click.echo(f"Wrote {result.row_count} trials to {result.path} (provenance: {result.sidecar_path}).")
     if result.xlsx_path is not None:
@@ -60,10 +62,12 @@ def subscribe() -> None:
 @pass_app
 def subscribe_add(app: AppContext, email: str, name: str | None, **filters: Any) -> None:
     """Subscribe EMAIL to a digest of changes to the trials matching the filters."""
+    from tracker.query import resolve_names
     from tracker.subscriptions import add_subscription
 
-    trial_filter = filter_from_options(filters)
-    outcome = add_subscription(app.engine(), email, trial_filter, name=name)
+    engine = app.engine()
+    trial_filter = resolve_names(engine, filter_from_options(filters))
+    outcome = add_subscription(engine, email, trial_filter, name=name)
     info = outcome.subscription
     verb = "Subscribed" if outcome.created else "Already subscribed"
     click.echo(f"{verb}: #{info.id} {info.email} ({info.trial_filter.describe()}).")
@@ -76,7 +80,7 @@ def subscribe_list(app: AppContext, as_json: bool) -> None:
     """List subscriptions: id, address, name, filter, and the start of the next digest's period."""
     from tracker.subscriptions import list_subscriptions
 
-    subscriptions = list_subscriptions(app.engine())
+    subscriptions = list_subscriptions(app.reader())
     if as_json:
         rows = [
             {

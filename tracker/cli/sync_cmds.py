@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,13 +37,52 @@ class ProgressBar:
         self.bar.close()
 
 
-def _progress(label: str) -> tuple[ProgressCallback, ProgressBar | None]:
+class CountBar:
+    """A tqdm bar over a known number of items, fed (done, total): classification after a sync. The bar
+    appears on the first call, so a pass with nothing to do draws nothing."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                unit=" studies", desc=self.label, file=sys.stderr, dynamic_ncols=True, leave=False
+            )
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextmanager
+def terminal_progress(
+    label: str,
+) -> Iterator[tuple[ProgressCallback, Callable[[int, int], None] | None]]:
+    """(page progress, classification progress). On a terminal, a page bar and a classification bar with
+    every log line written above them (a plain handler would break a bar in two); elsewhere (logs, CI) one
+    log line per page and none for classification."""
     from tracker.sync import log_progress
 
-    if sys.stderr.isatty():
-        bar = ProgressBar(label)
-        return bar, bar
-    return log_progress, None
+    if not sys.stderr.isatty():
+        yield log_progress, None
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    bar = ProgressBar(label)
+    classify_bar = CountBar("classify")
+    try:
+        with logging_redirect_tqdm():
+            yield bar, classify_bar
+    finally:
+        classify_bar.close()
+        bar.close()
 
 
 def _report(result: SyncResult) -> None:
@@ -93,19 +134,13 @@ def sync(
     clean run, minus a 2-day overlap. Exit codes: 0 done, 3 some records rejected, 1/2 failure.
     """
     from tracker import store
-    from tracker.classify import store as classify_store  # noqa: F401  (loaded before the freeze)
-    from tracker.sync import check_query, run_sync
+    from tracker.sync import check_query, run_sync  # the classifier only once a page brings studies
 
     settings = app.override(ctgov_base_url=base_url, query=query, requests_per_second=requests_per_second)
     check_query(settings)
     engine = app.engine()
-    progress, bar = _progress("sync")
-    try:
-        with store.one_shot_process():
-            result = run_sync(engine, settings, full=full, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
+    with terminal_progress("sync") as (progress, classify_progress), store.one_shot_process():
+        result = run_sync(engine, settings, full=full, progress=progress, classify_progress=classify_progress)
     if not with_history:
         _report(result)
         return
@@ -141,13 +176,8 @@ def import_command(app: AppContext, path: Path) -> None:
     from tracker.sources import import_studies
 
     engine = app.engine()
-    progress, bar = _progress("import")
-    try:
-        with store.one_shot_process():
-            result = import_studies(engine, path, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
+    with terminal_progress("import") as (progress, classify_progress), store.one_shot_process():
+        result = import_studies(engine, path, progress=progress, classify_progress=classify_progress)
     _report(result)
 
 
@@ -162,7 +192,7 @@ def status(app: AppContext, as_json: bool) -> None:
     """Show what the database holds: studies by status, the latest run, data date and watermark."""
     from tracker.status import format_status, status_summary
 
-    summary = status_summary(app.engine(), app.settings.database_url)
+    summary = status_summary(app.reader(), app.settings.database_url)
     if as_json:
         _echo_json(summary)
     else:
@@ -181,6 +211,11 @@ def status(app: AppContext, as_json: bool) -> None:
     "primary_completion_date, completion_date, enrollment, results_posted, removed, other.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@click.option(
+    "--include-baseline",
+    is_flag=True,
+    help="Also the events of the first load (every trial 'new' at once), hidden by default.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @pass_app
 def changes(
@@ -189,9 +224,13 @@ def changes(
     until: str | None,
     kinds: tuple[str, ...],
     limit: int | None,
+    include_baseline: bool,
     as_json: bool,
 ) -> None:
-    """List detected changes, newest first."""
+    """List detected changes, newest first, each with its trial's title.
+
+    The first load's events (the baseline) are left out unless --include-baseline.
+    """
     from tracker.status import ChangeQuery, format_changes, list_changes, parse_day, parse_kinds
 
     change_query = ChangeQuery(
@@ -199,8 +238,9 @@ def changes(
         until=parse_day(until, "--until"),
         kinds=parse_kinds(kinds),
         limit=limit,
+        include_baseline=include_baseline,
     )
-    events = list_changes(app.engine(), change_query)
+    events = list_changes(app.reader(), change_query)
     if as_json:
         _echo_json(events)
     else:
@@ -215,9 +255,12 @@ def db() -> None:
 @db.command()
 @pass_app
 def upgrade(app: AppContext) -> None:
-    """Create or migrate the database schema to the newest revision."""
+    """Create or migrate the database schema to the newest revision.
+
+    The only command that adds the tracker's tables to a database already holding other tables.
+    """
     from tracker.db.migrate import current_revision
     from tracker.db.session import mask_url
 
-    engine = app.engine()  # migrates to head
+    engine = app.engine(explicit=True)
     click.echo(f"Database {mask_url(app.settings.database_url)} at revision {current_revision(engine)}.")

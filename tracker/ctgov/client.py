@@ -9,6 +9,8 @@ registry needs (API_NOTES §5, §10):
 - retries with exponential backoff and jitter on 429 (honouring Retry-After), 403, 5xx, timeouts, connection
   errors, truncated bodies, invalid JSON and HTML served with 200;
 - no retry on 400: the request itself is wrong (`ApiRequestError`, carrying the server's text);
+- no retry when the very first request cannot connect at all (the name does not resolve, or the
+  connection is refused): offline or a wrong base URL does not heal in a minute (`UnreachableError`);
 - a page token the server refuses (400/404/410 while a pageToken is sent) raises `PageTokenError`, so the
   caller can restart the walk from page 1;
 - 404 otherwise raises `NotFoundError` (never retried: a missing record or version).
@@ -16,6 +18,7 @@ registry needs (API_NOTES §5, §10):
 Errors:
     ApiError                 the API is unreachable or keeps failing after the retries
      ├── ApiRequestError     400 without a page token: never retried
+     ├── UnreachableError    the first request could not connect: never retried
      ├── PageTokenError      the page token was refused (expired at a data refresh, or unknown)
      └── NotFoundError       404 for a record or version the registry does not have
 """
@@ -51,6 +54,17 @@ class PageTokenError(ApiError):
 
 class NotFoundError(ApiError):
     """The registry answered 404 for this path (no page token involved)."""
+
+
+class UnreachableError(ApiError):
+    """The registry could not be reached at all on the first request (no network, DNS, wrong URL)."""
+
+
+# Where a researcher without API access gets the same records (`tracker import` reads the zip).
+BULK_DOWNLOAD_HINT = (
+    "or load a bulk download with `tracker import FILE` (on ClinicalTrials.gov: search, then Download, "
+    "format JSON; or the full AllPublicJSON.zip from the site's Data API / Download page)"
+)
 
 
 class TransientError(Exception):
@@ -106,6 +120,8 @@ class RegistryTransport:
     """GET JSON from one registry base URL with the rate cap, retries and error mapping described above."""
 
     base_url_example = "https://clinicaltrials.gov/api/v2"
+    # The next step when the first request cannot connect: which setting to check, and what else to do.
+    unreachable_hint = f"check the network or --base-url, {BULK_DOWNLOAD_HINT}"
 
     def __init__(
         self,
@@ -124,6 +140,7 @@ class RegistryTransport:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.requests_made = 0
+        self.answered = False  # has the server answered anything yet (then connection errors may heal)
 
     def get_json(self, path: str, params: Mapping[str, Any]) -> Any:
         """One GET of `base_url + path`, retried on transient failures; the decoded JSON body."""
@@ -156,8 +173,16 @@ class RegistryTransport:
             response = self.http.get(url, params=dict(params))
         except httpx.TimeoutException as exc:
             raise TransientError(f"timeout ({type(exc).__name__})") from None
+        except httpx.ConnectError as exc:
+            if not self.answered:
+                raise UnreachableError(
+                    f"cannot reach ClinicalTrials.gov at {self.base_url} ({_connect_reason(exc)}); "
+                    f"{self.unreachable_hint}"
+                ) from None
+            raise TransientError(f"{type(exc).__name__}: {exc or 'connection failed'}") from None
         except httpx.TransportError as exc:
             raise TransientError(f"{type(exc).__name__}: {exc or 'connection failed'}") from None
+        self.answered = True
         status = response.status_code
         logger.debug("GET %s %s -> %s", path, _loggable(params), status)
         if status == 200:
@@ -228,6 +253,19 @@ class CtgovClient(RegistryTransport):
             if not page.next_token:
                 return
             token = page.next_token
+
+
+def _connect_reason(exc: httpx.ConnectError) -> str:
+    """'name does not resolve' / 'connection refused' rather than the socket module's wording."""
+    text = str(exc)
+    lowered = text.lower()
+    if "name or service not known" in lowered or "nodename nor servname" in lowered or "-2]" in text:
+        return "the host name does not resolve"
+    if "temporary failure in name resolution" in lowered or "-3]" in text:
+        return "the host name does not resolve (no DNS)"
+    if "refused" in lowered:
+        return "connection refused"
+    return " ".join(text.split()) or "connection failed"
 
 
 def _page_from_body(body: Any) -> Page:

@@ -17,6 +17,7 @@ class HistoryClient(RegistryTransport):
     """Talks to one internal-API base URL (e.g. https://clinicaltrials.gov/api/int)."""
 
     base_url_example = DEFAULT_CTGOV_HISTORY_URL
+    unreachable_hint = "check the network or TRACKER_CTGOV_HISTORY_URL; what is stored is kept"
 
     def index(self, nct_id: str) -> VersionIndex:
         """`GET /studies/{nct_id}?history=true`. Raises NotFoundError, ApiError or HistoryShapeError."""

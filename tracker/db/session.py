@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import orjson
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,7 +41,7 @@ def mask_url(url: str) -> str:
     """The database URL with any password replaced, for logs and `tracker status`."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
@@ -54,28 +54,66 @@ def _json_dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine; for a SQLite file, create its folder first and fail clearly if we cannot."""
+def no_database_error(url: str) -> DatabaseError:
+    """What a command that only reads says when there is nothing to read."""
+    return DatabaseError(f"no tracker database at {mask_url(url)} — run tracker sync or tracker import first")
+
+
+def parse_database_url(url: str) -> URL:
+    """The URL parsed, or one clear ConfigError (a bad scheme, a non-numeric port…)."""
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(f"invalid database URL: {mask_url(url)}") from None
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            folder = Path(database).expanduser().resolve().parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise DatabaseError(f"cannot create database folder {folder}: {exc.strerror}") from None
+        return make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        reason = one_line(exc)
+        if isinstance(exc, ValueError) and "int" in reason:
+            reason = "the port is not a number"
+        raise ConfigError(f"invalid database URL {mask_url(url)}: {reason}") from None
+
+
+def sqlite_path(parsed: URL) -> Path | None:
+    """The file behind a SQLite URL (None for in-memory and URI-form databases)."""
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def make_engine(url: str, *, read_only: bool = False) -> Engine:
+    """Create an engine; for a SQLite file, create its folder first and fail clearly if we cannot.
+
+    `read_only` opens a SQLite file with mode=ro (it must exist; nothing is created, and a file the user
+    cannot write is readable) and a Postgres session with read-only transactions.
+    """
+    parsed = parse_database_url(url)
+    backend = parsed.get_backend_name()
+    path = sqlite_path(parsed)
+    connect_args: dict[str, object] = {}
+    if path is not None and read_only:
+        if not path.is_file():
+            raise no_database_error(url)
+        parsed = parsed.set(database=f"file:{path.resolve()}?mode=ro", query={**parsed.query, "uri": "true"})
+    elif path is not None:
+        folder = path.resolve().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"cannot create database folder {folder}: {exc.strerror}") from None
+    if read_only and backend == "postgresql":
+        connect_args["options"] = "-c default_transaction_read_only=on"
     try:
         engine = create_engine(
-            parsed, json_serializer=_json_dumps, json_deserializer=orjson.loads, future=True
+            parsed,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            connect_args=connect_args,
+            future=True,
         )
-    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
+    except (ArgumentError, ImportError, SQLAlchemyError, ValueError) as exc:
         raise ConfigError(f"cannot use database URL {mask_url(url)}: {one_line(exc)}") from None
-    if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+    if backend == "sqlite":
+        event.listen(engine, "connect", _sqlite_read_pragmas if read_only else _sqlite_pragmas)
     return engine
 
 
@@ -85,6 +123,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_read_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # A read-only connection cannot set the journal mode; the writer already chose WAL.
+    cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 

@@ -104,9 +104,10 @@ def dashboard_link(settings: Settings, info: SubscriptionInfo) -> str | None:
 
 
 def unsubscribe_hint(settings: Settings, info: SubscriptionInfo) -> str:
+    # Replies reach no program: the person who runs this tracker removes subscriptions by hand.
     return (
-        f'reply to {settings.mail_from} with "unsubscribe {info.id}" '
-        f"(administrators: tracker subscribe remove {info.id})"
+        f"ask whoever runs this tracker (it sends from {settings.mail_from}) to run "
+        f"`tracker subscribe remove {info.id}`; replies to this message are not read"
     )
 
 
@@ -346,6 +347,7 @@ def _build_and_send(
     if start >= until:
         # Already covered up to `until` (e.g. run twice in a row): nothing new can be in the period.
         return done(outcome("empty", period_start=start))
+    content: DigestContent | None = None
     try:
         content = build_for_subscription(
             engine, settings, info, trials, since=start, until=until, periods=periods
@@ -361,7 +363,8 @@ def _build_and_send(
         log.error("digest for subscription %d (%s) failed: %s", info.id, info.email, exc)
         if not dry_run:
             _record_failure(engine, info, start, until, str(exc))
-        return done(outcome("failed", detail=str(exc), period_start=start), recorded=True)
+        # The counts of `content` (when it was built) say what did not reach them.
+        return done(outcome("failed", content, detail=str(exc), period_start=start), recorded=True)
     if dry_run:
         return outcome("dry_run", content, reference, period_start=start)
     # From here on the message is out: the claim stays until the ledger says so (see the module docstring).
