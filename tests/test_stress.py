@@ -530,7 +530,7 @@ def test_a_disk_full_during_classification_fails_the_run(fake_ctgov: FakeCtgov, 
     fake_ctgov.set_studies(SAMPLE)
     real_classify = sync.classify_landed
 
-    def classify_on_a_full_disk(engine: Engine) -> int:
+    def classify_on_a_full_disk(engine: Engine, progress: Any = None) -> int:
         # SQLite's own "database or disk is full": the file may not grow by a single page.
         with engine.connect() as connection:
             pages = connection.exec_driver_sql("PRAGMA page_count").scalar_one()
@@ -538,7 +538,7 @@ def test_a_disk_full_during_classification_fails_the_run(fake_ctgov: FakeCtgov, 
             engine, "connect", lambda dbapi, _record: dbapi.execute(f"PRAGMA max_page_count = {pages}")
         )
         engine.dispose()
-        return real_classify(engine)
+        return real_classify(engine, progress)
 
     sync.classify_landed = classify_on_a_full_disk  # type: ignore[assignment]
     try:
