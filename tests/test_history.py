@@ -694,3 +694,18 @@ def test_trial_page_shows_the_registry_timeline(sqlite_url: str, sqlite_engine: 
     assert len(charts) == 1
     figure = json.loads(charts[0].proto.spec)
     assert {"Primary completion moved", "Primary outcome changed"} <= {t.get("name") for t in figure["data"]}
+
+
+def test_a_second_backfill_waits_for_the_one_running(engine: Engine) -> None:
+    from tracker.locks import HISTORY, Lease, LeaseHeldError
+
+    study = real_study()
+    land(engine, study)
+    with FakeCtgov() as fake:
+        fake.set_history(nct_of(study), pcd_history(study))
+        with Lease(engine, HISTORY, purpose="history backfill", owner="other-host:4242"):
+            with pytest.raises(LeaseHeldError, match="another history backfill is running"):
+                run_history(engine, settings_for(fake))
+            assert not fake.requests  # refused before asking the registry anything
+        run_history(engine, settings_for(fake))  # once the holder is gone, the backfill runs
+    assert count_rows(engine, RegistryHistory) == 1
