@@ -356,6 +356,27 @@ def test_the_command_fails_in_one_line_as_a_subprocess(tmp_path: Path) -> None:
     ]
 
 
+def signal_sync_at_page_four(fake: FakeCtgov, database_url: str, signum: int) -> tuple[int, str]:
+    """Run `tracker sync` (pages of 5) in a subprocess and send it `signum` once it asks for page 4;
+    returns its exit code and standard error."""
+    env = {**os.environ, "TRACKER_PAGE_SIZE": "5", "TRACKER_REQUESTS_PER_SECOND": "0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracker", "--database-url", database_url, "sync", "--base-url", fake.url],
+        cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(fake.requests_to("/studies")) < 4 and process.poll() is None:
+            assert time.monotonic() < deadline, "the sync never reached page 4"
+            time.sleep(0.05)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, stderr
+
+
 def test_a_sync_killed_mid_walk_leaves_a_consistent_store_and_the_next_run_finishes(
     tmp_path: Path,
 ) -> None:
@@ -363,21 +384,7 @@ def test_a_sync_killed_mid_walk_leaves_a_consistent_store_and_the_next_run_finis
     with FakeCtgov(studies(40)) as fake:
         # Pages 1-3 arrive at once; page 4 hangs until the process is gone.
         fake.inject(*[Fault("delay", seconds=0)] * 3, Fault("delay", seconds=3))
-        env = {**os.environ, "TRACKER_PAGE_SIZE": "5", "TRACKER_REQUESTS_PER_SECOND": "0"}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tracker", "--database-url", database_url, "sync", "--base-url", fake.url],
-            cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while len(fake.requests_to("/studies")) < 4 and process.poll() is None:
-                assert time.monotonic() < deadline, "the sync never reached page 4"
-                time.sleep(0.05)
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
+        signal_sync_at_page_four(fake, database_url, signal.SIGKILL)
         engine = make_engine(database_url)
         assert count_rows(engine, Study) == 15  # three whole pages, nothing half-written
         assert count_rows(engine, StudyVersion) == 15
@@ -397,22 +404,8 @@ def test_an_interrupted_sync_leaves_every_landed_study_classified(tmp_path: Path
     with FakeCtgov(studies(40)) as fake:
         # Pages 1-3 arrive at once; page 4 hangs while Ctrl-C interrupts the sync.
         fake.inject(*[Fault("delay", seconds=0)] * 3, Fault("delay", seconds=5))
-        env = {**os.environ, "TRACKER_PAGE_SIZE": "5", "TRACKER_REQUESTS_PER_SECOND": "0"}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tracker", "--database-url", database_url, "sync", "--base-url", fake.url],
-            cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while len(fake.requests_to("/studies")) < 4 and process.poll() is None:
-                assert time.monotonic() < deadline, "the sync never reached page 4"
-                time.sleep(0.05)
-            process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-    assert process.returncode == 130, stderr
+        returncode, stderr = signal_sync_at_page_four(fake, database_url, signal.SIGINT)
+    assert returncode == 130, stderr
     engine = make_engine(database_url)
     with transaction(engine) as session:
         landed = dict(session.execute(select(Study.nct_id, Study.content_hash)).all())
