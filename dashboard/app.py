@@ -22,7 +22,7 @@ logger = logging.getLogger("dashboard")
 
 
 def trial_page() -> None:
-    """One trial by NCT ID, from the `?nct=` link parameter or typed in."""
+    """One trial by any of its registration IDs, from the `?nct=` link parameter or typed in."""
     st.title("Trial detail")
     url = data.database_url()
     try:
@@ -30,14 +30,18 @@ def trial_page() -> None:
     except data.DataUnavailable as exc:
         st.warning(str(exc))
         return
-    nct_id = st.text_input("NCT ID", value=st.query_params.get(TRIAL_PARAM, ""), placeholder="NCT01234567")
-    nct_id = nct_id.strip().upper()
-    if not nct_id:
-        return
-    st.query_params[TRIAL_PARAM] = nct_id
-    show_trial(
-        data.trial_detail(url, version, nct_id), nct_id, data.trial_registry_history(url, version, nct_id)
+    registration_id = st.text_input(
+        "Trial ID (NCT ID or EU CT number)",
+        value=st.query_params.get(TRIAL_PARAM, ""),
+        placeholder="NCT01234567",
     )
+    registration_id = registration_id.strip().upper()
+    if not registration_id:
+        return
+    st.query_params[TRIAL_PARAM] = registration_id
+    detail = data.trial_detail(url, version, registration_id)
+    trial_id = detail["trial_id"] if detail else registration_id  # an EU CT number finds its NCT twin
+    show_trial(detail, registration_id, data.trial_registry_history(url, version, trial_id))
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ import pandas as pd
 
 from dashboard import labels
 from dashboard.metrics import has_started
-from tracker.query import study_url
 
 TABLE_ROW_CAP = 1000
 MANUAL_MARK = "✎ "  # marks labels set by a manual override
@@ -40,7 +39,7 @@ def table_rows(frame: pd.DataFrame, today: date, cap: int = TABLE_ROW_CAP) -> pd
     phenotype_names = labels.phenotype_labels()
     return pd.DataFrame(
         {
-            "NCT ID": shown["nct_id"].map(study_url),
+            "Trial ID": shown["url"],
             "Title": shown["brief_title"].fillna(""),
             "Status": shown["overall_status"].map(labels.status_label),
             "Phase": shown["phases"].map(labels.phases_text),
@@ -63,6 +62,6 @@ def table_rows(frame: pd.DataFrame, today: date, cap: int = TABLE_ROW_CAP) -> pd
             "Start": shown["start_date_raw"].fillna(""),
             "Primary completion": shown["primary_completion_date_raw"].fillna(""),
             "Results": shown["has_results"].astype(bool),
-            "nct_id": shown["nct_id"],
+            "registration_id": shown["registration_id"],
         }
     ).reset_index(drop=True)

@@ -15,6 +15,7 @@ import streamlit as st
 
 from dashboard import charts, labels
 from dashboard.labels import markdown_text
+from tracker.registries import REGISTRY_LABELS
 
 CHANGE_COLUMNS = {
     "detected_at": "Detected (UTC)",
@@ -147,6 +148,50 @@ def secondary_id_rows(detail: dict[str, Any]) -> pd.DataFrame:
         for item in detail.get("secondary_ids") or []
     ]
     return text_table(rows, ["ID", "Type", "Domain"])
+
+
+def registration_rows(detail: dict[str, Any]) -> pd.DataFrame:
+    """Each registration of the trial with its own status (a CTIS one also with the registry's label)."""
+    rows = [
+        {
+            "Registration": item["registration_id"],
+            "Registry": REGISTRY_LABELS.get(item["registry"], item["registry"]),
+            "Status": labels.status_label(item.get("status")),
+            "Registry's status": item.get("registry_status"),
+            "EU decision": item.get("decision_date"),
+        }
+        for item in detail.get("registrations") or []
+    ]
+    return text_table(rows, ["Registration", "Registry", "Status", "Registry's status", "EU decision"])
+
+
+def eu_country_rows(detail: dict[str, Any]) -> pd.DataFrame:
+    """The member states of the trial's CTIS registrations, each with its own status and decision date."""
+    rows = [
+        {
+            "Country": country["country"],
+            "Status": country.get("status"),
+            "Decision": country.get("decision_date"),
+        }
+        for item in detail.get("registrations") or []
+        for country in item.get("countries") or []
+    ]
+    return text_table(rows, ["Country", "Status", "Decision"])
+
+
+def show_registrations(detail: dict[str, Any]) -> None:
+    registrations = detail.get("registrations") or []
+    buttons = st.columns(max(len(registrations), 1))
+    for column, item in zip(buttons, registrations, strict=False):
+        label = REGISTRY_LABELS.get(item["registry"], item["registry"])
+        column.link_button(f"Open on {label}", item["url"])
+    if len(registrations) > 1 or any(item["registry"] != "ctgov" for item in registrations):
+        st.markdown("#### Registrations")
+        _table(registration_rows(detail), "")
+        countries = eu_country_rows(detail)
+        if not countries.empty:
+            st.markdown("#### EU member states")
+            _table(countries, "")
 
 
 def _table(frame: pd.DataFrame, empty: str) -> None:
@@ -324,16 +369,20 @@ def fact_list(facts: list[tuple[str, str]]) -> str:
 
 
 def show_trial(
-    detail: dict[str, Any] | None, nct_id: str, history: tuple[pd.DataFrame, pd.DataFrame] | None = None
+    detail: dict[str, Any] | None,
+    registration_id: str,
+    history: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> None:
     """Render one trial; `detail` is `tracker.query.study_detail` (None when the ID is not stored), `history`
     its registry versions and registry change events (`dashboard.data.trial_registry_history`)."""
     if detail is None:
-        st.info(f"{markdown_text(nct_id)} is not in the database.")
+        st.info(f"{markdown_text(registration_id)} is not in the database.")
         return
     # No anchor: its slug would carry the registry's title text into an href.
-    st.subheader(markdown_text(f"{detail['nct_id']}: {detail.get('brief_title') or ''}"), anchor=False)
-    st.link_button("Open on ClinicalTrials.gov", detail["url"])
+    st.subheader(
+        markdown_text(f"{detail['registration_id']}: {detail.get('brief_title') or ''}"), anchor=False
+    )
+    show_registrations(detail)
     if detail.get("removed_at"):
         st.warning("No longer returned by ClinicalTrials.gov for this search (kept for the record).")
     left, right = st.columns(2)

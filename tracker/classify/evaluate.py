@@ -27,9 +27,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from tracker.classify.rules import CLASSIFIER_VERSION, classify_study
-from tracker.ctgov.parse import parse_study
 from tracker.db.models import Study
 from tracker.errors import ConfigError, RecordError
+from tracker.registries import parse_stored
 
 MS_RELEVANCE = ("ms", "ms_plus")
 UNSPECIFIED_PHENOTYPE = "ms_unspecified"
@@ -295,11 +295,13 @@ def predict_from_database(engine: Engine, nct_ids: Iterable[str]) -> dict[str, L
     with Session(engine) as session:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            for nct_id, raw in session.execute(
-                select(Study.nct_id, Study.raw).where(Study.nct_id.in_(chunk))
+            for nct_id, registry, raw in session.execute(
+                select(Study.registration_id, Study.registry_name, Study.raw).where(
+                    Study.registration_id.in_(chunk)
+                )
             ):
                 try:
-                    result = classify_study(parse_study(raw))
+                    result = classify_study(parse_stored(registry, raw))
                 except RecordError:
                     continue
                 predicted[nct_id] = Labels(

@@ -9,6 +9,7 @@ from tracker.cli import (  # noqa: F401  (importing registers the commands)
     dashboard_cmds,
     digest_cmds,
     history_cmds,
+    link_cmds,
     sync_cmds,
 )
 from tracker.cli.app import main

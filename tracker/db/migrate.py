@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Revisions that add fields derived from the raw JSON every study keeps: an upgrade across one refills
 # the existing rows through the store (migrations stay schema-only and never import application code).
-REFILL_REVISIONS = frozenset({"0005_study_details"})
+REFILL_REVISIONS = frozenset({"0005_study_details", "0006_registrations"})
 
 log = logging.getLogger(__name__)
 VERSIONS_DIR = PROJECT_ROOT / "alembic" / "versions"
