@@ -1,0 +1,149 @@
+"""One trial, many registrations: linking in the store, the trial view, exports and manual decisions, on
+SQLite and Postgres. CTIS registrations here are ClinicalTrials.gov records re-registered under an EU CT
+number (the CTIS parser has its own tests); what matters is the identifiers they carry."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from tracker import store
+from tracker.ctgov.parse import CountryStatus, SecondaryId, StudyRecord, parse_study
+from tracker.db.models import Study
+from tracker.db.session import transaction
+from tracker.export import frame_to_csv
+from tracker.filters import TrialFilter
+from tracker.link_store import record_decision
+from tracker.query import change_events_frame, iter_trial_rows, load_trial_frame, study_detail
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SAMPLE = [
+    parse_study(json.loads(line)) for line in (FIXTURES / "ms_sample.jsonl").read_text().splitlines()[:6]
+]
+EUCT_TWIN, EUCT_ALONE = "2024-510663-34-00", "2025-523726-40-00"
+NOW = datetime(2026, 12, 1, 9)
+
+
+def ctis_registration(base: StudyRecord, euct: str, *carried: SecondaryId) -> StudyRecord:
+    return dataclasses.replace(
+        base,
+        registration_id=euct,
+        registry="ctis",
+        registry_status="Ongoing, recruiting",
+        secondary_ids=carried,
+        countries=(
+            CountryStatus("Italy", "Ongoing, recruiting", date(2024, 6, 24)),
+            CountryStatus("Spain", "Authorised, recruitment pending", date(2024, 6, 26)),
+        ),
+        decision_date=date(2024, 6, 24),
+        content_hash=f"ctis-{euct}",
+    )
+
+
+def land(engine: Engine, *records: StudyRecord) -> None:
+    run = store.begin_run(engine, mode="import", query="ms", source="t", data_timestamp=None)
+    with transaction(engine) as session:
+        store.store_page(session, run, list(records), now=NOW)
+    store.finish_run(engine, run, outcome="success")
+
+
+def trials_of(engine: Engine) -> dict[str, str]:
+    with transaction(engine) as session:
+        return dict(session.execute(select(Study.registration_id, Study.trial_id)).tuples().all())
+
+
+def twin() -> StudyRecord:
+    return ctis_registration(SAMPLE[0], EUCT_TWIN, SecondaryId(SAMPLE[0].registration_id, "NCT_ID", None))
+
+
+def alone() -> StudyRecord:
+    return ctis_registration(SAMPLE[1], EUCT_ALONE)
+
+
+def test_the_landscape_counts_trials_not_registrations(engine: Engine) -> None:
+    land(engine, *SAMPLE, twin(), alone())
+    frame = load_trial_frame(engine)
+    nct = SAMPLE[0].registration_id
+    assert len(frame) == len(SAMPLE) + 1 == frame["trial_id"].nunique()  # the twin adds no row
+    assert EUCT_TWIN not in set(frame["registration_id"])
+    row = frame.set_index("trial_id").loc[nct]
+    assert row["registries"] == ("ctgov", "ctis")
+    assert row["registration_ids"] == (nct, EUCT_TWIN)
+    assert row["eu_countries"] == ("Italy: Ongoing, recruiting", "Spain: Authorised, recruitment pending")
+    assert {"Italy", "Spain"} <= set(row["countries"])
+    assert row["eu_decision_date"] == datetime(2024, 6, 24)
+    lone = frame.set_index("trial_id").loc[EUCT_ALONE]
+    assert lone["registries"] == ("ctis",)
+    assert lone["url"].endswith(f"EUCT={EUCT_ALONE}")
+
+
+def test_either_order_of_arrival_gives_the_same_store(engine: Engine, db_url: str) -> None:
+    land(engine, twin())
+    land(engine, *SAMPLE)
+    first = trials_of(engine)
+    assert first[EUCT_TWIN] == SAMPLE[0].registration_id
+    from tracker.db.session import make_engine
+
+    other = make_engine(db_url.replace("trials.db", "other.db")) if db_url.startswith("sqlite") else None
+    if other is not None:
+        from tracker.db.migrate import upgrade_to_head
+
+        upgrade_to_head(other)
+        land(other, *SAMPLE)
+        land(other, twin())
+        assert trials_of(other) == first
+        other.dispose()
+
+
+def test_streamed_rows_and_the_frame_agree_on_trials(engine: Engine) -> None:
+    land(engine, *SAMPLE, twin(), alone())
+    frame = load_trial_frame(engine)
+    rows = list(iter_trial_rows(engine, TrialFilter(relevance=())))
+    assert [row["trial_id"] for row in rows] == list(frame["trial_id"])
+    streamed = next(row for row in rows if row["trial_id"] == SAMPLE[0].registration_id)
+    assert streamed["registration_ids"] == (SAMPLE[0].registration_id, EUCT_TWIN)
+    exported = list(csv.DictReader(io.StringIO(frame_to_csv(frame).decode("utf-8"))))
+    by_id = {row["trial_id"]: row for row in exported}
+    assert by_id[SAMPLE[0].registration_id]["registries"] == "ctgov; ctis"
+    assert EUCT_TWIN not in by_id
+
+
+def test_a_manual_unlink_survives_re_sync_and_a_link_reverses_it(engine: Engine) -> None:
+    land(engine, *SAMPLE, twin())
+    nct = SAMPLE[0].registration_id
+    assert record_decision(engine, EUCT_TWIN, nct, "unlink", "different trials: extension study") == {
+        nct: nct,
+        EUCT_TWIN: EUCT_TWIN,
+    }
+    land(engine, dataclasses.replace(twin(), content_hash="ctis-changed", brief_title="Re-synced"))
+    assert trials_of(engine)[EUCT_TWIN] == EUCT_TWIN
+    assert len(load_trial_frame(engine)) == len(SAMPLE) + 1
+    record_decision(engine, nct, EUCT_TWIN, "link", "same trial after all")
+    assert trials_of(engine)[EUCT_TWIN] == nct
+
+
+def test_a_manual_link_made_before_the_registration_arrives_applies_when_it_does(engine: Engine) -> None:
+    land(engine, *SAMPLE)
+    record_decision(engine, EUCT_ALONE, SAMPLE[2].registration_id, "link", "same protocol code")
+    land(engine, alone())
+    assert trials_of(engine)[EUCT_ALONE] == SAMPLE[2].registration_id
+
+
+def test_the_trial_page_and_events_cover_every_registration(engine: Engine) -> None:
+    land(engine, *SAMPLE, twin())
+    nct = SAMPLE[0].registration_id
+    detail = study_detail(engine, EUCT_TWIN)  # any registration's ID finds the trial
+    assert detail is not None and detail["trial_id"] == nct
+    assert [(r["registration_id"], r["registry"]) for r in detail["registrations"]] == [
+        (nct, "ctgov"),
+        (EUCT_TWIN, "ctis"),
+    ]
+    assert detail["registrations"][1]["countries"][0]["country"] == "Italy"
+    events = change_events_frame(engine, trial_ids=[nct])
+    assert set(events["registration_id"]) == {nct, EUCT_TWIN}
