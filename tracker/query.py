@@ -1054,6 +1054,7 @@ def data_as_of(engine: Engine) -> DataDate:
         timestamp = session.scalar(
             select(SyncRun.data_timestamp)
             .where(
+                SyncRun.registry_name == "ctgov",  # the data date is ClinicalTrials.gov's (CTIS has none)
                 SyncRun.outcome == "success",
                 SyncRun.mode.in_(("full", "incremental")),
                 SyncRun.data_timestamp.is_not(None),

@@ -162,6 +162,7 @@ def begin_run(
     source: str | None,
     data_timestamp: str | None,
     started_at: datetime | None = None,
+    registry: str = "ctgov",
 ) -> int:
     """Record the start of a sync or import (`started_at` when it began before it could be recorded, e.g.
     a run that failed on its first request).
@@ -172,6 +173,7 @@ def begin_run(
     with transaction(engine) as session:
         baseline = not session.scalar(select(exists().where(completed_full_pass())))
         run = SyncRun(
+            registry_name=registry,
             started_at=started_at or utcnow(),
             mode=mode,
             query=query,
@@ -192,10 +194,13 @@ def finish_run(
     outcome: str,
     error: str | None = None,
     total_count: int | None = None,
+    data_timestamp: str | None = None,
 ) -> None:
     values: dict[str, Any] = {"finished_at": utcnow(), "outcome": outcome, "error": error}
     if total_count is not None:
         values["total_count"] = total_count
+    if data_timestamp is not None:  # CTIS: the newest update the run saw, known only at its end
+        values["data_timestamp"] = data_timestamp
     with transaction(engine) as session:
         session.execute(update(SyncRun).where(SyncRun.id == run_id).values(**values))
 
@@ -210,12 +215,13 @@ def get_run(engine: Engine, run_id: int) -> SyncRun | None:
         return session.get(SyncRun, run_id)
 
 
-def last_clean_run(engine: Engine) -> SyncRun | None:
-    """The newest API sync that finished without any error: the source of the watermark."""
+def last_clean_run(engine: Engine, registry: str = "ctgov") -> SyncRun | None:
+    """The newest API sync of `registry` that finished without any error: the source of its watermark."""
     with transaction(engine) as session:
         return session.scalars(
             select(SyncRun)
             .where(
+                SyncRun.registry_name == registry,
                 SyncRun.outcome == "success",
                 SyncRun.mode.in_(("full", "incremental")),
                 SyncRun.data_timestamp.is_not(None),
@@ -225,9 +231,9 @@ def last_clean_run(engine: Engine) -> SyncRun | None:
         ).first()
 
 
-def watermark(engine: Engine) -> date | None:
+def watermark(engine: Engine, registry: str = "ctgov") -> date | None:
     """The registry's date (never the local clock) up to which the store is known complete."""
-    run = last_clean_run(engine)
+    run = last_clean_run(engine, registry)
     if run is None or not run.data_timestamp:
         return None
     return date.fromisoformat(run.data_timestamp[:10])
@@ -427,8 +433,11 @@ def _write_error(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def flag_removed(engine: Engine, run_id: int, seen_ids: Collection[str]) -> list[str]:
-    """After a complete full pass: flag (never delete) studies the query no longer returns.
+def flag_removed(
+    engine: Engine, run_id: int, seen_ids: Collection[str], *, registry: str = "ctgov"
+) -> list[str]:
+    """After a complete full pass of one registry: flag (never delete) its registrations the query no longer
+    returns (another registry's registrations are not that pass's to judge).
 
     Only rows this call flips get a "removed" event, so two passes at once cannot report a removal twice.
     """
@@ -436,7 +445,9 @@ def flag_removed(engine: Engine, run_id: int, seen_ids: Collection[str]) -> list
     now = utcnow()
     with transaction(engine) as session:
         rows = session.execute(
-            select(Study.registration_id, Study.overall_status).where(Study.removed_at.is_(None))
+            select(Study.registration_id, Study.overall_status).where(
+                Study.removed_at.is_(None), Study.registry_name == registry
+            )
         ).all()
         status_of = {
             registration_id: status for registration_id, status in rows if registration_id not in seen

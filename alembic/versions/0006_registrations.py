@@ -13,6 +13,7 @@ registration, keyed by its own registry's ID, and registrations are linked into 
   SQLite renames in place in the schema text, as 0003 widened its types: the stored rows and their
   column order are untouched, and nothing is recreated (recreating `studies` would cascade its drop
   into every child table). Postgres renames with ALTER … RENAME; the widening is binary-coercible.
+- `sync_runs` gains `registry`: each registry has its own runs and its own watermark.
 - `studies` gains `registry` (ctgov / ctis), `trial_id` (the registration that stands for the trial
   the row belongs to; a row of its own until linked), `registry_status` (the registry's own status
   label) and `decision_date` (CTIS: the overall EU decision).
@@ -109,6 +110,9 @@ def upgrade() -> None:
     op.add_column("studies", sa.Column("trial_id", sa.String(length=NEW_WIDTH), nullable=True))
     op.add_column("studies", sa.Column("registry_status", sa.Text(), nullable=True))
     op.add_column("studies", sa.Column("decision_date", sa.Date(), nullable=True))
+    op.add_column(
+        "sync_runs", sa.Column("registry", sa.String(length=10), server_default="ctgov", nullable=False)
+    )
     op.execute("UPDATE studies SET trial_id = registration_id")
     op.create_index(op.f("ix_studies_trial_id"), "studies", ["trial_id"], unique=False)
 
@@ -181,4 +185,5 @@ def downgrade() -> None:
     # Plain ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35): a batch recreate of studies would cascade.
     for column in ("decision_date", "registry_status", "trial_id", "registry"):
         op.drop_column("studies", column)
+    op.drop_column("sync_runs", "registry")
     _rename(NEW, OLD, OLD_WIDTH)

@@ -278,6 +278,7 @@ class SyncRun(Base):
     __tablename__ = "sync_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    registry_name: Mapped[str] = mapped_column("registry", String(10), server_default="ctgov")  # ctgov/ctis
     started_at: Mapped[datetime] = mapped_column(index=True)
     finished_at: Mapped[datetime | None] = mapped_column()
     mode: Mapped[str] = mapped_column(String(20))  # full / incremental / import
