@@ -319,7 +319,13 @@ def test_the_daily_sync_job_also_refreshes_the_registry_history(engine: Engine, 
         fake.set_history("NCT01000001", history)
         job = JobSpec("sync", sync_job, IntervalTrigger(seconds=1))
         with SchedulerThread(
-            engine, db_url, [job], ctgov_base_url=fake.url, requests_per_second=0, query="sclerosis"
+            engine,
+            db_url,
+            [job],
+            ctgov_base_url=fake.url,
+            requests_per_second=0,
+            query="sclerosis",
+            schedule_registry="ctgov",
         ) as running:
             wait_for(lambda: count_rows(engine, RegistryHistory) == 1, "the history after the sync")
         assert running.error is None

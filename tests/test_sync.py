@@ -298,7 +298,7 @@ def test_sync_command_exits_3_when_records_are_rejected(fake_ctgov: FakeCtgov, s
 
     assert result.exit_code == 3, result.output
     assert "rejected NCT09999901: startDateStruct.date" in result.output
-    assert "rejected <no NCT ID>: missing or malformed nctId" in result.output
+    assert "rejected <no ID>: missing or malformed nctId" in result.output
     assert "Error: 2 records rejected; the rest landed" in result.output
     assert count_rows(make_engine(sqlite_url), Study) == 5
 

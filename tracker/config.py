@@ -13,6 +13,7 @@ from tracker.errors import ConfigError
 DEFAULT_DATABASE_URL = "sqlite:///data/trials.db"
 DEFAULT_CTGOV_BASE_URL = "https://clinicaltrials.gov/api/v2"
 DEFAULT_CTGOV_HISTORY_URL = "https://clinicaltrials.gov/api/int"
+DEFAULT_CTIS_BASE_URL = "https://euclinicaltrials.eu/ctis-public-api"
 DEFAULT_QUERY = "multiple sclerosis"
 
 
@@ -23,6 +24,7 @@ class Settings(BaseSettings):
     ctgov_base_url: str = DEFAULT_CTGOV_BASE_URL
     # The internal history API; unset, it sits beside the API v2 base URL (…/api/v2 → …/api/int).
     ctgov_history_url: str | None = None
+    ctis_base_url: str = DEFAULT_CTIS_BASE_URL
     query: str = DEFAULT_QUERY
     # The registry publishes no limit; robots.txt asks for one request a second. 0 switches the cap off.
     requests_per_second: float = Field(default=1.0, ge=0)
@@ -43,6 +45,8 @@ class Settings(BaseSettings):
 
     # The daily scheduled sync also refreshes the registry history of the trials it moved.
     schedule_history: bool = True
+    # Which registries the daily scheduled sync reads: ctgov, ctis or all.
+    schedule_registry: str = "all"
 
     sync_cron: str = "0 6 * * *"
     digest_cron: str = "0 7 * * mon"

@@ -43,7 +43,7 @@ class RecordError(TrackerError):
     """A single study record that cannot be parsed; carries its NCT ID when known."""
 
     def __init__(self, reason: str, registration_id: str | None = None) -> None:
-        super().__init__(f"{registration_id or '<no NCT ID>'}: {reason}")
+        super().__init__(f"{registration_id or '<no ID>'}: {reason}")
         self.reason = reason
         self.registration_id = registration_id
 

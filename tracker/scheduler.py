@@ -6,7 +6,7 @@
   password) are never pickled into the database. The running scheduler binds them at start.
 - One scheduler per database: it holds the lease "scheduler" in `locks` (see `tracker.locks`).
 - SIGTERM or SIGINT stops it between jobs: a running job finishes first.
-- Each job calls the same library function as its CLI command (`run_sync`, `run_digests`).
+- Each job calls the same library function as its CLI command (`run_registries`, `run_digests`).
 """
 
 from __future__ import annotations
@@ -62,21 +62,33 @@ def _bound() -> _Runtime:
 
 
 def sync_job() -> str:
-    """The daily job: `tracker sync` (incremental once a watermark exists; classifies what landed), then,
-    with TRACKER_SCHEDULE_HISTORY, `tracker history` for the trials that moved (a failure there is logged
-    and leaves the sync's result alone)."""
-    from tracker.sync import run_sync
+    """The daily job: `tracker sync --registry TRACKER_SCHEDULE_REGISTRY` (every registry by default;
+    incremental once a watermark exists; classifies what landed), then, with TRACKER_SCHEDULE_HISTORY,
+    `tracker history` for the ClinicalTrials.gov trials that moved (a failure there is logged and leaves
+    the sync's result alone). One registry failing does not keep the other from syncing."""
+    from tracker.sync import registries_named, run_registries
 
     runtime = _bound()
     try:
-        result = run_sync(runtime.engine, runtime.settings)
-    except TrackerError as exc:
+        outcomes = run_registries(
+            runtime.engine, runtime.settings, registries_named(runtime.settings.schedule_registry)
+        )
+    except TrackerError as exc:  # the lease is held, or the registry setting is unknown
         log.error("sync job failed: %s", exc)
         return f"failed: {exc}"
-    log.info("sync job: %s", result.summary())
-    if not runtime.settings.schedule_history:
-        return result.summary()
-    return f"{result.summary()}; {history_after_sync(runtime)}"
+    parts = []
+    for registry, outcome in outcomes:
+        if isinstance(outcome, TrackerError):
+            log.error("sync job (%s) failed: %s", registry, outcome)
+            parts.append(f"{registry} failed: {outcome}")
+        else:
+            log.info("sync job (%s): %s", registry, outcome.summary())
+            parts.append(f"{registry} {outcome.summary()}")
+    summary = "; ".join(parts)
+    synced_ctgov = any(name == "ctgov" and not isinstance(o, TrackerError) for name, o in outcomes)
+    if not runtime.settings.schedule_history or not synced_ctgov:
+        return summary
+    return f"{summary}; {history_after_sync(runtime)}"
 
 
 def history_after_sync(runtime: _Runtime) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -143,15 +144,16 @@ def run_sync(
     progress: ProgressCallback | None = log_progress,
     classify: bool = True,
     classify_progress: Callable[[int, int], None] | None = None,
+    hold_lease: bool = True,
 ) -> SyncResult:
     """Sync the store with the registry; see the module docstring. Returns the result, outcome included.
 
     Raises `ConfigError` (bad base URL), `ApiError` (registry unreachable or failing) or
     `IncompleteSyncError`; in each case the run is recorded as failed with the error text. An empty query
-    fetches the whole registry (the CLI refuses one).
+    fetches the whole registry (the CLI refuses one). `hold_lease=False`: the caller holds it.
     """
     started = time.monotonic()
-    with Lease(engine, INGEST, purpose="sync"):
+    with Lease(engine, INGEST, purpose="sync") if hold_lease else nullcontext():
         result = _run_sync(
             engine,
             settings,
@@ -245,7 +247,7 @@ def _run_sync(
                 )
         except BaseException as exc:
             result.requests = client.requests_made
-            _fail(engine, result, exc)
+            fail_run(engine, result, exc)
             raise
         result.requests = client.requests_made
         result.outcome = "partial" if result.rejected else "success"
@@ -255,6 +257,40 @@ def _run_sync(
     return result
 
 
+REGISTRY_CHOICES = ("ctgov", "ctis", "all")
+
+
+def registries_named(name: str) -> tuple[str, ...]:
+    """`all` → every registry, in the order they sync (ClinicalTrials.gov first: CTIS records link to it)."""
+    key = name.strip().lower()
+    if key not in REGISTRY_CHOICES:
+        raise ConfigError(f"unknown registry {name!r}; choose one of {', '.join(REGISTRY_CHOICES)}")
+    return ("ctgov", "ctis") if key == "all" else (key,)
+
+
+def run_registries(
+    engine: Engine, settings: Settings, registries: Sequence[str], **options: Any
+) -> list[tuple[str, SyncResult | TrackerError]]:
+    """Sync each registry in turn under one lease; a registry that fails does not keep the next from
+    syncing. Returns (registry, result or the error that stopped it) per registry."""
+    outcomes: list[tuple[str, SyncResult | TrackerError]] = []
+    with Lease(engine, INGEST, purpose="sync"):
+        for registry in registries:
+            try:
+                outcomes.append((registry, _runner(registry)(engine, settings, hold_lease=False, **options)))
+            except TrackerError as exc:
+                outcomes.append((registry, exc))
+    return outcomes
+
+
+def _runner(registry: str) -> Callable[..., SyncResult]:
+    if registry == "ctis":
+        from tracker.ctis.sync import run_ctis_sync  # only a CTIS sync needs its client and parser
+
+        return run_ctis_sync
+    return run_sync
+
+
 def classify_run(
     engine: Engine, result: SyncResult, progress: Callable[[int, int], None] | None = None
 ) -> None:
@@ -262,13 +298,19 @@ def classify_run(
     try:
         result.classified = (result.classified or 0) + classify_landed(engine, progress=progress)
     except BaseException as exc:
-        _fail(engine, result, exc, prefix="classification failed: ")
+        fail_run(engine, result, exc, prefix="classification failed: ")
         raise
     finish(engine, result)
 
 
 def finish(engine: Engine, result: SyncResult) -> None:
-    store.finish_run(engine, result.run_id, outcome=result.outcome, total_count=result.total_count)
+    store.finish_run(
+        engine,
+        result.run_id,
+        outcome=result.outcome,
+        total_count=result.total_count,
+        data_timestamp=result.data_timestamp,
+    )
 
 
 def last_clean_query(engine: Engine) -> str | None:
@@ -370,7 +412,8 @@ def _check_complete(result: SyncResult, seen_ids: set[str]) -> None:
         )
 
 
-def _fail(engine: Engine, result: SyncResult, exc: BaseException, *, prefix: str = "") -> None:
+def fail_run(engine: Engine, result: SyncResult, exc: BaseException, *, prefix: str = "") -> None:
+    """Record the run as failed with the error's text (the database itself may be what failed)."""
     result.outcome = "failed"
     error = str(exc) if isinstance(exc, TrackerError) else f"{type(exc).__name__}: {exc}".rstrip(": ")
     if isinstance(exc, KeyboardInterrupt):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tracker.cli.app import AppContext, main, pass_app
-from tracker.errors import PartialSyncError
+from tracker.errors import PartialSyncError, TrackerError
 
 if TYPE_CHECKING:
     from tracker.sync import ProgressCallback, SyncResult
@@ -95,7 +95,7 @@ def _report(result: SyncResult) -> None:
     if result.restarts:
         click.echo("(a page token was refused mid-walk; the walk restarted from page 1)")
     for rejection in result.rejected:
-        click.echo(f"rejected {rejection.registration_id or '<no NCT ID>'}: {rejection.reason}", err=True)
+        click.echo(f"rejected {rejection.registration_id or '<no ID>'}: {rejection.reason}", err=True)
     if result.rejected:
         raise PartialSyncError(
             f"{len(result.rejected)} record{'s' if len(result.rejected) != 1 else ''} rejected; "
@@ -104,7 +104,18 @@ def _report(result: SyncResult) -> None:
 
 
 @main.command()
+@click.option(
+    "--registry",
+    "registry_name",
+    default="ctgov",
+    show_default=True,
+    metavar="ctgov|ctis|all",
+    help="Which registry to read: ClinicalTrials.gov, the EU's CTIS, or both (ClinicalTrials.gov first).",
+)
 @click.option("--base-url", metavar="URL", help="API v2 base URL (default: TRACKER_CTGOV_BASE_URL).")
+@click.option(
+    "--ctis-base-url", metavar="URL", help="CTIS public API base URL (default: TRACKER_CTIS_BASE_URL)."
+)
 @click.option("--query", metavar="TEXT", help="Condition search, query.cond (default: TRACKER_QUERY).")
 @click.option("--full", is_flag=True, help="Full pass (not incremental); flags studies no longer returned.")
 @click.option(
@@ -122,32 +133,83 @@ def _report(result: SyncResult) -> None:
 @pass_app
 def sync(
     app: AppContext,
+    registry_name: str,
     base_url: str | None,
+    ctis_base_url: str | None,
     query: str | None,
     full: bool,
     with_history: bool,
     requests_per_second: float | None,
 ) -> None:
-    """Fetch new and changed studies from ClinicalTrials.gov into the database.
+    """Fetch new and changed trials from ClinicalTrials.gov (and/or the EU's CTIS) into the database.
 
     The first run (or --full) is a full pass; later runs fetch what the registry updated since the last
     clean run, minus a 2-day overlap. Exit codes: 0 done, 3 some records rejected, 1/2 failure.
     """
     from tracker import store
-    from tracker.sync import check_query, run_sync  # the classifier only once a page brings studies
+    from tracker.sync import check_query, registries_named  # the classifier only once a page brings studies
 
-    settings = app.override(ctgov_base_url=base_url, query=query, requests_per_second=requests_per_second)
+    registries = registries_named(registry_name)
+    settings = app.override(
+        ctgov_base_url=base_url,
+        ctis_base_url=ctis_base_url,
+        query=query,
+        requests_per_second=requests_per_second,
+    )
     check_query(settings)
     engine = app.engine()
     with terminal_progress("sync") as (progress, classify_progress), store.one_shot_process():
-        result = run_sync(engine, settings, full=full, progress=progress, classify_progress=classify_progress)
-    if not with_history:
-        _report(result)
-        return
+        if registries == ("ctgov",):
+            from tracker.sync import run_sync
+
+            outcomes = [
+                (
+                    "ctgov",
+                    run_sync(
+                        engine, settings, full=full, progress=progress, classify_progress=classify_progress
+                    ),
+                )
+            ]
+        else:
+            from tracker.sync import run_registries
+
+            outcomes = run_registries(
+                engine,
+                settings,
+                registries,
+                full=full,
+                progress=progress,
+                classify_progress=classify_progress,
+            )
     try:
-        _report(result)
+        _report_all(outcomes)
     finally:  # rejected records (exit 3) do not stop the history of what did land
-        _sync_history(app)
+        if with_history and any(name == "ctgov" and not isinstance(r, Exception) for name, r in outcomes):
+            _sync_history(app)
+
+
+def _report_all(outcomes: list[tuple[str, SyncResult | TrackerError]]) -> None:
+    """Each registry's summary (named when there are several); then the first failure, else exit 3 when
+    records were rejected."""
+    from tracker.registries import REGISTRY_LABELS
+
+    partial: PartialSyncError | None = None
+    failures: list[TrackerError] = []
+    for registry, outcome in outcomes:
+        if len(outcomes) > 1 or registry != "ctgov":
+            click.echo(f"{REGISTRY_LABELS[registry]}:")
+        if isinstance(outcome, TrackerError):
+            click.echo(f"failed: {outcome}", err=True)
+            failures.append(outcome)
+            continue
+        try:
+            _report(outcome)
+        except PartialSyncError as exc:
+            partial = partial or exc
+    if failures:
+        raise failures[0]
+    if partial is not None:
+        raise partial
 
 
 def _sync_history(app: AppContext) -> None:
