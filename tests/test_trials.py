@@ -147,3 +147,57 @@ def test_the_trial_page_and_events_cover_every_registration(engine: Engine) -> N
     assert detail["registrations"][1]["countries"][0]["country"] == "Italy"
     events = change_events_frame(engine, trial_ids=[nct])
     assert set(events["registration_id"]) == {nct, EUCT_TWIN}
+
+
+def test_the_registration_migration_keeps_every_stored_study_version_and_event(db_url: str) -> None:
+    """A store written at 0005 (key `nct_id`) comes out at head with every row, keyed by registration."""
+    from alembic import command
+    from sqlalchemy import MetaData, func, insert
+
+    from tracker.db.migrate import alembic_config, upgrade_to_head
+    from tracker.db.models import ChangeEvent, RegistrationIdentifier, SecondaryId, StudyVersion
+    from tracker.db.session import make_engine
+
+    engine = make_engine(db_url)
+    command.upgrade(alembic_config(engine), "0005_study_details")
+    old = MetaData()
+    old.reflect(engine)
+    records = SAMPLE[:4]
+    with engine.begin() as connection:
+        for record in records:
+            row = {k: v for k, v in store.study_columns(record).items() if k in old.tables["studies"].c}
+            connection.execute(
+                insert(old.tables["studies"]).values(
+                    nct_id=record.registration_id, first_seen_at=NOW, last_seen_at=NOW, **row
+                )
+            )
+            connection.execute(
+                insert(old.tables["study_versions"]).values(
+                    nct_id=record.registration_id,
+                    seen_at=NOW,
+                    content_hash=record.content_hash,
+                    raw=record.raw,
+                )
+            )
+            connection.execute(
+                insert(old.tables["change_events"]).values(
+                    nct_id=record.registration_id, detected_at=NOW, kind="new", baseline=False
+                )
+            )
+    upgrade_to_head(engine)
+    ids = sorted(r.registration_id for r in records)
+    with transaction(engine) as session:
+        assert sorted(session.scalars(select(Study.registration_id))) == ids
+        assert set(session.scalars(select(Study.trial_id))) == set(ids)
+        assert set(session.scalars(select(Study.registry_name))) == {"ctgov"}
+        assert sorted(session.scalars(select(StudyVersion.registration_id))) == ids
+        assert sorted(session.scalars(select(ChangeEvent.registration_id))) == ids
+        own = session.scalars(
+            select(RegistrationIdentifier.value).where(RegistrationIdentifier.scheme == "nct")
+        )
+        assert set(own) >= set(ids)  # identifiers derived from the stored records on upgrade
+        assert session.scalar(select(func.count()).select_from(SecondaryId)) == sum(
+            len(r.secondary_ids) for r in records
+        )
+    assert len(load_trial_frame(engine)) == len(records)
+    engine.dispose()
