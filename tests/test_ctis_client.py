@@ -477,6 +477,17 @@ def test_fake_sorts_day_first_dates_as_dates(fake: FakeCtis, http: httpx.Client)
     assert found == [ct(2), ct(1), ct(3)]
 
 
+def test_fake_sorts_by_the_overall_decision_date(fake: FakeCtis, http: httpx.Client) -> None:
+    early, late = make_trial(ct(1), last_updated=NEWEST), make_trial(ct(2), last_updated=NEWEST)
+    early["decisionDateOverall"], late["decisionDateOverall"] = "28/11/2023", "03/09/2024"
+    fake.set_trials([early, late])
+    body = {"pagination": {"page": 1, "size": 10}, "sort": {"property": "decisionDate", "direction": "DESC"}}
+    assert [r["ctNumber"] for r in http.post(fake.url + "/search", json=body).json()["data"]] == [
+        ct(2),
+        ct(1),
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -306,6 +306,28 @@ def test_eligibility_items_follow_their_numbers_and_classify_like_ctgov_text() -
     } <= facets
 
 
+def test_an_endpoint_time_frame_is_read_when_given() -> None:
+    # No real record seen so far carries one; if CTIS adds it, it is read rather than lost.
+    raw = load(BTK)
+    endpoints = part1(raw)["trialDetails"]["trialInformation"]["endPoint"]
+    endpoints["primaryEndPoints"][0]["timeFrame"] = "Up to approximately 48 months"
+    record = parse_ctis_record(raw)
+    assert record.outcomes[0].time_frame == "Up to approximately 48 months"
+    assert record.outcomes[1].time_frame is None
+
+
+def test_what_ctis_does_not_have_stays_empty() -> None:
+    record = parse_ctis_record(load(AHSCT))
+    empty = (record.keywords, record.arm_groups, record.condition_mesh_terms, record.intervention_mesh_terms)
+    assert empty == ((), (), (), ())
+    assert (record.last_known_status, record.why_stopped, record.results_first_posted) == (None, None, None)
+    assert (record.design.allocation, record.design.masking, record.detailed_description) == (
+        None,
+        None,
+        None,
+    )
+
+
 def test_exclusion_only_criteria_keep_their_header() -> None:
     raw = load(MOVED)
     part1(raw)["trialDetails"]["trialInformation"]["eligibilityCriteria"]["principalInclusionCriteria"] = []
