@@ -412,7 +412,7 @@ def test_every_fixture_trial_parses_the_same_through_the_api(fake: FakeCtis, htt
         fetched = parse_ctis_record(merge_summary(summaries[stored["ctNumber"]], full))
         expected = parse_ctis_record(stored)
         for name in (
-            "nct_id", "brief_title", "official_title", "acronym", "overall_status", "registry_status",
+            "registration_id", "brief_title", "official_title", "acronym", "overall_status", "registry_status",
             "phases", "enrollment_count", "start_date", "completion_date", "first_posted",
             "last_update_posted", "lead_sponsor", "collaborators", "conditions", "interventions",
             "locations", "eligibility_criteria", "minimum_age", "maximum_age", "sex", "std_ages",

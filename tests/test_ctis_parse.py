@@ -55,7 +55,7 @@ def part1(raw: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("path", sorted(CTIS.glob("retrieve_*.json")), ids=lambda p: p.stem)
 def test_every_fixture_parses(path: Path) -> None:
     record = parse_ctis_record(json.loads(path.read_text()))
-    assert record.nct_id == path.stem.removeprefix("retrieve_")
+    assert record.registration_id == path.stem.removeprefix("retrieve_")
     assert record.registry == "ctis"
     assert record.brief_title and record.official_title
     assert record.overall_status and record.registry_status
@@ -67,7 +67,7 @@ def test_every_fixture_parses(path: Path) -> None:
 
 def test_real_record_identity_titles_status_and_phase() -> None:
     record = parse_ctis_record(load(ZANAMIVIR))
-    assert record.nct_id == ZANAMIVIR  # the EU CT number is the registration's own ID
+    assert record.registration_id == ZANAMIVIR  # the EU CT number is the registration's own ID
     assert record.brief_title.startswith("An open label, single arm study to evaluate single and multiple")
     assert record.official_title == record.brief_title  # this trial's public and full titles are the same
     assert record.acronym == "200925"
@@ -401,7 +401,7 @@ def test_the_search_status_is_read_when_the_retrieve_code_is_missing() -> None:
 
 def test_a_bare_search_summary_parses_with_what_it_has() -> None:
     record = parse_ctis_record(search_summary())
-    assert record.nct_id == "2025-523726-40-00"
+    assert record.registration_id == "2025-523726-40-00"
     assert record.brief_title.startswith("A PHASE III, OPEN-LABEL, SINGLE-ARM")
     assert record.acronym == "CN46182"
     assert record.phases == ("PHASE3",)
@@ -530,7 +530,7 @@ def test_a_rejected_record_names_its_ct_number() -> None:
     raw["decisionDateOverall"] = "24-04-2024"
     with pytest.raises(RecordError) as raised:
         parse_ctis_record(raw)
-    assert raised.value.nct_id == ZANAMIVIR
+    assert raised.value.registration_id == ZANAMIVIR
     assert str(raised.value).startswith(f"{ZANAMIVIR}: ")
 
 

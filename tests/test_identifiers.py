@@ -172,7 +172,7 @@ def test_carried_ids_of_a_ctis_record_link_its_twin_and_its_eudract_number() -> 
 def test_carried_ids_of_the_two_registrations_of_one_trial_meet() -> None:
     ctis = parse_ctis_record(json.loads((FIXTURES / "ctis" / "retrieve_2025-520148-33-00.json").read_text()))
     ctgov = ctgov_record([{"id": "2025-520148-33-00", "type": "CTIS"}])
-    ctgov.nct_id = "NCT06123456"
+    ctgov.registration_id = "NCT06123456"
     assert own_id(ctgov) in carried_ids(ctis)
     assert own_id(ctis) in carried_ids(ctgov)
 

@@ -70,10 +70,10 @@ def registry_id(text: str | None) -> RegistryId | None:
 
 def own_id(record: StudyRecord) -> RegistryId:
     """The record's own registration ID. ValueError when it is not of its registry's shape."""
-    found = registry_id(record.nct_id)
+    found = registry_id(record.registration_id)
     expected = _REGISTRY_SCHEMES.get(record.registry)
     if found is None or found.scheme != expected:
-        raise ValueError(f"{record.nct_id!r} is not a {record.registry} registration ID")
+        raise ValueError(f"{record.registration_id!r} is not a {record.registry} registration ID")
     return found
 
 

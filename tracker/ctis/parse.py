@@ -209,7 +209,7 @@ def _parse(raw: Mapping[str, Any], ct_number: str) -> StudyRecord:
     lead, collaborators = _sponsors(sections)
     minimum_age, maximum_age, std_ages = _ages(raw.get("ageGroup"))
     return StudyRecord(
-        nct_id=ct_number,  # the registration's own ID: the EU CT number
+        registration_id=ct_number,  # the registration's own ID: the EU CT number
         brief_title=_text(sections.identifiers.get("publicTitle")) or _text(raw.get("ctTitle")),
         official_title=_text(sections.identifiers.get("fullTitle")) or _text(raw.get("ctTitle")),
         acronym=_text(sections.identifiers.get("shortTitle")) or _text(raw.get("shortTitle")),
