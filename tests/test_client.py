@@ -12,8 +12,9 @@ import pytest
 from conftest import FIXTURES
 from fake_ctgov import FakeCtgov, Fault, make_study
 
-from tracker.ctgov.client import CtgovClient, PageTokenError, RateLimiter, UnreachableError, validate_base_url
+from tracker.ctgov.client import CtgovClient, PageTokenError, validate_base_url
 from tracker.errors import ApiError, ApiRequestError, ConfigError
+from tracker.transport import RateLimiter, UnreachableError
 
 
 @pytest.fixture

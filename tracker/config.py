@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     ctgov_base_url: str = DEFAULT_CTGOV_BASE_URL
     # The internal history API; unset, it sits beside the API v2 base URL (…/api/v2 → …/api/int).
     ctgov_history_url: str | None = None
+    # The EU Clinical Trials Information System's public API (undocumented; ctis API_NOTES). Checked like
+    # the ClinicalTrials.gov base URL, when a client is built on it.
     ctis_base_url: str = DEFAULT_CTIS_BASE_URL
     query: str = DEFAULT_QUERY
     # The registry publishes no limit; robots.txt asks for one request a second. 0 switches the cap off.

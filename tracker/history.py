@@ -28,10 +28,10 @@ from sqlalchemy import Engine
 
 from tracker import history_store
 from tracker.config import Settings, history_base_url
-from tracker.ctgov.client import NotFoundError
 from tracker.ctgov.history import HistoryClient
 from tracker.ctgov.history_parse import HistoryShapeError, VersionIndex
 from tracker.errors import ApiError, TrackerError
+from tracker.transport import NotFoundError
 
 logger = logging.getLogger(__name__)
 

@@ -1,56 +1,101 @@
-"""Registry identifiers, normalised so that registrations naming each other can be matched (pure).
+"""Registry identifiers: find and normalise them, so registrations of one trial can be linked (pure).
 
-Registrations name their twins in free text as often as in typed fields ("EudraCT No. 2019-001588-63",
-"EU CT: 2024-510663-34-00", "nct 04494412"). An EU CT number (`YYYY-NNNNNN-NN-NN`) contains an
-EudraCT-shaped prefix (`YYYY-NNNNNN-NN`), so the longer form is matched first and its span consumed.
+Three schemes (ctis API_NOTES §5):
+
+- `nct`: ClinicalTrials.gov, `NCT` and 8 digits (`NCT04494412`);
+- `euct`: an EU CT number from CTIS, `YYYY-NNNNNN-NN-NN` (`2024-510663-34-00`);
+- `eudract`: a EudraCT number, `YYYY-NNNNNN-NN` (`2019-001588-63`).
+
+An EU CT number *contains* a EudraCT-shaped prefix, so the longer form is matched first: otherwise
+`2024-510663-34-00` would also be read as the EudraCT number `2024-510663-34`. Registries and sponsors
+write these numbers by hand: lower case, spaces around the dashes, en-dashes or non-breaking hyphens,
+and prefixes such as "EudraCT No.", "EU CT:" or "EudraCT2019-…" glued on. Values come back in one
+canonical form (upper-case `NCT`, ASCII hyphens, no spaces), so equal identifiers compare equal.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from dataclasses import dataclass
+from typing import Literal
 
-if TYPE_CHECKING:
-    from tracker.ctgov.parse import StudyRecord
+from tracker.ctgov.parse import StudyRecord
 
 Scheme = Literal["nct", "euct", "eudract"]
 
-_DASH = r"\s*[-‐‑‒–—]\s*"
-_EUCT = re.compile(rf"(?<!\d)(\d{{4}}){_DASH}(\d{{6}}){_DASH}(\d{{2}}){_DASH}(\d{{2}})(?!\d)")
-_EUDRACT = re.compile(rf"(?<!\d)(\d{{4}}){_DASH}(\d{{6}}){_DASH}(\d{{2}})(?![\d‐‑‒–—-])")
-_NCT = re.compile(r"\bNCT\s*[-:]?\s*(\d{8})(?!\d)", re.IGNORECASE)
-# Each registry's own ID scheme: a registration's own ID is an identifier it carries.
+# Hyphen-minus and the dashes that word processors and PDF exports put in its place.
+_DASH = "[-\u2010\u2011\u2012\u2013\u2014\u2212\ufe63\uff0d]"
+# Between the digit groups: a dash, with spaces around it or not. Spaces alone are not accepted: "EudraCT
+# 2019-001588-63 12 sites" would turn into an EU CT number.
+_SEP = rf"[^\S\n]*{_DASH}[^\S\n]*"
+# Not glued to more digits on either side (a letter is fine: "EudraCT2019-001588-63").
+_YEAR = r"(?<!\d)(20\d{2})"
+_IDENTIFIER = re.compile(
+    rf"(?P<euct>{_YEAR}{_SEP}(\d{{6}}){_SEP}(\d{{2}}){_SEP}(\d{{2}})(?!\d))"
+    rf"|(?P<eudract>{_YEAR}{_SEP}(\d{{6}}){_SEP}(\d{{2}})(?!\d))"
+    rf"|(?P<nct>(?<![A-Za-z0-9])NCT[^\S\n]*(?:{_DASH}|[:#])?[^\S\n]*(\d{{8}})(?!\d))",
+    re.IGNORECASE,
+)
+_SCHEMES: tuple[Scheme, ...] = ("euct", "eudract", "nct")
+# Which registry a record's own ID comes from.
 OWN_SCHEME: dict[str, Scheme] = {"ctgov": "nct", "ctis": "euct"}
 
 
-class RegistryId(NamedTuple):
+@dataclass(frozen=True, slots=True, order=True)
+class RegistryId:
+    """One identifier in canonical form; two spellings of the same number compare equal."""
+
     scheme: Scheme
     value: str
 
+    def __str__(self) -> str:
+        return self.value
+
 
 def registry_ids_in(text: str | None) -> tuple[RegistryId, ...]:
-    """Every NCT, EU CT and EudraCT number in `text`, normalised, in order of appearance, no repeats."""
+    """Every identifier in `text`, in order of appearance, each once."""
     if not text:
         return ()
-    found: list[tuple[int, RegistryId]] = []
-    taken: list[tuple[int, int]] = []
-    for match in _EUCT.finditer(text):
-        found.append((match.start(), RegistryId("euct", "-".join(match.groups()))))
-        taken.append(match.span())
-    for match in _EUDRACT.finditer(text):
-        if not any(start <= match.start() < end for start, end in taken):
-            found.append((match.start(), RegistryId("eudract", "-".join(match.groups()))))
-    found.extend((match.start(), RegistryId("nct", f"NCT{match.group(1)}")) for match in _NCT.finditer(text))
-    return tuple(dict.fromkeys(item for _, item in sorted(found)))
+    found: dict[RegistryId, None] = {}
+    for match in _IDENTIFIER.finditer(text):
+        found.setdefault(_from_match(match), None)
+    return tuple(found)
+
+
+def registry_id(text: str | None) -> RegistryId | None:
+    """The one identifier `text` consists of (prefixes allowed), or None when it holds none or several."""
+    ids = registry_ids_in(text)
+    return ids[0] if len(ids) == 1 else None
 
 
 def own_id(record: StudyRecord) -> RegistryId:
-    return RegistryId(OWN_SCHEME.get(record.registry, "nct"), record.registration_id)
+    """The record's own registration ID. ValueError when it is not of its registry's shape."""
+    found = registry_id(record.registration_id)
+    expected = OWN_SCHEME.get(record.registry)
+    if found is None or found.scheme != expected:
+        raise ValueError(f"{record.registration_id!r} is not a {record.registry} registration ID")
+    return found
 
 
 def carried_ids(record: StudyRecord) -> set[RegistryId]:
-    """The registration's own ID plus every registry identifier its secondary IDs name."""
-    carried = {own_id(record)}
+    """The record's own ID and every identifier its secondary IDs carry, whatever their declared type.
+
+    The declared type is not trusted: ClinicalTrials.gov records file EU CT numbers as EUDRACT_NUMBER or
+    OTHER, and write them inside free text ("EudraCT No. 2019-001588-63"); the shape decides.
+    """
+    ids = {own_id(record)}
     for secondary in record.secondary_ids:
-        carried.update(registry_ids_in(secondary.id))
-    return carried
+        ids.update(registry_ids_in(secondary.id))
+        ids.update(registry_ids_in(secondary.domain))
+    return ids
+
+
+def _from_match(match: re.Match[str]) -> RegistryId:
+    scheme = next(name for name in _SCHEMES if match.group(name))
+    # The digit groups of the matched alternative, in order (the named group itself comes first).
+    start = match.re.groupindex[scheme]
+    groups = [group for group in match.groups()[start:] if group is not None]
+    if scheme == "nct":
+        return RegistryId("nct", f"NCT{groups[0]}")
+    count = 4 if scheme == "euct" else 3
+    return RegistryId(scheme, "-".join(groups[:count]))

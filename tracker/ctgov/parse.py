@@ -116,12 +116,13 @@ class SecondaryId:
     domain: str | None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class CountryStatus:
-    """One country of a registration with its own status label and decision date (CTIS member states)."""
+    """One member state of an EU (CTIS) trial: the registry's own public status label there, and the date
+    of that state's first decision on the trial."""
 
     country: str
-    status: str | None
+    status: str | None  # e.g. "Ongoing, recruiting"; "unknown status code 13" for a code outside the table
     decision_date: date | None
 
 
@@ -174,10 +175,11 @@ class StudyRecord:
     secondary_ids: tuple[SecondaryId, ...]
     content_hash: str
     raw: Mapping[str, Any] = field(repr=False, compare=False)
-    registry: str = "ctgov"  # ctgov / ctis: which registry `registration_id` belongs to
-    registry_status: str | None = None  # the registry's own status label, where it has its own codes
-    decision_date: date | None = None  # CTIS: the overall EU decision
-    countries: tuple[CountryStatus, ...] = ()  # CTIS: member states with their own status
+    # Added for a second registry; the defaults are what a ClinicalTrials.gov record means.
+    registry: str = "ctgov"  # "ctgov" or "ctis": which registry this registration is in
+    registry_status: str | None = None  # the registry's own status wording where it differs (CTIS)
+    decision_date: date | None = None  # CTIS: the first (overall) EU authorisation decision
+    countries: tuple[CountryStatus, ...] = ()  # CTIS: per member state status and decision date
 
 
 def parse_study(raw: object) -> StudyRecord:

@@ -28,12 +28,12 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine
-from tracker.ctis.client import CtisClient, day_first_date
-from tracker.ctis.parse import merge_summary, parse_ctis_record
-from tracker.transport import NotFoundError
 
 from tracker import store
 from tracker.config import Settings
+from tracker.ctis.client import CtisClient
+from tracker.ctis.dates import day_first_date
+from tracker.ctis.parse import merge_summary, parse_ctis_record
 from tracker.db.session import utcnow
 from tracker.errors import IncompleteSyncError
 from tracker.locks import INGEST, Lease
@@ -48,6 +48,7 @@ from tracker.sync import (
     log_progress,
     make_http_client,
 )
+from tracker.transport import NotFoundError
 
 logger = logging.getLogger(__name__)
 REGISTRY = "ctis"
@@ -101,7 +102,7 @@ def _run(
 ) -> SyncResult:
     started_at = utcnow()
     mark = None if full else store.watermark(engine, REGISTRY)
-    since = mark - OVERLAP if mark is not None else None
+    since = mark - OVERLAP if mark is not None else None  # the window; the client walks with the same lag
     mode = "incremental" if since is not None else "full"
     condition = settings.query.strip()
     own_http = http is None
@@ -133,7 +134,7 @@ def _run(
             client.base_url,
             f", updated since {since}" if since else "",
         )
-        seen = _walk(engine, client, condition, since, result, progress, on_landed)
+        seen = _walk(engine, client, condition, mark, result, progress, on_landed)
         if mode == "full":
             _check_complete(result, seen)
             result.removed = store.flag_removed(engine, run_id, seen, registry=REGISTRY)
@@ -156,14 +157,16 @@ def _walk(
     engine: Engine,
     client: CtisClient,
     condition: str,
-    since: date | None,
+    mark: date | None,
     result: SyncResult,
     progress: ProgressCallback | None,
     on_landed: store.LandedHook | None,
 ) -> set[str]:
+    """Land every page of the walk from the watermark `mark` (all when None); returns the CT numbers seen."""
     seen: set[str] = set()
     newest: date | None = None
-    for page in client.iter_updated(condition, since):
+    since = mark - OVERLAP if mark is not None else None
+    for page in client.iter_updated(condition, mark, overlap_days=OVERLAP.days):
         if page.total_records is not None and result.total_count is None:
             result.total_count = page.total_records
         records: list[object] = []
