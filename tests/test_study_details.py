@@ -267,7 +267,7 @@ def test_workbook_cell_by_cell(engine: Engine, db_url: str, tmp_path: Path) -> N
     assert book["Trials"]["A2"].data_type == "s"
 
     outcomes = list(book["Outcomes"].iter_rows(values_only=True))
-    assert outcomes[0] == ("nct_id", "role", "order", "measure", "time_frame", "description")
+    assert outcomes[0] == ("nct_id", "role", "order", "measure", "time_frame", "description", "endpoints")
     assert outcomes[1][:5] == ("NCT00763412", "primary", 1, "=1+1", "2 year/end of study")
     assert book["Outcomes"]["D2"].data_type == "s"  # kept as text, never a formula
     assert [row[1] for row in outcomes[1:10]] == ["primary"] * 3 + ["secondary"] * 6
