@@ -12,7 +12,7 @@ import time
 import streamlit as st
 
 from dashboard import data
-from dashboard.landscape import landscape_page
+from dashboard.landscape import landscape_page, today_utc
 from dashboard.trial_view import show_trial
 
 TRIAL_PARAM = "nct"
@@ -36,7 +36,10 @@ def trial_page() -> None:
         return
     st.query_params[TRIAL_PARAM] = nct_id
     show_trial(
-        data.trial_detail(url, version, nct_id), nct_id, data.trial_registry_history(url, version, nct_id)
+        data.trial_detail(url, version, nct_id),
+        nct_id,
+        data.trial_registry_history(url, version, nct_id),
+        as_of=data.data_date(url, version).or_today(today_utc()),
     )
 
 

@@ -43,6 +43,7 @@ FILTER_COLUMNS = (
     "phenotypes",
     "phases",
     "countries",
+    "endpoints_primary",
     "overall_status",
     "study_type",
     "sponsor_category",

@@ -99,6 +99,14 @@ def show_charts(filtered: pd.DataFrame, events: pd.DataFrame, index: FrameIndex,
         selection_mode="points",
     )
     st.plotly_chart(charts.pipeline_figure(filtered, index), key="pipeline_chart", config=PLOTLY_CONFIG)
+    endpoints_by = st.radio(
+        "Primary endpoint families, by", list(charts.ENDPOINT_GROUPINGS), horizontal=True, key="endpoints_by"
+    )
+    st.plotly_chart(
+        charts.primary_endpoint_figure(filtered, endpoints_by, index),
+        key="primary_endpoint_chart",
+        config=PLOTLY_CONFIG,
+    )
     st.plotly_chart(charts.gantt_figure(filtered, today), key="gantt_chart", config=PLOTLY_CONFIG)
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.world_map_figure(filtered, index), key="world_map_chart", config=PLOTLY_CONFIG)
@@ -207,7 +215,7 @@ def show_table(
     if selected and selected[0] < len(rows):
         nct_id = str(rows.loc[selected[0], "nct_id"])
         with st.container(border=True):
-            show_trial(data.trial_detail(url, version, nct_id), nct_id)
+            show_trial(data.trial_detail(url, version, nct_id), nct_id, as_of=as_of)
 
 
 def landscape_page() -> None:

@@ -349,5 +349,5 @@ def test_detail_tables_hold_text_only() -> None:
     eligibility = dict(tables[4].to_numpy().tolist())
     assert eligibility["Minimum age"] == "6 Months (0.5 years)"
     assert eligibility["Healthy volunteers"] == "not stated"
-    assert tables[2].iloc[0].tolist() == ["Primary", "1", "EDSS", "", ""]
+    assert tables[2].iloc[0].tolist() == ["Primary", "1", "EDSS", "", "", ""]  # not classified: no keys
     assert trial_view.intervention_rows({}).columns.tolist()[0] == "Intervention"
