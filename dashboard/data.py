@@ -135,6 +135,11 @@ def detail_tables(url: str, version: tuple[Any, ...]) -> query.DetailTables:
     return query.load_detail_tables(get_engine(url))
 
 
+def outcome_endpoints(url: str, nct_ids: tuple[str, ...]) -> dict[query.OutcomeRef, tuple[str, ...]]:
+    """Each outcome measure's endpoint keys, for a workbook download (read when the button is clicked)."""
+    return query.outcome_endpoint_keys(get_engine(url), nct_ids)
+
+
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
 def trial_registry_history(
     url: str, version: tuple[Any, ...], nct_id: str

@@ -142,6 +142,20 @@ def export_frame(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) 
     return query.with_details(filtered, data.detail_tables(url, version))
 
 
+def workbook_download(
+    trial_filter: TrialFilter, url: str, version: tuple[Any, ...], provenance: dict[str, Any]
+) -> bytes:
+    """The workbook `tracker export --xlsx` writes for this filter, outcome measures with their keys."""
+    frame = export_frame(trial_filter, url, version)
+    return frame_to_xlsx(
+        frame,
+        data.detail_tables(url, version),
+        provenance,
+        include_comparators=trial_filter.include_comparators,
+        outcome_endpoints=data.outcome_endpoints(url, tuple(frame["nct_id"])),
+    )
+
+
 def show_downloads(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) -> None:
     """CSV, its provenance sidecar and the workbook, each built only when its button is clicked."""
 
@@ -171,12 +185,7 @@ def show_downloads(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]
     )
     xlsx_column.download_button(
         "Download workbook (.xlsx)",
-        data=lambda: frame_to_xlsx(
-            export_frame(trial_filter, url, version),
-            data.detail_tables(url, version),
-            provenance(),
-            include_comparators=trial_filter.include_comparators,
-        ),
+        data=lambda: workbook_download(trial_filter, url, version, provenance()),
         file_name="ms-trials.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         on_click="ignore",

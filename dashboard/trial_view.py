@@ -290,12 +290,23 @@ def evidence_rows(result: dict[str, Any] | None) -> pd.DataFrame:
             rows.append(
                 {
                     "Dimension": dimension,
-                    "Key": item.get("key", ""),
+                    "Key": _evidence_key(item),
                     "Role": item.get("role") or "",
                     "Evidence": evidence or "",
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _evidence_key(item: dict[str, Any]) -> str:
+    """What a result entry labels: a key; an outcome measure's keys; an eligibility facet's name=value."""
+    if item.get("key"):
+        return str(item["key"])
+    if isinstance(item.get("keys"), list):
+        return ", ".join(str(key) for key in item["keys"])
+    if item.get("name"):
+        return f"{item['name']}={item.get('value') or ''}"
+    return ""
 
 
 def _evidence_text(entry: object) -> str:

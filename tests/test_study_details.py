@@ -321,6 +321,43 @@ def test_detail_of_a_study_has_every_part(engine: Engine) -> None:
     )
 
 
+def test_trial_detail_shows_each_measure_with_its_endpoint_keys(engine: Engine) -> None:
+    from dashboard import trial_view
+    from tracker.classify.store import classify_pending, set_override
+
+    study = json.loads((FIXTURES.parent / "edge/endpoints_and_facets.json").read_text())
+    load(engine, [study])
+    classify_pending(engine)
+    set_override(engine, "NCT09000002", endpoints_secondary=["mri_lesions"], note="NfL is exploratory")
+    detail = query.study_detail(engine, "NCT09000002")
+    assert detail is not None
+
+    outcomes = trial_view.outcome_rows(detail)
+    assert outcomes.columns.tolist() == ["Role", "#", "Measure", "Endpoint keys", "Time frame", "Description"]
+    assert outcomes[["Role", "#", "Endpoint keys"]].to_numpy().tolist() == [
+        ["Primary", "1", "relapse"],
+        ["Primary", "2", "disability_progression"],
+        ["Secondary", "1", "mri_lesions"],
+        ["Secondary", "2", "fluid_biomarker"],
+        ["Secondary", "3", "safety"],
+        ["Other", "1", "pharmacology"],
+    ]
+    union = trial_view.endpoint_rows(detail)
+    assert union.to_numpy().tolist() == [
+        [
+            "Primary",
+            "disability_progression, relapse",
+            "Disability progression / EDSS (Clinical disability), Relapses (Clinical disability)",
+            "automatic",
+        ],
+        ["Secondary", "mri_lesions", "MRI lesion activity (Imaging)", "manual override"],
+    ]
+    labels = trial_view.label_rows(detail)
+    assert "Relapses" in set(labels[labels["Dimension"] == "endpoint"]["Label"])
+    cells = {cell for table in (outcomes, union, labels) for cell in table.to_numpy().ravel()}
+    assert not {"None", "nan", "NaN", "()", "[]"} & cells
+
+
 def test_detail_tables_hold_text_only() -> None:
     from dashboard import trial_view
 
