@@ -11,6 +11,7 @@ import copy
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -402,13 +403,16 @@ def test_widget_state_round_trips_every_filter_field(loaded_url: str) -> None:
         sponsor_classes=("industry",),
         lead_sponsors=("Biogen",),
         countries=("Korea, Republic of",),
+        primary_endpoint_families=("imaging", "composite"),
         start_year_min=choices.first_year + 1,
         start_year_max=choices.last_year - 1,
         has_results=True,
         multi_disease=False,
         outcome_changed_after_start=True,
         include_removed=True,
+        include_comparators=True,
     )
+    assert all(getattr(full, f.name) != f.default for f in fields(TrialFilter))  # every field is set
     assert sidebar.filter_from_state(sidebar.widget_state(full, choices), choices) == full
     assert sidebar.filter_from_state(sidebar.widget_state(TrialFilter(), choices), choices) == TrialFilter()
 
