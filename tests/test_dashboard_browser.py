@@ -304,7 +304,7 @@ def assert_rendered_as_text(page: Any) -> None:
 
 DETAILED = Path(__file__).parent / "fixtures/ctgov/studies/NCT00763412.json"
 # Primary endpoints relapse and disability progression; MRI and NfL only as secondary endpoints.
-ENDPOINTS = Path(__file__).parent / "fixtures/ctgov/edge/endpoints_and_facets.json"
+ENDPOINTS = Path(__file__).parent / "fixtures/ctgov/handmade/endpoints_and_facets.json"
 
 
 def test_primary_endpoint_filter_then_trial_details_with_endpoint_keys(

@@ -458,7 +458,9 @@ def test_a_trial_the_period_moved_out_of_the_filter_is_still_reported(
 def test_a_primary_endpoint_subscription_hears_of_its_trials_only(engine: Engine) -> None:
     # The endpoint study's primary endpoints are relapses and disability progression (clinical disability);
     # its MRI and NfL measures are secondary.
-    study = json.loads((Path(__file__).parent / "fixtures/ctgov/edge/endpoints_and_facets.json").read_text())
+    study = json.loads(
+        (Path(__file__).parent / "fixtures/ctgov/handmade/endpoints_and_facets.json").read_text()
+    )
     load(engine, [study], seen_at=T0, stamp="2025-09-01T05:00:00")
     classify_pending(engine)
     subscribed = {

@@ -39,7 +39,7 @@ from tracker.taxonomy import load_taxonomy
 STAMP = "2025-09-25T09:00:05"
 GOLD_STUDIES = FIXTURES / "gold_dev_studies.jsonl"
 # A relapsing-MS trial: 2 primary, 3 secondary and 1 other outcome measure, an EDSS range, treatment-naive.
-ENDPOINT_STUDY = json.loads((FIXTURES / "ctgov/edge/endpoints_and_facets.json").read_text())
+ENDPOINT_STUDY = json.loads((FIXTURES / "ctgov/handmade/endpoints_and_facets.json").read_text())
 ENDPOINT_NCT = "NCT09000002"
 HOSTILE = {
     "briefTitle": '=HYPERLINK("http://evil.example","click")',

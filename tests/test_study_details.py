@@ -325,7 +325,7 @@ def test_trial_detail_shows_each_measure_with_its_endpoint_keys(engine: Engine) 
     from dashboard import trial_view
     from tracker.classify.store import classify_pending, set_override
 
-    study = json.loads((FIXTURES.parent / "edge/endpoints_and_facets.json").read_text())
+    study = json.loads((FIXTURES.parent / "handmade/endpoints_and_facets.json").read_text())
     load(engine, [study])
     classify_pending(engine)
     set_override(engine, "NCT09000002", endpoints_secondary=["mri_lesions"], note="NfL is exploratory")
