@@ -76,9 +76,6 @@ class Taxonomy:
             Family(family_key(label), label, members) for label, members in self.families(dimension).items()
         )
 
-    def item(self, dimension: Dimension, key: str) -> TaxonomyKey | None:
-        return next((item for item in self.keys(dimension) if item.key == key), None)
-
     def validate(self, dimension: Dimension, keys: Iterable[str]) -> tuple[str, ...]:
         """Return the keys unchanged, or raise FilterError naming the unknown ones and the valid list."""
         keys = tuple(keys)
