@@ -458,7 +458,7 @@ STREAMING_FILTERS = [
 @pytest.fixture
 def real_trials(engine: Engine) -> Engine:
     """140 real studies and the endpoint study, classified, two with manual overrides (labels, endpoints,
-    eligibility facets), and all but one flagged removed."""
+    eligibility facets), one of those flagged removed."""
     raws = [json.loads(line) for line in GOLD_STUDIES.read_text().splitlines()] + [ENDPOINT_STUDY]
     run = store.begin_run(engine, mode="import", query=None, source="test", data_timestamp=None)
     store.ingest_page(engine, run, raws, on_landed=classify_records)
