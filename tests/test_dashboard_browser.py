@@ -231,7 +231,7 @@ def test_hostile_registry_text_and_link_parameters_render_as_text_and_nothing_le
 
     require_chromium()
     expect.set_options(timeout=PAGE_TIMEOUT_MS)
-    sample, nct_id = hostile_sample(tmp_path)
+    sample, registration_id = hostile_sample(tmp_path)
     database_url = f"sqlite:///{tmp_path / 'hostile.db'}"
     engine = make_engine(database_url)
     upgrade_to_head(engine)
@@ -265,7 +265,7 @@ def test_hostile_registry_text_and_link_parameters_render_as_text_and_nothing_le
             )
             assert_rendered_as_text(page)
 
-            page.goto(f"{base_url}/trial?nct={nct_id}")
+            page.goto(f"{base_url}/trial?nct={registration_id}")
             expect(
                 page.get_by_test_id("stHeading").filter(has_text=shown(HOSTILE.format("title")))
             ).to_have_count(1)
@@ -321,7 +321,7 @@ def test_primary_endpoint_filter_then_trial_details_with_endpoint_keys(
     frame = apply_filter(query.load_trial_frame(engine), TrialFilter())
     engine.dispose()
     clinical = apply_filter(frame, TrialFilter(primary_endpoint_families=("clinical_disability",)))
-    assert "NCT09000002" in set(clinical["nct_id"]) and 0 < len(clinical) < len(frame)
+    assert "NCT09000002" in set(clinical["registration_id"]) and 0 < len(clinical) < len(frame)
     dashboard_url = request.getfixturevalue("dashboard_url")
 
     with sync_playwright() as playwright:

@@ -55,7 +55,7 @@ def frame() -> pd.DataFrame:
         ),
     ]
     columns = [
-        "nct_id",
+        "registration_id",
         "relevance",
         "mechanisms",
         "phenotypes",
@@ -78,12 +78,12 @@ def frame() -> pd.DataFrame:
     data["study_type"] = "INTERVENTIONAL"
     data["removed"] = [False, False, False]
     data["endpoints_primary"] = [("relapse", "mri_lesions"), ("safety",), ("quality_of_life",)]
-    data["search_text"] = (data["nct_id"] + " tolebrutinib " + data["lead_sponsor_name"]).str.lower()
+    data["search_text"] = (data["registration_id"] + " tolebrutinib " + data["lead_sponsor_name"]).str.lower()
     return data
 
 
 def ids(trial_filter: TrialFilter) -> list[str]:
-    return list(apply_filter(frame(), trial_filter)["nct_id"])
+    return list(apply_filter(frame(), trial_filter)["registration_id"])
 
 
 def test_default_hides_not_ms() -> None:
@@ -129,9 +129,9 @@ def test_primary_endpoint_family_matches_any_primary_key_in_the_families(
     assert ids(trial_filter) == expected
     # The one-row form the streamed export uses agrees with the vectorised one, row by row.
     rows = frame().to_dict("records")
-    assert [row["nct_id"] for row in rows if trial_filter.matches(row)] == expected
+    assert [row["registration_id"] for row in rows if trial_filter.matches(row)] == expected
     everything = trial_filter.with_changes(relevance=())
-    assert [row["nct_id"] for row in rows if everything.matches(row)] == ids(everything)
+    assert [row["registration_id"] for row in rows if everything.matches(row)] == ids(everything)
 
 
 def test_primary_endpoint_keys_of_the_families() -> None:
@@ -180,7 +180,7 @@ def test_a_bad_primary_endpoint_family_is_refused_or_falls_back() -> None:
 def test_removed_trials_are_hidden_unless_asked_for() -> None:
     data = frame()
     data.loc[0, "removed"] = True
-    assert list(apply_filter(data, TrialFilter())["nct_id"]) == ["NCT00000002"]
+    assert list(apply_filter(data, TrialFilter())["registration_id"]) == ["NCT00000002"]
     assert len(apply_filter(data, TrialFilter(include_removed=True))) == 2
 
 

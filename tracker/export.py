@@ -66,8 +66,8 @@ def _labels(dimension: str, column: str) -> Callable[[Mapping[str, Any]], object
 
 
 EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
-    ExportColumn("nct_id", "ClinicalTrials.gov identifier", _field("nct_id")),
-    ExportColumn("url", "Link to the study on ClinicalTrials.gov", lambda r: study_url(r["nct_id"])),
+    ExportColumn("registration_id", "ClinicalTrials.gov identifier", _field("registration_id")),
+    ExportColumn("url", "Link to the study on ClinicalTrials.gov", lambda r: study_url(r["registration_id"])),
     ExportColumn("brief_title", "Brief title", _field("brief_title")),
     ExportColumn("acronym", "Acronym", _field("acronym")),
     ExportColumn(
@@ -258,7 +258,7 @@ class ExportResult:
 
 # The workbook's per-row sheets: (column, description, how to read it from a detail row).
 OUTCOME_SHEET_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("nct_id", "ClinicalTrials.gov identifier"),
+    ("registration_id", "ClinicalTrials.gov identifier"),
     ("role", "primary, secondary or other"),
     ("order", "Position of the measure within its role, from 1, as registered"),
     ("measure", "Outcome measure title as registered"),
@@ -267,7 +267,7 @@ OUTCOME_SHEET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("endpoints", "Endpoint keys (taxonomy) of the measure, '; '-separated, as classified automatically"),
 )
 ARM_SHEET_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("nct_id", "ClinicalTrials.gov identifier"),
+    ("registration_id", "ClinicalTrials.gov identifier"),
     ("order", "Position of the arm, from 1, as registered"),
     ("label", "Arm group label"),
     ("type", "Arm type (EXPERIMENTAL, ACTIVE_COMPARATOR, PLACEBO_COMPARATOR, SHAM_COMPARATOR, ...)"),
@@ -484,7 +484,7 @@ def write_export(
             row_count += 1
             if row["taxonomy_version"] is not None:
                 versions.add(str(row["taxonomy_version"]))
-            row.update(details.get(row["nct_id"]) or query.EMPTY_DETAILS)
+            row.update(details.get(row["registration_id"]) or query.EMPTY_DETAILS)
             if xlsx_path is not None:
                 kept.append(row)
             yield row
@@ -514,7 +514,7 @@ def write_export(
     def write_xlsx(handle: IO[bytes]) -> None:
         rows = kept if path is not None else list(trial_rows())
         written.append(provenance())
-        keys = query.outcome_endpoint_keys(engine, (row["nct_id"] for row in rows))
+        keys = query.outcome_endpoint_keys(engine, (row["registration_id"] for row in rows))
         handle.write(
             rows_to_xlsx(
                 rows,
@@ -637,7 +637,7 @@ def rows_to_xlsx(
     keys_of = outcome_endpoints or {}
     from openpyxl import Workbook
 
-    ids = {row["nct_id"] for row in rows}
+    ids = {row["registration_id"] for row in rows}
     workbook = Workbook()
     trials = workbook.active
     trials.title = "Trials"
@@ -648,23 +648,23 @@ def rows_to_xlsx(
 
     outcomes = workbook.create_sheet("Outcomes")
     _header(outcomes, [name for name, _ in OUTCOME_SHEET_COLUMNS])
-    for item in tables.outcomes[tables.outcomes["nct_id"].isin(ids)].itertuples(index=False):
+    for item in tables.outcomes[tables.outcomes["registration_id"].isin(ids)].itertuples(index=False):
         values = (
-            item.nct_id,
+            item.registration_id,
             item.role,
             int(item.position) + 1,
             item.measure,
             item.time_frame,
             item.description,
-            tuple(keys_of.get((item.nct_id, item.role, int(item.position)), ())),
+            tuple(keys_of.get((item.registration_id, item.role, int(item.position)), ())),
         )
         _append(outcomes, [_xlsx_value(v) for v in values])
 
     arms = workbook.create_sheet("Arms")
     _header(arms, [name for name, _ in ARM_SHEET_COLUMNS])
-    for item in tables.arms[tables.arms["nct_id"].isin(ids)].itertuples(index=False):
+    for item in tables.arms[tables.arms["registration_id"].isin(ids)].itertuples(index=False):
         values = (
-            item.nct_id,
+            item.registration_id,
             int(item.position) + 1,
             item.label,
             item.type,
