@@ -12,7 +12,7 @@ import time
 import streamlit as st
 
 from dashboard import data
-from dashboard.landscape import landscape_page
+from dashboard.landscape import landscape_page, today_utc
 from dashboard.trial_view import show_trial
 
 TRIAL_PARAM = "nct"
@@ -41,7 +41,12 @@ def trial_page() -> None:
     st.query_params[TRIAL_PARAM] = registration_id
     detail = data.trial_detail(url, version, registration_id)
     trial_id = detail["trial_id"] if detail else registration_id  # an EU CT number finds its NCT twin
-    show_trial(detail, registration_id, data.trial_registry_history(url, version, trial_id))
+    show_trial(
+        detail,
+        registration_id,
+        data.trial_registry_history(url, version, trial_id),
+        as_of=data.data_date(url, version).or_today(today_utc()),
+    )
 
 
 def main() -> None:

@@ -377,6 +377,72 @@ def pipeline_figure(frame: pd.DataFrame, index: FrameIndex | None = None) -> go.
     return _layout(fig, title, "Trials", "Mechanism", barmode="stack", height=height)
 
 
+# --- e2. primary endpoint families by phase or mechanism ---------------------------------------------------
+
+ENDPOINT_GROUPINGS = ("phase", "mechanism")
+
+
+def primary_endpoint_counts(frame: pd.DataFrame, by: str, index: FrameIndex | None = None) -> pd.DataFrame:
+    """Trials per primary endpoint family (columns, taxonomy order) and highest phase (`by="phase"`) or
+    mechanism (`by="mechanism"`: the index's mechanism keys, so comparators count only when the filter
+    says so). A trial counts once in each family its primary endpoints fall in, under each of its
+    mechanisms; trials without a classified primary endpoint are left out."""
+    if by not in ENDPOINT_GROUPINGS:
+        raise ValueError(f"by must be one of {ENDPOINT_GROUPINGS}, not {by!r}")
+    index, selected, _positions = index_for(frame, index)
+    families = index.primary_endpoint_families
+    keep = selected[families.rows]
+    if not keep.any():
+        return pd.DataFrame()
+    rows, family_codes = families.rows[keep], families.codes[keep]
+    if by == "mechanism":
+        mechanisms = index.mechanisms
+        pairs = pd.DataFrame({"row": rows, "family": family_codes}).merge(
+            pd.DataFrame({"row": mechanisms.rows, "group": mechanisms.codes}), on="row"
+        )
+        group_codes, family_codes = pairs["group"].to_numpy(), pairs["family"].to_numpy()
+        groups = mechanisms.keys
+    else:
+        group_codes, groups = index.phase_codes[rows], index.phase_labels
+    width = len(families.keys)
+    counts = np.bincount(group_codes * width + family_codes, minlength=len(groups) * width).reshape(-1, width)
+    table = pd.DataFrame(counts, index=list(groups), columns=list(families.keys))
+    table = table.loc[table.sum(axis=1) > 0, table.sum(axis=0) > 0]
+    if by == "mechanism":
+        rows_order = _taxonomy_order(table.index, labels.mechanism_labels())
+    else:
+        rows_order = sorted(table.index, key=labels.phase_rank)
+    table = table.loc[rows_order, _taxonomy_order(table.columns, labels.endpoint_family_labels())]
+    table.index.name, table.columns.name = by, "primary_endpoint_family"
+    return table
+
+
+def primary_endpoint_figure(frame: pd.DataFrame, by: str, index: FrameIndex | None = None) -> go.Figure:
+    """Heat map of trials by primary endpoint family (columns) and phase or mechanism (rows)."""
+    title = f"Primary endpoints by {by}: trials per endpoint family"
+    table = primary_endpoint_counts(frame, by, index)
+    if table.empty:
+        return _empty_figure(title, "No trials with a classified primary endpoint in the current selection")
+    name = labels.mechanism_label if by == "mechanism" else str
+    y_labels = [name(group) for group in table.index]
+    z = table.to_numpy()
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[labels.endpoint_family_label(key) for key in table.columns],
+            y=y_labels,
+            colorscale="Purples",
+            text=z,
+            texttemplate="%{text}",
+            hovertemplate="%{y} · %{x}: %{z} trials<extra></extra>",
+            colorbar={"title": {"text": "Trials"}},
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    height = max(360, 28 * len(y_labels) + 160)
+    return _layout(fig, title, "Primary endpoint family", by.capitalize(), height=height)
+
+
 # --- f. timeline (Gantt) -----------------------------------------------------------------------------------
 
 

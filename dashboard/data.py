@@ -43,6 +43,7 @@ FILTER_COLUMNS = (
     "phenotypes",
     "phases",
     "countries",
+    "endpoints_primary",
     "overall_status",
     "study_type",
     "sponsor_category",
@@ -135,6 +136,11 @@ def filter_choices(url: str, version: tuple[Any, ...]) -> FilterChoices:
 def detail_tables(url: str, version: tuple[Any, ...]) -> query.DetailTables:
     """The registry details of every trial, loaded only when a download is asked for."""
     return query.load_detail_tables(get_engine(url))
+
+
+def outcome_endpoints(url: str, registration_ids: tuple[str, ...]) -> dict[query.OutcomeRef, tuple[str, ...]]:
+    """Each outcome measure's endpoint keys, for a workbook download (read when the button is clicked)."""
+    return query.outcome_endpoint_keys(get_engine(url), registration_ids)
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard import labels
-from tracker.filters import INVESTIGATIONAL_MECHANISMS
+from tracker.filters import INVESTIGATIONAL_MECHANISMS, PRIMARY_ENDPOINTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,7 @@ class FrameIndex:
     mechanisms: KeyIndex
     phenotypes: KeyIndex
     countries: KeyIndex
+    primary_endpoint_families: KeyIndex  # the families of each trial's primary endpoint keys
     pair_rows: np.ndarray  # one entry per (trial, mechanism, phenotype)
     pair_mechanisms: np.ndarray
     pair_phenotypes: np.ndarray
@@ -72,6 +73,7 @@ class FrameIndex:
             mechanisms=mechanisms,
             phenotypes=phenotypes,
             countries=KeyIndex.of(frame["countries"]),
+            primary_endpoint_families=KeyIndex.of(primary_families(frame)),
             pair_rows=pairs["row"].to_numpy(),
             pair_mechanisms=pairs["mechanism"].to_numpy(),
             pair_phenotypes=pairs["phenotype"].to_numpy(),
@@ -84,6 +86,17 @@ class FrameIndex:
         selected = np.zeros(self.size, dtype=bool)
         selected[subset.index.to_numpy(dtype=np.int64)] = True
         return selected
+
+
+def primary_families(frame: pd.DataFrame) -> pd.Series:
+    """Per trial, the endpoint families of its primary endpoint keys, each once, in key order."""
+    family_of = labels.endpoint_family_of()
+    keys = frame[PRIMARY_ENDPOINTS] if PRIMARY_ENDPOINTS in frame else pd.Series([()] * len(frame))
+    return pd.Series(
+        [tuple(dict.fromkeys(family_of[k] for k in found or () if k in family_of)) for found in keys],
+        index=frame.index,
+        dtype=object,
+    )
 
 
 def index_for(frame: pd.DataFrame, index: FrameIndex | None) -> tuple[FrameIndex, np.ndarray, np.ndarray]:

@@ -175,6 +175,31 @@ def relevance_labels() -> dict[str, str]:
     return {item.key: item.label for item in load_taxonomy().relevance}
 
 
+@cache
+def endpoint_labels() -> dict[str, str]:
+    return {item.key: item.label for item in load_taxonomy().endpoints}
+
+
+@cache
+def endpoint_family_labels() -> dict[str, str]:
+    """Endpoint family key → the taxonomy's name for it ("imaging" → "Imaging"), in taxonomy order."""
+    return {family.key: family.label for family in load_taxonomy().family_groups("endpoint")}
+
+
+@cache
+def endpoint_family_of() -> dict[str, str]:
+    """Endpoint key → its family's key."""
+    return {key: family.key for family in load_taxonomy().family_groups("endpoint") for key in family.members}
+
+
+def endpoint_label(key: str) -> str:
+    return endpoint_labels().get(key, tidy(key))
+
+
+def endpoint_family_label(key: str) -> str:
+    return endpoint_family_labels().get(key, tidy(key))
+
+
 def mechanism_label(key: str) -> str:
     return mechanism_labels().get(key, tidy(key))
 

@@ -99,6 +99,14 @@ def show_charts(filtered: pd.DataFrame, events: pd.DataFrame, index: FrameIndex,
         selection_mode="points",
     )
     st.plotly_chart(charts.pipeline_figure(filtered, index), key="pipeline_chart", config=PLOTLY_CONFIG)
+    endpoints_by = st.radio(
+        "Primary endpoint families, by", list(charts.ENDPOINT_GROUPINGS), horizontal=True, key="endpoints_by"
+    )
+    st.plotly_chart(
+        charts.primary_endpoint_figure(filtered, endpoints_by, index),
+        key="primary_endpoint_chart",
+        config=PLOTLY_CONFIG,
+    )
     st.plotly_chart(charts.gantt_figure(filtered, today), key="gantt_chart", config=PLOTLY_CONFIG)
     left, right = st.columns([3, 2])
     left.plotly_chart(charts.world_map_figure(filtered, index), key="world_map_chart", config=PLOTLY_CONFIG)
@@ -134,6 +142,20 @@ def export_frame(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) 
     return query.with_details(filtered, data.detail_tables(url, version))
 
 
+def workbook_download(
+    trial_filter: TrialFilter, url: str, version: tuple[Any, ...], provenance: dict[str, Any]
+) -> bytes:
+    """The workbook `tracker export --xlsx` writes for this filter, outcome measures with their keys."""
+    frame = export_frame(trial_filter, url, version)
+    return frame_to_xlsx(
+        frame,
+        data.detail_tables(url, version),
+        provenance,
+        include_comparators=trial_filter.include_comparators,
+        outcome_endpoints=data.outcome_endpoints(url, tuple(frame["registration_id"])),
+    )
+
+
 def show_downloads(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]) -> None:
     """CSV, its provenance sidecar and the workbook, each built only when its button is clicked."""
 
@@ -163,12 +185,7 @@ def show_downloads(trial_filter: TrialFilter, url: str, version: tuple[Any, ...]
     )
     xlsx_column.download_button(
         "Download workbook (.xlsx)",
-        data=lambda: frame_to_xlsx(
-            export_frame(trial_filter, url, version),
-            data.detail_tables(url, version),
-            provenance(),
-            include_comparators=trial_filter.include_comparators,
-        ),
+        data=lambda: workbook_download(trial_filter, url, version, provenance()),
         file_name="ms-trials.xlsx",
         mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         on_click="ignore",
@@ -207,7 +224,7 @@ def show_table(
     if selected and selected[0] < len(rows):
         registration_id = str(rows.loc[selected[0], "registration_id"])
         with st.container(border=True):
-            show_trial(data.trial_detail(url, version, registration_id), registration_id)
+            show_trial(data.trial_detail(url, version, registration_id), registration_id, as_of=as_of)
 
 
 def landscape_page() -> None:

@@ -196,6 +196,14 @@ def filter_sidebar(choices: FilterChoices) -> TrialFilter:
         key=key("phenotypes"),
         format_func=labels.phenotype_label,
     )
+    sidebar.multiselect(
+        "Primary endpoint",
+        list(labels.endpoint_family_labels()),
+        key=key("primary_endpoint_families"),
+        format_func=labels.endpoint_family_label,
+        help="Endpoint families of the taxonomy: a trial shows when any of its primary outcome measures "
+        "falls in one of those chosen.",
+    )
     sidebar.multiselect("Phase", list(PHASES), key=key("phases"), format_func=labels.phase_label)
     sidebar.multiselect(
         "Overall status",

@@ -8,6 +8,7 @@ so no cell reads "None".
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -91,18 +92,59 @@ def arm_rows(detail: dict[str, Any]) -> pd.DataFrame:
     return text_table(rows, ["Arm", "Type", "Interventions", "Description"])
 
 
+def outcome_endpoints(detail: dict[str, Any]) -> dict[tuple[str, int], tuple[str, ...]]:
+    """(role, position) of each outcome measure → its endpoint keys, from the automatic classification."""
+    result = (detail.get("classification") or {}).get("result") or {}
+    return {
+        (str(item.get("role")), int(item.get("order") or 0)): tuple(item.get("keys") or ())
+        for item in result.get("outcome_endpoints") or []
+        if isinstance(item, dict)
+    }
+
+
 def outcome_rows(detail: dict[str, Any]) -> pd.DataFrame:
+    keys = outcome_endpoints(detail)
     rows = [
         {
             "Role": str(item.get("role") or "").capitalize(),
             "#": int(item.get("position") or 0) + 1,
             "Measure": item.get("measure"),
+            "Endpoint keys": keys.get((str(item.get("role")), int(item.get("position") or 0))),
             "Time frame": item.get("time_frame"),
             "Description": item.get("description"),
         }
         for item in detail.get("outcomes") or []
     ]
-    return text_table(rows, ["Role", "#", "Measure", "Time frame", "Description"])
+    return text_table(rows, ["Role", "#", "Measure", "Endpoint keys", "Time frame", "Description"])
+
+
+def endpoint_rows(detail: dict[str, Any]) -> pd.DataFrame:
+    """The trial's endpoint keys per role: the union over its measures, or the manual override's."""
+    rows = []
+    for role in ("primary", "secondary"):
+        found = [
+            label
+            for label in detail.get("labels") or []
+            if label.get("dimension") == "endpoint" and label.get("role") == role
+        ]
+        keys = [str(label.get("key")) for label in found]
+        manual = any(label.get("source") == "manual" for label in found)
+        rows.append(
+            {
+                "Role": role.capitalize(),
+                "Endpoint keys": keys,
+                "Endpoints": [
+                    f"{labels.endpoint_label(key)} ({labels.endpoint_family_label(family_of(key))})"
+                    for key in keys
+                ],
+                "Source": ("manual override" if manual else "automatic") if keys else "",
+            }
+        )
+    return text_table(rows, ["Role", "Endpoint keys", "Endpoints", "Source"])
+
+
+def family_of(key: str) -> str:
+    return labels.endpoint_family_of().get(key, "other")
 
 
 def _age(detail: dict[str, Any], name: str) -> str:
@@ -215,6 +257,9 @@ def show_registry_details(detail: dict[str, Any]) -> None:
     _table(arm_rows(detail), "No arm groups registered.")
     st.markdown("#### Outcome measures")
     _table(outcome_rows(detail), "No outcome measures registered.")
+    if detail.get("outcomes"):
+        st.markdown("##### Endpoints of the trial, per role")
+        _table(endpoint_rows(detail), "")
     left, right = st.columns(2)
     with left:
         st.markdown("#### Eligibility")
@@ -250,6 +295,8 @@ def label_rows(detail: dict[str, Any]) -> pd.DataFrame:
             name = labels.mechanism_label(key)
         elif dimension == "phenotype":
             name = labels.phenotype_label(key)
+        elif dimension == "endpoint":
+            name = labels.endpoint_label(key)
         else:
             name = labels.relevance_labels().get(key, key)
         rows.append(
@@ -288,12 +335,23 @@ def evidence_rows(result: dict[str, Any] | None) -> pd.DataFrame:
             rows.append(
                 {
                     "Dimension": dimension,
-                    "Key": item.get("key", ""),
+                    "Key": _evidence_key(item),
                     "Role": item.get("role") or "",
                     "Evidence": evidence or "",
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _evidence_key(item: dict[str, Any]) -> str:
+    """What a result entry labels: a key; an outcome measure's keys; an eligibility facet's name=value."""
+    if item.get("key"):
+        return str(item["key"])
+    if isinstance(item.get("keys"), list):
+        return ", ".join(str(key) for key in item["keys"])
+    if item.get("name"):
+        return f"{item['name']}={item.get('value') or ''}"
+    return ""
 
 
 def _evidence_text(entry: object) -> str:
@@ -332,7 +390,11 @@ def registry_summary_lines(summary: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def show_registry_history(detail: dict[str, Any], history: tuple[pd.DataFrame, pd.DataFrame] | None) -> None:
+def show_registry_history(
+    detail: dict[str, Any], history: tuple[pd.DataFrame, pd.DataFrame] | None, as_of: date
+) -> None:
+    """The registry history's summary and timeline; the timeline's last status band ends at `as_of`, the
+    data's date (`tracker.query.data_as_of`), as every other "now" of the dashboard does."""
     st.markdown("#### Registry history")
     st.markdown("\n".join(registry_summary_lines(detail.get("registry_history"))))
     if history is None:
@@ -341,7 +403,7 @@ def show_registry_history(detail: dict[str, Any], history: tuple[pd.DataFrame, p
     if timeline.empty:
         return
     st.plotly_chart(
-        charts.registry_timeline_figure(timeline, events, pd.Timestamp.utcnow().date()),
+        charts.registry_timeline_figure(timeline, events, as_of),
         key="registry_timeline",
     )
 
@@ -372,9 +434,12 @@ def show_trial(
     detail: dict[str, Any] | None,
     registration_id: str,
     history: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    *,
+    as_of: date,
 ) -> None:
     """Render one trial; `detail` is `tracker.query.study_detail` (None when the ID is not stored), `history`
-    its registry versions and registry change events (`dashboard.data.trial_registry_history`)."""
+    its registry versions and registry change events (`dashboard.data.trial_registry_history`), `as_of`
+    the data's date."""
     if detail is None:
         st.info(f"{markdown_text(registration_id)} is not in the database.")
         return
@@ -411,7 +476,7 @@ def show_trial(
         else:
             st.dataframe(blank_missing(evidence), hide_index=True)
 
-    show_registry_history(detail, history)
+    show_registry_history(detail, history, as_of)
 
     st.markdown("#### Change history")
     changes = pd.DataFrame(detail.get("changes") or [])

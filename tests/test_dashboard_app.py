@@ -11,6 +11,7 @@ import copy
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,14 @@ def numbers(value: Any) -> list[float]:
     return list(value)
 
 
+def grid(value: Any) -> np.ndarray:
+    """A Plotly JSON 2-D array: nested lists, or a typed array with its "shape"."""
+    if isinstance(value, dict) and "bdata" in value:
+        shape = tuple(int(size) for size in str(value["shape"]).split(","))
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).reshape(shape)
+    return np.array(value)
+
+
 def busiest_mechanism(url: str) -> str:
     engine = make_engine(url)
     try:
@@ -162,7 +171,7 @@ def test_default_view_shows_headline_numbers_charts_and_table(
     assert metrics(app) == expected_metrics(loaded_url, TrialFilter())
     # The changed studies are in the default view, so their status changes show as this week's.
     assert metrics(app)["Status changes, last 7 days"] == str(CHANGED_STUDIES)
-    assert len(app.get("plotly_chart")) == 13  # the last: slippage by phase from the registry history
+    assert len(app.get("plotly_chart")) == 14  # the last: slippage by phase from the registry history
     start_years = figure(app, "Trials by start year")
     engine = make_engine(loaded_url)
     frame = apply_filter(query.load_trial_frame(engine), TrialFilter())
@@ -194,6 +203,50 @@ def test_mechanism_filter_changes_numbers_charts_and_url(
     pipeline = figure(app, "Mechanism pipeline")
     assert len(pipeline["data"][0]["y"]) >= 1
     assert len(app.dataframe[0].value) == int(after["Trials"].replace(",", ""))
+
+
+def test_primary_endpoint_family_filters_numbers_table_url_and_its_chart(
+    loaded_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chosen = TrialFilter(primary_endpoint_families=("imaging", "composite"))
+    app = run_app(loaded_url, monkeypatch)
+    before = metrics(app)["Trials"]
+    by_phase = figure(app, "Primary endpoints by phase")
+    assert by_phase["data"][0]["type"] == "heatmap"
+    imaging = by_phase["data"][0]["x"].index("Imaging")
+    engine = make_engine(loaded_url)
+    frame = apply_filter(query.load_trial_frame(engine), TrialFilter())
+    engine.dispose()
+    with_imaging = apply_filter(frame, TrialFilter(primary_endpoint_families=("imaging",)))
+    column = grid(by_phase["data"][0]["z"])[:, imaging]
+    assert sum(column) == len(with_imaging) > 0  # each trial once, under its highest phase
+
+    app.multiselect(key=sidebar.key("primary_endpoint_families")).set_value(["imaging", "composite"]).run()
+    assert not app.exception
+    after = metrics(app)
+    assert after == expected_metrics(loaded_url, chosen)
+    assert after["Trials"] != before
+    assert url_values(app, "primary_endpoint_families") == ["imaging", "composite"]
+    assert len(app.dataframe[0].value) == int(after["Trials"].replace(",", ""))
+
+    app.radio(key="endpoints_by").set_value("mechanism").run()
+    by_mechanism = figure(app, "Primary endpoints by mechanism")["data"][0]
+    imaging = by_mechanism["x"].index("Imaging")
+    # A trial counts under each mechanism it studies (comparators' left out, as the switch is off).
+    pairs = sum(len(keys) for keys in with_imaging["investigational_mechanisms"])
+    assert int(grid(by_mechanism["z"])[:, imaging].sum()) == pairs > 0
+
+
+def test_a_bad_primary_endpoint_family_in_a_link_falls_back_with_a_notice(
+    loaded_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = run_app(loaded_url, monkeypatch, primary_endpoint_families=["imaging", "imagery"], phases="PHASE3")
+    notices = readable(" ".join(warning.value for warning in app.warning))
+    assert "ignored primary_endpoint_families=['imaging', 'imagery']" in notices
+    assert "valid: clinical_disability, imaging," in notices
+    assert metrics(app) == expected_metrics(loaded_url, TrialFilter(phases=("PHASE3",)))
+    assert app.multiselect(key=sidebar.key("primary_endpoint_families")).value == []
+    assert "primary_endpoint_families" not in app.query_params
 
 
 def test_status_shortcut_and_text_search(loaded_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -350,13 +403,16 @@ def test_widget_state_round_trips_every_filter_field(loaded_url: str) -> None:
         sponsor_classes=("industry",),
         lead_sponsors=("Biogen",),
         countries=("Korea, Republic of",),
+        primary_endpoint_families=("imaging", "composite"),
         start_year_min=choices.first_year + 1,
         start_year_max=choices.last_year - 1,
         has_results=True,
         multi_disease=False,
         outcome_changed_after_start=True,
         include_removed=True,
+        include_comparators=True,
     )
+    assert all(getattr(full, f.name) != f.default for f in fields(TrialFilter))  # every field is set
     assert sidebar.filter_from_state(sidebar.widget_state(full, choices), choices) == full
     assert sidebar.filter_from_state(sidebar.widget_state(TrialFilter(), choices), choices) == TrialFilter()
 
@@ -374,10 +430,13 @@ def test_params_mapping_keeps_repeated_list_values_and_last_scalar() -> None:
 
 
 def _detail_script(url: str, registration_id: str) -> None:
+    from datetime import date
+
     from dashboard import data
     from dashboard.trial_view import show_trial
 
-    show_trial(data.trial_detail(url, ("test",), registration_id), registration_id)
+    as_of = data.data_date(url, ("test",)).or_today(date(2025, 9, 25))
+    show_trial(data.trial_detail(url, ("test",), registration_id), registration_id, as_of=as_of)
 
 
 def test_trial_detail_shows_classification_history_and_sites(loaded_url: str) -> None:

@@ -303,18 +303,25 @@ def assert_rendered_as_text(page: Any) -> None:
 
 
 DETAILED = Path(__file__).parent / "fixtures/ctgov/studies/NCT00763412.json"
+# Primary endpoints relapse and disability progression; MRI and NfL only as secondary endpoints.
+ENDPOINTS = Path(__file__).parent / "fixtures/ctgov/handmade/endpoints_and_facets.json"
 
 
-def test_trial_detail_shows_arms_outcomes_eligibility_design_and_ids(
+def test_primary_endpoint_filter_then_trial_details_with_endpoint_keys(
     database_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     studies = tmp_path / "detailed.jsonl"
-    studies.write_text(json.dumps(json.loads(DETAILED.read_text())) + "\n")
+    studies.write_text(
+        "".join(json.dumps(json.loads(path.read_text())) + "\n" for path in (DETAILED, ENDPOINTS))
+    )
     engine = make_engine(database_url)
     import_studies(engine, studies)
+    frame = apply_filter(query.load_trial_frame(engine), TrialFilter())
     engine.dispose()
+    clinical = apply_filter(frame, TrialFilter(primary_endpoint_families=("clinical_disability",)))
+    assert "NCT09000002" in set(clinical["registration_id"]) and 0 < len(clinical) < len(frame)
     dashboard_url = request.getfixturevalue("dashboard_url")
 
     with sync_playwright() as playwright:
@@ -322,8 +329,52 @@ def test_trial_detail_shows_arms_outcomes_eligibility_design_and_ids(
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.goto(dashboard_url)
+            trials = page.get_by_test_id("stMetric").filter(has_text="Trials").get_by_test_id("stMetricValue")
+            expect(trials.first).to_have_text(f"{len(frame):,}", timeout=PAGE_TIMEOUT_MS)
+            table = page.get_by_test_id("stDataFrame").locator("[aria-rowcount]").first
+            expect(table).to_have_attribute("aria-rowcount", str(len(frame) + 1))  # with the header row
+
+            picker = page.get_by_test_id("stMultiSelect").filter(has_text="Primary endpoint")
+            picker.locator("input").click()
+            page.keyboard.type("Clinical disability")
+            page.keyboard.press("Enter")
+            page.keyboard.press("Escape")
+            expect(trials.first).to_have_text(f"{len(clinical):,}", timeout=PAGE_TIMEOUT_MS)
+            page.wait_for_url("**primary_endpoint_families=clinical_disability**")
+            expect(table).to_have_attribute("aria-rowcount", str(len(clinical) + 1))
+            chart = page.get_by_test_id("stPlotlyChart").filter(has_text="Primary endpoints by phase")
+            chart.scroll_into_view_if_needed()
+            expect(chart).to_contain_text("Clinical disability")
+
+            page.goto(f"{dashboard_url}/trial?nct=NCT09000002")
+            expect(page.get_by_text("Outcome measures", exact=True)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+            tables = page.get_by_test_id("stTable")
+            measures = tables.filter(has_text="Time frame").locator("tbody tr")
+            expect(measures).to_have_count(6)
+            for position, (measure, keys) in enumerate(
+                [
+                    ("Annualized relapse rate (ARR)", "relapse"),
+                    ("Time to 12-week confirmed disability progression", "disability_progression"),
+                    ("Number of new gadolinium-enhancing T1 lesions", "mri_lesions"),
+                    ("Serum neurofilament light chain", "fluid_biomarker"),
+                    ("Number of participants with adverse events", "safety"),
+                    ("Maximum plasma concentration (Cmax) of tolebrutinib", "pharmacology"),
+                ]
+            ):
+                expect(measures.nth(position).locator("td").nth(2)).to_have_text(measure)
+                expect(measures.nth(position).locator("td").nth(3)).to_have_text(keys)
+            per_role = (
+                tables.filter(has_text="Endpoints").filter(has_not_text="Time frame").locator("tbody tr")
+            )
+            expect(per_role).to_have_count(2)
+            expect(per_role.first).to_contain_text("disability_progression, relapse")
+            expect(per_role.nth(1)).to_contain_text("MRI lesion activity (Imaging)")
+            assert_no_empty_words(page)
+
             page.goto(f"{dashboard_url}/trial?nct=NCT00763412")
             expect(page.get_by_text("Outcome measures", exact=True)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+            expect(page.get_by_test_id("stHeading").filter(has_text="NCT00763412")).to_have_count(1)
             tables = page.get_by_test_id("stTable")
             interventions = tables.filter(has_text="Other names")
             expect(interventions.locator("tbody tr")).to_have_count(2)
@@ -342,7 +393,13 @@ def test_trial_detail_shows_arms_outcomes_eligibility_design_and_ids(
             expect(tables.filter(has_text="Allocation")).to_contain_text("Quadruple")
             expect(tables.filter(has_text="Domain")).to_contain_text("P60DK020579")
             page.screenshot(path=str(tmp_path / "trial.png"), full_page=True)
-            cells = [text.strip() for text in page.locator("[data-testid=stTable] td").all_inner_texts()]
-            assert cells and "None" not in cells and "nan" not in cells
+            assert_no_empty_words(page)
         finally:
             browser.close()
+
+
+def assert_no_empty_words(page: Any) -> None:
+    """No table cell shows a missing value as a word."""
+    page.wait_for_timeout(500)  # let Streamlit finish the run's last elements
+    cells = [text.strip() for text in page.locator("[data-testid=stTable] td").all_inner_texts()]
+    assert cells and not {"None", "nan", "NaN", "()", "[]"} & set(cells)

@@ -349,10 +349,82 @@ def test_every_figure_has_a_title_and_an_empty_state():
         charts.top_countries_figure(empty),
         charts.change_activity_figure(no_events),
         charts.slippage_figure(no_events),
+        charts.primary_endpoint_figure(empty, "phase"),
+        charts.primary_endpoint_figure(empty, "mechanism"),
     ]
     for figure in figures:
         assert figure.layout.title.text
         assert figure.layout.annotations  # a note instead of an empty plot
+
+
+def endpoint_trials() -> pd.DataFrame:
+    """Four trials: one compares a BTK inhibitor with an anti-CD20 antibody, one has no primary endpoint."""
+    return frame_of(
+        trial(
+            "NCT00000011",
+            phases=("PHASE3",),
+            mechanisms=("anti_cd20", "btk_inhibitor"),
+            comparator_mechanisms=("anti_cd20",),
+            investigational_mechanisms=("btk_inhibitor",),
+            endpoints_primary=("disability_progression", "relapse", "mri_lesions"),
+        ),
+        trial(
+            "NCT00000012",
+            phases=("PHASE2",),
+            mechanisms=("btk_inhibitor",),
+            endpoints_primary=("mri_lesions", "mri_atrophy"),
+        ),
+        trial("NCT00000013", phases=("PHASE2",), mechanisms=("anti_cd20",), endpoints_primary=("safety",)),
+        trial("NCT00000014", phases=("PHASE1",), mechanisms=("anti_cd20",), endpoints_primary=()),
+    )
+
+
+def test_primary_endpoint_families_by_phase_count_each_trial_once_per_family():
+    table = charts.primary_endpoint_counts(endpoint_trials(), "phase")
+    assert list(table.columns) == ["clinical_disability", "imaging", "safety_and_pharmacology"]
+    assert table.to_dict("index") == {
+        "Phase 2": {"clinical_disability": 0, "imaging": 1, "safety_and_pharmacology": 1},
+        "Phase 3": {"clinical_disability": 1, "imaging": 1, "safety_and_pharmacology": 0},
+    }  # two imaging keys of one trial count once; the trial without primary endpoints is left out
+
+
+def test_primary_endpoint_families_by_mechanism_leave_comparators_out_unless_asked():
+    frame = endpoint_trials()
+    studied = charts.primary_endpoint_counts(frame, "mechanism")
+    assert studied.to_dict("index") == {
+        "anti_cd20": {"clinical_disability": 0, "imaging": 0, "safety_and_pharmacology": 1},
+        "btk_inhibitor": {"clinical_disability": 1, "imaging": 2, "safety_and_pharmacology": 0},
+    }
+    counted = charts.primary_endpoint_counts(frame, "mechanism", FrameIndex.build(frame, "mechanisms"))
+    assert counted.loc["anti_cd20"].to_dict() == {
+        "clinical_disability": 1,
+        "imaging": 1,
+        "safety_and_pharmacology": 1,
+    }
+    subset = frame[
+        frame["registration_id"] != "NCT00000012"
+    ]  # a filtered frame, counted through the whole index
+    through_index = charts.primary_endpoint_counts(subset, "mechanism", FrameIndex.build(frame))
+    assert through_index.loc["btk_inhibitor"].to_dict() == {
+        "clinical_disability": 1,
+        "imaging": 1,
+        "safety_and_pharmacology": 0,
+    }
+    with pytest.raises(ValueError, match="by must be one of"):
+        charts.primary_endpoint_counts(frame, "sponsor")
+
+
+def test_primary_endpoint_figure_is_a_labelled_heat_map():
+    fig = charts.primary_endpoint_figure(endpoint_trials(), "mechanism")
+    (heatmap,) = fig.data
+    assert fig.layout.title.text == "Primary endpoints by mechanism: trials per endpoint family"
+    assert list(heatmap.x) == ["Clinical disability", "Imaging", "Safety and pharmacology"]
+    assert list(heatmap.y) == [labels.mechanism_label("anti_cd20"), labels.mechanism_label("btk_inhibitor")]
+    assert heatmap.z.tolist() == [[0, 0, 1], [1, 2, 0]]
+    assert list(charts.primary_endpoint_figure(endpoint_trials(), "phase").data[0].y) == [
+        "Phase 2",
+        "Phase 3",
+    ]
 
 
 def test_headline_numbers(sample):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -16,9 +18,11 @@ from digest_scenario import (
     SCRIPT_TITLE,
     SUBSCRIBED,
     T0,
+    WEEK1,
     WHY_STOPPED,
     Authenticator,
     MailSink,
+    load,
     load_baseline,
     load_week1,
     load_week2,
@@ -30,6 +34,7 @@ from sqlalchemy import Engine
 from support import count_rows, free_port
 
 from tracker import query
+from tracker.classify.store import classify_pending
 from tracker.cli import main
 from tracker.config import load_settings
 from tracker.db.migrate import upgrade_to_head
@@ -459,6 +464,42 @@ def test_a_trial_the_period_moved_out_of_the_filter_is_still_reported(
     # The new trials are recruiting and have no results yet, so they match each filter but the last.
     expected = {key: set(world.changed[key]) for key in sections}
     assert reported == expected
+
+
+def test_a_primary_endpoint_subscription_hears_of_its_trials_only(engine: Engine) -> None:
+    # The endpoint study's primary endpoints are relapses and disability progression (clinical disability);
+    # its MRI and NfL measures are secondary.
+    study = json.loads(
+        (Path(__file__).parent / "fixtures/ctgov/handmade/endpoints_and_facets.json").read_text()
+    )
+    load(engine, [study], seen_at=T0, stamp="2025-09-01T05:00:00")
+    classify_pending(engine)
+    subscribed = {
+        family: add_subscription(
+            engine, f"{family}@example.org", TrialFilter(primary_endpoint_families=(family,)), now=SUBSCRIBED
+        ).subscription
+        for family in ("clinical_disability", "imaging")
+    }
+    completed = copy.deepcopy(study)
+    completed["protocolSection"]["statusModule"].update(
+        overallStatus="COMPLETED", lastUpdatePostDateStruct={"date": "2025-09-01"}
+    )
+    load(engine, [completed], seen_at=WEEK1, stamp="2025-09-02T05:00:00")
+    classify_pending(engine)
+
+    def reported(family: str) -> set[str]:
+        content = build_for_subscription(
+            engine,
+            load_settings(),
+            list_subscriptions(engine, ids=[subscribed[family].id])[0],
+            query.load_trial_frame(engine),
+            since=None,
+            until=DIGEST1,
+        )
+        return {item.registration_id for section in content.sections for item in section.items}
+
+    assert reported("clinical_disability") == {"NCT09000002"}
+    assert reported("imaging") == set()
 
 
 def test_a_trial_that_never_matched_the_filter_is_not_reported(engine: Engine) -> None:

@@ -10,6 +10,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+import openpyxl
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
@@ -23,9 +24,13 @@ from tracker.cli import main
 from tracker.export import (
     EXPORT_COLUMNS,
     EXPORT_HEADER,
+    OUTCOME_SHEET_COLUMNS,
     format_cell,
     frame_to_csv,
+    frame_to_xlsx,
+    glossary_rows,
     neutralise_cell,
+    provenance_for,
     write_export,
 )
 from tracker.filters import TrialFilter
@@ -33,6 +38,9 @@ from tracker.taxonomy import load_taxonomy
 
 STAMP = "2025-09-25T09:00:05"
 GOLD_STUDIES = FIXTURES / "gold_dev_studies.jsonl"
+# A relapsing-MS trial: 2 primary, 3 secondary and 1 other outcome measure, an EDSS range, treatment-naive.
+ENDPOINT_STUDY = json.loads((FIXTURES / "ctgov/handmade/endpoints_and_facets.json").read_text())
+ENDPOINT_NCT = "NCT09000002"
 HOSTILE = {
     "briefTitle": '=HYPERLINK("http://evil.example","click")',
     "acronym": "+SUM(A1:A2)",
@@ -264,6 +272,175 @@ def test_comparators_are_exported_only_with_the_flag(engine: Engine, db_url: str
     assert result.exit_code == 0 and len(read_csv(anti_cd20)) == 1
 
 
+@pytest.fixture
+def endpoint_trials(engine: Engine) -> Engine:
+    """The endpoint study and a comparison study without outcome measures, classified."""
+    load(engine, [ENDPOINT_STUDY, comparison_study()], seen_at=datetime(2025, 9, 25, 10), stamp=STAMP)
+    assert classify_pending(engine) == 2
+    return engine
+
+
+def test_endpoint_keys_and_eligibility_facets_are_columns(
+    endpoint_trials: Engine, db_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "trials.csv"
+    assert invoke(db_url, "export", "--out", str(out)).exit_code == 0
+    header = out.read_text("utf-8").splitlines()[0].split(",")
+    assert header == list(EXPORT_HEADER)
+    after_phenotypes = header.index("phenotype_labels") + 1
+    assert header[after_phenotypes : after_phenotypes + 2] == ["endpoint_primary", "endpoint_secondary"]
+    after_ages = header.index("std_ages") + 1
+    assert header[after_ages : after_ages + 4] == [
+        "edss_min",
+        "edss_max",
+        "prior_treatment",
+        "excluded_therapies",
+    ]
+    rows = {row["trial_id"]: row for row in read_csv(out)}
+    row = rows[ENDPOINT_NCT]
+    # Keys in taxonomy order per role; the "other" outcome (Cmax) is in neither set.
+    assert (row["endpoint_primary"], row["endpoint_secondary"]) == (
+        "disability_progression; relapse",
+        "mri_lesions; fluid_biomarker; safety",
+    )
+    assert (row["edss_min"], row["edss_max"]) == ("2", "5.5")
+    assert (row["prior_treatment"], row["excluded_therapies"]) == (
+        "treatment_naive",
+        "natalizumab; ocrelizumab",
+    )
+    assert (row["minimum_age_years"], row["maximum_age_years"], row["sex"], row["healthy_volunteers"]) == (
+        "18",
+        "55",
+        "ALL",
+        "false",
+    )
+    empty = rows["NCT09000001"]  # no outcome measures, no criteria
+    assert [empty[name] for name in header[after_ages : after_ages + 4]] == ["", "", "", ""]
+    assert (empty["endpoint_primary"], empty["endpoint_secondary"]) == ("", "")
+
+    # A manual override replaces one role (the other stays automatic) and one facet.
+    set_override(
+        endpoint_trials,
+        ENDPOINT_NCT,
+        endpoints_primary=["neda", "relapse"],
+        eligibility={"edss_max": ["6.5"]},
+        note="the protocol's primary endpoint is NEDA-3",
+    )
+    assert invoke(db_url, "export", "--out", str(out)).exit_code == 0
+    row = {row["trial_id"]: row for row in read_csv(out)}[ENDPOINT_NCT]
+    assert (row["endpoint_primary"], row["endpoint_secondary"]) == (
+        "neda; relapse",
+        "mri_lesions; fluid_biomarker; safety",
+    )
+    assert (row["edss_min"], row["edss_max"], row["manual_override"]) == ("2", "6.5", "true")
+    # The dashboard's download (the frame path) gives the same bytes.
+    frame = query.select_trials(endpoint_trials, TrialFilter())
+    assert out.read_bytes() == frame_to_csv(
+        query.with_details(frame, query.load_detail_tables(endpoint_trials))
+    )
+
+
+def test_primary_endpoint_flag_filters_by_family(
+    endpoint_trials: Engine, db_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "trials.csv"
+
+    def exported(*flags: str) -> list[str]:
+        result = invoke(db_url, "export", "--out", str(out), *flags)
+        assert result.exit_code == 0, result.output
+        return [row["trial_id"] for row in read_csv(out)]
+
+    assert exported() == ["NCT09000001", ENDPOINT_NCT]
+    assert exported("--primary-endpoint", "clinical_disability") == [ENDPOINT_NCT]
+    assert exported("--primary-endpoint", "process", "--primary-endpoint", "Clinical disability") == [
+        ENDPOINT_NCT
+    ]
+    assert exported("--primary-endpoint", "imaging,biomarker") == []  # MRI and NfL are secondary here
+    sidecar = json.loads((tmp_path / "trials.csv.json").read_text())
+    assert sidecar["filters"] == {"primary_endpoint_families": ["imaging", "biomarker"]}
+    assert sidecar["filter_description"] == "primary endpoint Imaging, Biomarker"
+
+    bad = invoke(db_url, "export", "--out", str(tmp_path / "bad.csv"), "--primary-endpoint", "mri")
+    assert bad.exit_code == 2
+    assert bad.stderr == (
+        "Error: unknown primary endpoint family value(s): mri; valid: clinical_disability, imaging, "
+        "symptoms_and_patient_reported, biomarker, composite, safety_and_pharmacology, process, other\n"
+    )
+    assert not (tmp_path / "bad.csv").exists()
+
+
+def test_workbook_outcomes_carry_their_endpoint_keys(
+    endpoint_trials: Engine, db_url: str, tmp_path: Path
+) -> None:
+    xlsx = tmp_path / "trials.xlsx"
+    assert invoke(db_url, "export", "--xlsx", str(xlsx)).exit_code == 0
+    book = openpyxl.load_workbook(xlsx)
+    sheet = book["Outcomes"]
+    header = [cell.value for cell in sheet[1]]
+    assert header == [name for name, _ in OUTCOME_SHEET_COLUMNS]
+    assert header[-1] == "endpoints"
+    cells = [
+        (row[1].value, row[2].value, row[3].value, row[6].value)
+        for row in sheet.iter_rows(min_row=2)
+        if row[0].value == ENDPOINT_NCT
+    ]
+    assert cells == [
+        ("primary", 1, "Annualized relapse rate (ARR)", "relapse"),
+        ("primary", 2, "Time to 12-week confirmed disability progression", "disability_progression"),
+        ("secondary", 1, "Number of new gadolinium-enhancing T1 lesions", "mri_lesions"),
+        ("secondary", 2, "Serum neurofilament light chain", "fluid_biomarker"),
+        ("secondary", 3, "Number of participants with adverse events", "safety"),
+        ("other", 1, "Maximum plasma concentration (Cmax) of tolebrutinib", "pharmacology"),
+    ]
+    assert sheet["G2"].data_type == "s"
+    trials = list(book["Trials"].iter_rows(values_only=True))
+    row = dict(zip(trials[0], [r for r in trials[1:] if r[0] == ENDPOINT_NCT][0], strict=True))
+    assert (row["edss_min"], row["edss_max"]) == (2, 5.5)  # numbers, not text
+    assert row["endpoint_primary"] == "disability_progression; relapse"
+
+    glossary = {
+        (sheet, name): text for sheet, name, text in book["Glossary"].iter_rows(min_row=2, values_only=True)
+    }
+    for column in (
+        "endpoint_primary",
+        "endpoint_secondary",
+        "edss_min",
+        "edss_max",
+        "prior_treatment",
+        "excluded_therapies",
+    ):
+        assert glossary[("Trials", column)], column
+    assert glossary[("Outcomes", "endpoints")].startswith("Endpoint keys (taxonomy) of the measure")
+    taxonomy = load_taxonomy()
+    assert {name for sheet, name in glossary if sheet == "endpoint key"} == {
+        item.key for item in taxonomy.endpoints
+    }
+    assert glossary[("endpoint key", "relapse")] == (
+        "Relapses (family: Clinical disability). Typical measures: annualised relapse rate (ARR), time to "
+        "first relapse, proportion relapse-free, relapse severity or recovery, number of exacerbations"
+    )
+    assert glossary[("endpoint family", "imaging")] == (
+        "Imaging: mri_lesions, mri_atrophy, smouldering_lesions, myelin_repair (--primary-endpoint)"
+    )
+    assert len([name for sheet, name in glossary if sheet == "endpoint family"]) == 8
+
+    # The dashboard's workbook (the frame path) carries the same Outcomes sheet.
+    frame = query.select_trials(endpoint_trials, TrialFilter())
+    tables = query.load_detail_tables(endpoint_trials)
+    keys = query.outcome_endpoint_keys(endpoint_trials, frame["registration_id"])
+    data = frame_to_xlsx(
+        query.with_details(frame, tables),
+        tables,
+        provenance_for(frame, TrialFilter(), query.latest_run(endpoint_trials)),
+        outcome_endpoints=keys,
+    )
+    again = openpyxl.load_workbook(io.BytesIO(data))
+    assert list(again["Outcomes"].iter_rows(values_only=True)) == list(sheet.iter_rows(values_only=True))
+    assert list(again["Glossary"].iter_rows(min_row=2, values_only=True)) == [
+        tuple(r) for r in glossary_rows()
+    ]
+
+
 STREAMING_FILTERS = [
     TrialFilter(),
     TrialFilter(relevance=()),
@@ -273,18 +450,23 @@ STREAMING_FILTERS = [
     TrialFilter(phenotypes=("ppms", "spms"), sponsor_classes=("industry",), has_results=True),
     TrialFilter(countries=("Germany",), start_year_min=2010, start_year_max=2020),
     TrialFilter(relevance=("not_ms", "ms_plus"), multi_disease=False, study_types=("OBSERVATIONAL",)),
+    TrialFilter(primary_endpoint_families=("imaging", "biomarker")),
+    TrialFilter(relevance=(), primary_endpoint_families=("composite",), include_removed=True),
 ]
 
 
 @pytest.fixture
 def real_trials(engine: Engine) -> Engine:
-    """140 real studies, classified, one with a manual override and one flagged removed."""
-    raws = [json.loads(line) for line in GOLD_STUDIES.read_text().splitlines()]
+    """140 real studies and the endpoint study, classified, two with manual overrides (labels, endpoints,
+    eligibility facets), one of those flagged removed."""
+    raws = [json.loads(line) for line in GOLD_STUDIES.read_text().splitlines()] + [ENDPOINT_STUDY]
     run = store.begin_run(engine, mode="import", query=None, source="test", data_timestamp=None)
     store.ingest_page(engine, run, raws, on_landed=classify_records)
     store.finish_run(engine, run, outcome="success")
     first, second = sorted(registration_id(raw) for raw in raws)[:2]
     set_override(engine, first, mechanisms=["anti_cd20"], relevance="ms_plus", note="test")
+    facets = {"edss_min": ["1.5"], "edss_max": ["6", "7"], "excluded_therapy": ["natalizumab"]}
+    set_override(engine, second, endpoints_primary=["neda"], eligibility=facets, note="test")
     store.flag_removed(engine, run, {registration_id(raw) for raw in raws} - {second})
     return engine
 

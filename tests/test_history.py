@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from fake_ctgov import FAULT_KINDS, FakeCtgov, Fault
@@ -30,6 +31,7 @@ from tracker.db.models import ChangeEvent, RegistryChangeEvent, RegistryHistory,
 from tracker.db.session import make_engine, transaction
 from tracker.errors import ApiError
 from tracker.history import HistoryDriftError, run_history
+from tracker.query import data_as_of
 from tracker.registry_changes import VersionState, derive_changes, outcome_changes, summarise
 
 STUDIES = Path(__file__).parent / "fixtures" / "ctgov" / "studies"
@@ -675,6 +677,8 @@ def pd_isna(value: object) -> bool:
 
 
 def _trial_page_script(url: str, registration_id: str) -> None:
+    from datetime import date
+
     from dashboard import data
     from dashboard.trial_view import show_trial
 
@@ -682,6 +686,7 @@ def _trial_page_script(url: str, registration_id: str) -> None:
         data.trial_detail(url, ("test",), registration_id),
         registration_id,
         data.trial_registry_history(url, ("test",), registration_id),
+        as_of=data.data_date(url, ("test",)).or_today(date(1999, 1, 1)),
     )
 
 
@@ -707,6 +712,14 @@ def test_trial_page_shows_the_registry_timeline(sqlite_url: str, sqlite_engine: 
     assert len(charts) == 1
     figure = json.loads(charts[0].proto.spec)
     assert {"Primary completion moved", "Primary outcome changed"} <= {t.get("name") for t in figure["data"]}
+    # The last status band ends at the data's date, not at the wall clock's.
+    as_of = data_as_of(sqlite_engine).day
+    assert as_of is not None and as_of.year < date.today().year
+    bands = [t for t in figure["data"] if t.get("type") == "bar"]
+    last = bands[-1]
+    start = pd.Timestamp(last["base"][0])
+    end = start + pd.Timedelta(milliseconds=last["x"][0])
+    assert end == max(pd.Timestamp(as_of), start + pd.Timedelta(days=1))  # a band is at least a day wide
 
 
 def test_a_second_backfill_waits_for_the_one_running(engine: Engine) -> None:

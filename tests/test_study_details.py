@@ -279,7 +279,15 @@ def test_workbook_cell_by_cell(engine: Engine, db_url: str, tmp_path: Path) -> N
     assert book["Trials"]["A2"].data_type == "s"
 
     outcomes = list(book["Outcomes"].iter_rows(values_only=True))
-    assert outcomes[0] == ("registration_id", "role", "order", "measure", "time_frame", "description")
+    assert outcomes[0] == (
+        "trial_id",
+        "role",
+        "order",
+        "measure",
+        "time_frame",
+        "description",
+        "endpoints",
+    )
     assert outcomes[1][:5] == ("NCT00763412", "primary", 1, "=1+1", "2 year/end of study")
     assert book["Outcomes"]["D2"].data_type == "s"  # kept as text, never a formula
     assert [row[1] for row in outcomes[1:10]] == ["primary"] * 3 + ["secondary"] * 6
@@ -333,6 +341,43 @@ def test_detail_of_a_study_has_every_part(engine: Engine) -> None:
     )
 
 
+def test_trial_detail_shows_each_measure_with_its_endpoint_keys(engine: Engine) -> None:
+    from dashboard import trial_view
+    from tracker.classify.store import classify_pending, set_override
+
+    study = json.loads((FIXTURES.parent / "handmade/endpoints_and_facets.json").read_text())
+    load(engine, [study])
+    classify_pending(engine)
+    set_override(engine, "NCT09000002", endpoints_secondary=["mri_lesions"], note="NfL is exploratory")
+    detail = query.study_detail(engine, "NCT09000002")
+    assert detail is not None
+
+    outcomes = trial_view.outcome_rows(detail)
+    assert outcomes.columns.tolist() == ["Role", "#", "Measure", "Endpoint keys", "Time frame", "Description"]
+    assert outcomes[["Role", "#", "Endpoint keys"]].to_numpy().tolist() == [
+        ["Primary", "1", "relapse"],
+        ["Primary", "2", "disability_progression"],
+        ["Secondary", "1", "mri_lesions"],
+        ["Secondary", "2", "fluid_biomarker"],
+        ["Secondary", "3", "safety"],
+        ["Other", "1", "pharmacology"],
+    ]
+    union = trial_view.endpoint_rows(detail)
+    assert union.to_numpy().tolist() == [
+        [
+            "Primary",
+            "disability_progression, relapse",
+            "Disability progression / EDSS (Clinical disability), Relapses (Clinical disability)",
+            "automatic",
+        ],
+        ["Secondary", "mri_lesions", "MRI lesion activity (Imaging)", "manual override"],
+    ]
+    labels = trial_view.label_rows(detail)
+    assert "Relapses" in set(labels[labels["Dimension"] == "endpoint"]["Label"])
+    cells = {cell for table in (outcomes, union, labels) for cell in table.to_numpy().ravel()}
+    assert not {"None", "nan", "NaN", "()", "[]"} & cells
+
+
 def test_detail_tables_hold_text_only() -> None:
     from dashboard import trial_view
 
@@ -361,5 +406,5 @@ def test_detail_tables_hold_text_only() -> None:
     eligibility = dict(tables[4].to_numpy().tolist())
     assert eligibility["Minimum age"] == "6 Months (0.5 years)"
     assert eligibility["Healthy volunteers"] == "not stated"
-    assert tables[2].iloc[0].tolist() == ["Primary", "1", "EDSS", "", ""]
+    assert tables[2].iloc[0].tolist() == ["Primary", "1", "EDSS", "", "", ""]  # not classified: no keys
     assert trial_view.intervention_rows({}).columns.tolist()[0] == "Intervention"

@@ -63,6 +63,24 @@ def test_add_list_remove(engine: Engine, db_url: str) -> None:
     assert invoke(db_url, "subscribe", "list").output.strip() == "No subscriptions."
 
 
+def test_a_primary_endpoint_family_is_stored_with_the_subscription(engine: Engine, db_url: str) -> None:
+    added = invoke(
+        db_url, "subscribe", "add", "ana@example.org", "--primary-endpoint", "imaging,Clinical disability"
+    )
+    assert added.exit_code == 0, added.output
+    assert added.output.startswith(
+        "Subscribed: #1 ana@example.org (primary endpoint Imaging, Clinical disability"
+    )
+    [stored] = list_subscriptions(engine)
+    assert stored.trial_filter == TrialFilter(primary_endpoint_families=("imaging", "clinical_disability"))
+    as_json = json.loads(invoke(db_url, "subscribe", "list", "--json").output)
+    assert as_json[0]["filters"] == {"primary_endpoint_families": ["imaging", "clinical_disability"]}
+    bad = invoke(db_url, "subscribe", "add", "ben@example.org", "--primary-endpoint", "lesions")
+    assert bad.exit_code == 2
+    assert bad.output.startswith("Error: unknown primary endpoint family value(s): lesions; valid: ")
+    assert len(list_subscriptions(engine)) == 1
+
+
 def test_the_same_filter_in_another_order_is_the_same_subscription(engine: Engine, db_url: str) -> None:
     first = invoke(
         db_url, "subscribe", "add", "ana@example.org", "--phase", "PHASE2,PHASE3", "--status", "active"

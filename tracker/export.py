@@ -141,6 +141,16 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
         _labels("phenotype", "phenotypes"),
     ),
     ExportColumn(
+        "endpoint_primary",
+        "Endpoint keys (taxonomy) of the primary outcome measures, manual overrides included",
+        _field("endpoints_primary"),
+    ),
+    ExportColumn(
+        "endpoint_secondary",
+        "Endpoint keys (taxonomy) of the secondary outcome measures, manual overrides included",
+        _field("endpoints_secondary"),
+    ),
+    ExportColumn(
         "relevance",
         "ms, ms_plus or not_ms (unclassified before the first classification)",
         _field("relevance"),
@@ -232,6 +242,27 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
         _field("healthy_volunteers"),
     ),
     ExportColumn("std_ages", "Standard age groups (CHILD, ADULT, OLDER_ADULT)", _field("std_ages")),
+    # Eligibility facets read from the criteria text (tracker.classify.eligibility), overrides included.
+    ExportColumn(
+        "edss_min",
+        "Lowest EDSS score the inclusion criteria admit; empty when not stated",
+        _field("edss_min"),
+    ),
+    ExportColumn(
+        "edss_max",
+        "Highest EDSS score the inclusion criteria admit; empty when not stated",
+        _field("edss_max"),
+    ),
+    ExportColumn(
+        "prior_treatment",
+        "treatment_naive and/or prior_dmt_failure, where the criteria say so explicitly",
+        _field("prior_treatment"),
+    ),
+    ExportColumn(
+        "excluded_therapies",
+        "Disease-modifying therapies whose prior use the exclusion criteria rule out",
+        _field("excluded_therapies"),
+    ),
     ExportColumn("collaborators", "Collaborators", _field("collaborators")),
     ExportColumn("site_count", "Number of study sites listed", _field("site_count")),
     ExportColumn("secondary_ids", "Secondary IDs as identifier (TYPE)", _field("secondary_ids")),
@@ -250,15 +281,16 @@ class ExportResult:
 
 # The workbook's per-row sheets: (column, description, how to read it from a detail row).
 OUTCOME_SHEET_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("registration_id", "ClinicalTrials.gov identifier"),
+    ("trial_id", "The trial (Trials sheet); its measures are those of the registration named trial_id"),
     ("role", "primary, secondary or other"),
     ("order", "Position of the measure within its role, from 1, as registered"),
     ("measure", "Outcome measure title as registered"),
     ("time_frame", "Time frame as registered"),
     ("description", "Outcome measure description as registered"),
+    ("endpoints", "Endpoint keys (taxonomy) of the measure, '; '-separated, as classified automatically"),
 )
 ARM_SHEET_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("registration_id", "ClinicalTrials.gov identifier"),
+    ("trial_id", "The trial (Trials sheet); its arms are those of the registration named trial_id"),
     ("order", "Position of the arm, from 1, as registered"),
     ("label", "Arm group label"),
     ("type", "Arm type (EXPERIMENTAL, ACTIVE_COMPARATOR, PLACEBO_COMPARATOR, SHAM_COMPARATOR, ...)"),
@@ -505,8 +537,15 @@ def write_export(
     def write_xlsx(handle: IO[bytes]) -> None:
         rows = kept if path is not None else list(trial_rows())
         written.append(provenance())
+        keys = query.outcome_endpoint_keys(engine, (row["registration_id"] for row in rows))
         handle.write(
-            rows_to_xlsx(rows, tables, written[-1], include_comparators=trial_filter.include_comparators)
+            rows_to_xlsx(
+                rows,
+                tables,
+                written[-1],
+                include_comparators=trial_filter.include_comparators,
+                outcome_endpoints=keys,
+            )
         )
 
     writes: list[tuple[Path, Callable[[IO[bytes]], None]]] = []
@@ -570,10 +609,14 @@ def glossary_rows() -> list[tuple[str, str, str]]:
     rows += [("Outcomes", name, text) for name, text in OUTCOME_SHEET_COLUMNS]
     rows += [("Arms", name, text) for name, text in ARM_SHEET_COLUMNS]
     taxonomy = load_taxonomy()
-    for dimension in ("relevance", "mechanism", "phenotype"):
+    for dimension in ("relevance", "mechanism", "phenotype", "endpoint"):
         for item in taxonomy.keys(dimension):  # type: ignore[arg-type]
             family = f" (family: {item.family})" if item.family else ""
-            rows.append((f"{dimension} key", item.key, item.label + family))
+            typical = f". Typical measures: {item.description}" if item.description else ""
+            rows.append((f"{dimension} key", item.key, item.label + family + typical))
+    for group in taxonomy.family_groups("endpoint"):
+        members = ", ".join(group.members)
+        rows.append(("endpoint family", group.key, f"{group.label}: {members} (--primary-endpoint)"))
     return rows
 
 
@@ -591,9 +634,16 @@ def frame_to_xlsx(
     provenance: Mapping[str, Any],
     *,
     include_comparators: bool = False,
+    outcome_endpoints: Mapping[query.OutcomeRef, Sequence[str]] | None = None,
 ) -> bytes:
     """The workbook of a trial frame with `query.with_details` columns (the dashboard's download)."""
-    return rows_to_xlsx(frame.to_dict("records"), tables, provenance, include_comparators=include_comparators)
+    return rows_to_xlsx(
+        frame.to_dict("records"),
+        tables,
+        provenance,
+        include_comparators=include_comparators,
+        outcome_endpoints=outcome_endpoints,
+    )
 
 
 def rows_to_xlsx(
@@ -602,9 +652,12 @@ def rows_to_xlsx(
     provenance: Mapping[str, Any],
     *,
     include_comparators: bool = False,
+    outcome_endpoints: Mapping[query.OutcomeRef, Sequence[str]] | None = None,
 ) -> bytes:
-    """A workbook with sheets Trials (the CSV's columns), Outcomes (one row per measure), Arms, Glossary
-    and Provenance, for the trial rows given (with their registry details)."""
+    """A workbook with sheets Trials (the CSV's columns), Outcomes (one row per measure, with its endpoint
+    keys from `outcome_endpoints`, see `query.outcome_endpoint_keys`), Arms, Glossary and Provenance, for
+    the trial rows given (with their registry details)."""
+    keys_of = outcome_endpoints or {}
     from openpyxl import Workbook
 
     ids = {row["registration_id"] for row in rows}
@@ -626,6 +679,7 @@ def rows_to_xlsx(
             item.measure,
             item.time_frame,
             item.description,
+            tuple(keys_of.get((item.registration_id, item.role, int(item.position)), ())),
         )
         _append(outcomes, [_xlsx_value(v) for v in values])
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from tracker.ctgov.parse import STATUSES_ACTIVE
@@ -56,6 +57,7 @@ _LIST_FIELDS = (
     "sponsor_classes",
     "lead_sponsors",
     "countries",
+    "primary_endpoint_families",
 )
 # Free-text values may contain commas ("Korea, Republic of"), so a plain string is one value there.
 _FREE_TEXT_LIST_FIELDS = ("lead_sponsors", "countries")
@@ -65,6 +67,8 @@ _FLAG_FIELDS = ("include_removed", "include_comparators")
 # The trial-frame column of mechanism keys a filter counts: investigational only, or comparators too.
 INVESTIGATIONAL_MECHANISMS = "investigational_mechanisms"
 ALL_MECHANISMS = "mechanisms"
+# The trial-frame column of effective primary endpoint keys the endpoint-family filter reads.
+PRIMARY_ENDPOINTS = "endpoints_primary"
 
 
 def sponsor_category(agency_class: str | None) -> str:
@@ -91,6 +95,9 @@ class TrialFilter:
     sponsor_classes: tuple[str, ...] = ()
     lead_sponsors: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
+    # Endpoint families (taxonomy "Endpoint" families, by key: imaging, clinical_disability…): a trial
+    # matches when any of its primary endpoint keys belongs to one of them.
+    primary_endpoint_families: tuple[str, ...] = ()
     start_year_min: int | None = None
     start_year_max: int | None = None
     has_results: bool | None = None
@@ -109,6 +116,11 @@ class TrialFilter:
         """The trial-frame column whose mechanism keys this filter matches and counts."""
         return ALL_MECHANISMS if self.include_comparators else INVESTIGATIONAL_MECHANISMS
 
+    @property
+    def primary_endpoint_keys(self) -> tuple[str, ...]:
+        """The endpoint keys of the chosen families: any of them as a primary endpoint makes a match."""
+        return _endpoint_keys_of(self.primary_endpoint_families) if self.primary_endpoint_families else ()
+
     def validate(self) -> TrialFilter:
         """Return self, or raise FilterError naming the bad value and the valid ones."""
         taxonomy = load_taxonomy()
@@ -119,6 +131,7 @@ class TrialFilter:
         _check("status", self.statuses, (*STATUSES, ACTIVE_SHORTCUT))
         _check("study type", self.study_types, STUDY_TYPES)
         _check("sponsor class", self.sponsor_classes, tuple(SPONSOR_CATEGORIES))
+        _check("primary endpoint family", self.primary_endpoint_families, endpoint_family_keys())
         low, high = self.start_year_min, self.start_year_max
         if low is not None and high is not None and low > high:
             raise FilterError(f"start year range is empty: {low} > {high}")
@@ -145,6 +158,7 @@ class TrialFilter:
             ("phenotypes", self.phenotypes),
             ("phases", self.phases),
             ("countries", self.countries),
+            (PRIMARY_ENDPOINTS, self.primary_endpoint_keys),
         ):
             if wanted and frozenset(wanted).isdisjoint(row[column]):
                 return False
@@ -262,6 +276,11 @@ class TrialFilter:
         ):
             if values:
                 parts.append(f"{label} " + ", ".join(values))
+        if self.primary_endpoint_families:
+            names = {family.key: family.label for family in taxonomy.family_groups("endpoint")}
+            parts.append(
+                "primary endpoint " + ", ".join(names.get(k, k) for k in self.primary_endpoint_families)
+            )
         if self.start_year_min is not None or self.start_year_max is not None:
             parts.append(f"start year {self.start_year_min or '…'}–{self.start_year_max or '…'}")
         if self.has_results is not None:
@@ -298,6 +317,7 @@ def apply_filter(frame: pd.DataFrame, trial_filter: TrialFilter) -> pd.DataFrame
         ("phenotypes", f.phenotypes),
         ("phases", f.phases),
         ("countries", f.countries),
+        (PRIMARY_ENDPOINTS, f.primary_endpoint_keys),
     ):
         if wanted:
             mask &= _any_of(frame[column], wanted)
@@ -348,7 +368,20 @@ def enum_values() -> dict[str, tuple[str, ...]]:
         "statuses": (*STATUSES, ACTIVE_SHORTCUT),
         "study_types": STUDY_TYPES,
         "sponsor_classes": tuple(SPONSOR_CATEGORIES),
+        "primary_endpoint_families": endpoint_family_keys(),
     }
+
+
+@cache  # the streamed export asks once per row
+def _endpoint_keys_of(families: tuple[str, ...]) -> tuple[str, ...]:
+    chosen = set(families)
+    groups = load_taxonomy().family_groups("endpoint")
+    return tuple(key for family in groups if family.key in chosen for key in family.members)
+
+
+def endpoint_family_keys() -> tuple[str, ...]:
+    """The keys `primary_endpoint_families` takes, in taxonomy order."""
+    return tuple(family.key for family in load_taxonomy().family_groups("endpoint"))
 
 
 def canonical_value(value: str, valid: Iterable[str]) -> str:

@@ -2,7 +2,8 @@
 
 One table (`KEY_DIMENSIONS`) says, per dimension, which flag takes its keys, where the valid keys and
 their labels come from, and which trial-frame column holds them; a new dimension is one more row.
-Endpoint keys are not a trial-frame column (nor a filter): they are read from the stored labels.
+Endpoint keys are counted in either role; `--primary-endpoint` takes endpoint families, counted over the
+trials with a primary endpoint in each.
 """
 
 from __future__ import annotations
@@ -16,32 +17,53 @@ from sqlalchemy import Engine
 
 from tracker.errors import FilterError
 from tracker.filters import ACTIVE_SHORTCUT, PHASES, STATUSES, STUDY_TYPES, TrialFilter
-from tracker.taxonomy import load_taxonomy
+from tracker.taxonomy import family_key, load_taxonomy
 
-KeyLabels = Callable[[], list[tuple[str, str]]]
-ENDPOINT_COLUMN = "endpoints"  # added to a copy of the trial frame by `list_keys`, from the stored labels
+# (key, label, family key or None)
+KeyLabels = Callable[[], list[tuple[str, str, str | None]]]
+# Added to a copy of the trial frame by `list_keys`: endpoint keys of either role, and the endpoint
+# families of the primary endpoints.
+ENDPOINT_COLUMN = "endpoints"
+PRIMARY_FAMILY_COLUMN = "primary_endpoint_families"
 
 
 def _taxonomy_keys(dimension: str) -> KeyLabels:
-    def keys() -> list[tuple[str, str]]:
-        return [(item.key, item.label) for item in load_taxonomy().keys(dimension)]  # type: ignore[arg-type]
+    def keys() -> list[tuple[str, str, str | None]]:
+        items = load_taxonomy().keys(dimension)  # type: ignore[arg-type]
+        # Endpoint keys show their family's key: families are what --primary-endpoint filters on.
+        return [
+            (
+                item.key,
+                item.label,
+                family_key(item.family) if dimension == "endpoint" and item.family else None,
+            )
+            for item in items
+        ]
 
     return keys
 
 
-def _status_keys() -> list[tuple[str, str]]:
-    shortcut = (ACTIVE_SHORTCUT, "Any active status (not yet recruiting, recruiting, by invitation, active)")
-    return [(status, status.replace("_", " ").capitalize()) for status in STATUSES] + [shortcut]
+def _endpoint_family_keys() -> list[tuple[str, str, str | None]]:
+    return [(family.key, family.label, None) for family in load_taxonomy().family_groups("endpoint")]
 
 
-def _phase_keys() -> list[tuple[str, str]]:
+def _status_keys() -> list[tuple[str, str, str | None]]:
+    shortcut = (
+        ACTIVE_SHORTCUT,
+        "Any active status (not yet recruiting, recruiting, by invitation, active)",
+        None,
+    )
+    return [(status, status.replace("_", " ").capitalize(), None) for status in STATUSES] + [shortcut]
+
+
+def _phase_keys() -> list[tuple[str, str, str | None]]:
     from tracker.query import PHASE_LABELS
 
-    return [(phase, PHASE_LABELS.get(phase, phase)) for phase in PHASES]
+    return [(phase, PHASE_LABELS.get(phase, phase), None) for phase in PHASES]
 
 
-def _study_type_keys() -> list[tuple[str, str]]:
-    return [(value, value.replace("_", " ").capitalize()) for value in STUDY_TYPES]
+def _study_type_keys() -> list[tuple[str, str, str | None]]:
+    return [(value, value.replace("_", " ").capitalize(), None) for value in STUDY_TYPES]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +89,7 @@ KEY_DIMENSIONS: dict[str, KeyDimension] = {
             ENDPOINT_COLUMN,
             _taxonomy_keys("endpoint"),
         ),
+        KeyDimension("primary-endpoint", "--primary-endpoint", PRIMARY_FAMILY_COLUMN, _endpoint_family_keys),
     )
 }
 
@@ -76,9 +99,11 @@ class KeyRow:
     key: str
     label: str
     trials: int
+    family: str | None = None  # endpoint keys: the family key --primary-endpoint takes them under
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "label": self.label, "trials": self.trials}
+        row = {"key": self.key, "label": self.label, "trials": self.trials}
+        return row if self.family is None else {**row, "family": self.family}
 
 
 def dimension_named(name: str) -> KeyDimension:
@@ -101,7 +126,7 @@ def key_rows(frame: Any, dimension: KeyDimension) -> list[KeyRow]:
         from tracker.ctgov.parse import STATUSES_ACTIVE
 
         counts[ACTIVE_SHORTCUT] = sum(counts[status] for status in STATUSES_ACTIVE)
-    return [KeyRow(key, label, counts[key]) for key, label in dimension.labelled_keys()]
+    return [KeyRow(key, label, counts[key], family) for key, label, family in dimension.labelled_keys()]
 
 
 def list_keys(engine: Engine, dimensions: list[KeyDimension]) -> dict[str, list[KeyRow]]:
@@ -110,16 +135,7 @@ def list_keys(engine: Engine, dimensions: list[KeyDimension]) -> dict[str, list[
     from tracker.filters import apply_filter
     from tracker.query import load_trial_frame
 
-    frame = load_trial_frame(engine)
-    if any(dimension.column == ENDPOINT_COLUMN for dimension in dimensions):
-        endpoints = stored_endpoints(engine)
-        frame = frame.assign(
-            **{
-                ENDPOINT_COLUMN: [
-                    endpoints.get(registration_id, ()) for registration_id in frame["registration_id"]
-                ]
-            }
-        )
+    frame = with_endpoint_columns(load_trial_frame(engine))
     default = apply_filter(frame, TrialFilter())
     everything = apply_filter(frame, TrialFilter(relevance=()))
     return {
@@ -128,21 +144,23 @@ def list_keys(engine: Engine, dimensions: list[KeyDimension]) -> dict[str, list[
     }
 
 
-def stored_endpoints(engine: Engine) -> dict[str, tuple[str, ...]]:
-    """Per study, its endpoint keys (primary or secondary) from the effective labels."""
-    from sqlalchemy import select
-
-    from tracker.db.models import StudyLabel
-    from tracker.db.session import transaction
-
-    keys: dict[str, list[str]] = {}
-    with transaction(engine) as session:
-        rows = session.execute(
-            select(StudyLabel.registration_id, StudyLabel.key).where(StudyLabel.dimension == "endpoint")
-        ).all()
-    for registration_id, key in rows:
-        keys.setdefault(registration_id, []).append(key)
-    return {registration_id: tuple(values) for registration_id, values in keys.items()}
+def with_endpoint_columns(frame: Any) -> Any:
+    """Pure: a copy of the trial frame with ENDPOINT_COLUMN (keys of either role) and PRIMARY_FAMILY_COLUMN
+    (family keys of the primary endpoint keys)."""
+    families = {
+        key: family.key for family in load_taxonomy().family_groups("endpoint") for key in family.members
+    }
+    primary, secondary = frame["endpoints_primary"], frame["endpoints_secondary"]
+    return frame.assign(
+        **{
+            ENDPOINT_COLUMN: [
+                tuple(dict.fromkeys((*p, *s))) for p, s in zip(primary, secondary, strict=True)
+            ],
+            PRIMARY_FAMILY_COLUMN: [
+                tuple(dict.fromkeys(families[k] for k in p if k in families)) for p in primary
+            ],
+        }
+    )
 
 
 def format_keys(listing: dict[str, list[KeyRow]]) -> str:
@@ -154,5 +172,9 @@ def format_keys(listing: dict[str, list[KeyRow]]) -> str:
         scope = "all stored trials" if name == "relevance" else "MS trials"
         lines.append(f"{name} ({dimension.flag}; trials counted over {scope})")
         width = max((len(row.key) for row in rows), default=0)
-        lines.extend(f"  {row.key:<{width}}  {row.trials:>6}  {row.label}" for row in rows)
+        lines.extend(
+            f"  {row.key:<{width}}  {row.trials:>6}  {row.label}"
+            + (f"  (family {row.family})" if row.family else "")
+            for row in rows
+        )
     return "\n".join(lines)

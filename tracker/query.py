@@ -7,8 +7,9 @@ a filter means the same thing on the dashboard, in an export and in a digest.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,27 @@ HISTORY_COLUMNS = (
     "primary_outcome_changed_on",
 )
 
+# Effective labels the trial frame carries beside relevance, mechanisms and phenotypes: the endpoint keys
+# per role, and the eligibility facets the registry's own fields do not give (age range, sex and healthy
+# volunteers are study columns already). Manual overrides are in `study_labels` like automatic labels.
+LABEL_COLUMNS = (
+    "endpoints_primary",
+    "endpoints_secondary",
+    "edss_min",
+    "edss_max",
+    "prior_treatment",
+    "excluded_therapies",
+)
+EDSS = ("edss_min", "edss_max")
+# (dimension, role) of a label → its key-tuple column
+_KEY_COLUMNS = {
+    ("endpoint", "primary"): "endpoints_primary",
+    ("endpoint", "secondary"): "endpoints_secondary",
+    ("prior_treatment", None): "prior_treatment",
+    ("excluded_therapy", None): "excluded_therapies",
+}
+_LABEL_DIMENSIONS = frozenset({*EDSS, *(dimension for dimension, _role in _KEY_COLUMNS)})
+
 _STUDY_COLUMNS = (
     Study.registration_id,
     Study.brief_title,
@@ -122,6 +144,7 @@ TRIAL_FRAME_COLUMNS = (
     "comparator_mechanisms",
     "mechanism_roles",
     "phenotypes",
+    *LABEL_COLUMNS,
     "multi_disease",
     "manual",
     "taxonomy_version",
@@ -242,6 +265,31 @@ def load_detail_tables(engine: Engine) -> DetailTables:
     )
 
 
+# An outcome measure: (NCT ID, role, position within the role from 0), as `outcome_measures` has it.
+OutcomeRef = tuple[str, str, int]
+
+
+def outcome_endpoint_keys(
+    engine: Engine, registration_ids: Iterable[str]
+) -> dict[OutcomeRef, tuple[str, ...]]:
+    """The endpoint keys of each outcome measure of the given studies, from their automatic classification
+    (`classifications.result`, its "outcome_endpoints"). Per-measure keys are never overridden: overrides
+    replace a trial's set per role. Read for the workbook only, so a CSV export parses no classification."""
+    found: dict[OutcomeRef, tuple[str, ...]] = {}
+    outcomes = Classification.result["outcome_endpoints"]
+    with transaction(engine) as session:
+        for batch in batched(sorted(set(registration_ids))):
+            rows = session.execute(
+                select(Classification.registration_id, outcomes).where(
+                    Classification.registration_id.in_(batch)
+                )
+            )
+            for registration_id, items in rows:
+                for item in items or ():
+                    found[registration_id, item["role"], int(item["order"])] = tuple(item["keys"])
+    return found
+
+
 def _folded(frame: pd.DataFrame, text: Any) -> dict[str, tuple[str, ...]]:
     """Rows of a child frame as one tuple of display strings per study, in row order."""
     folded: dict[str, list[str]] = defaultdict(list)
@@ -335,6 +383,29 @@ def investigational_mechanisms(keys: tuple[str, ...], comparators: tuple[str, ..
     return kept or keys
 
 
+def label_values(labels: Iterable[Sequence[Any]]) -> dict[str, Any]:
+    """One study's LABEL_COLUMNS from its (dimension, key, role) label rows, in stored order: key tuples,
+    and the EDSS bounds as numbers (the widest when an override gives several)."""
+    keys: dict[str, list[str]] = {column: [] for column in _KEY_COLUMNS.values()}
+    bounds: dict[str, list[float]] = {name: [] for name in EDSS}
+    for dimension, key, role in labels:
+        if dimension in bounds:
+            with contextlib.suppress(TypeError, ValueError):  # facet overrides are checked numbers
+                bounds[dimension].append(float(key))
+            continue
+        column = _KEY_COLUMNS.get((dimension, role if dimension == "endpoint" else None))
+        if column is not None and key not in keys[column]:
+            keys[column].append(key)
+    return {
+        **{column: tuple(values) for column, values in keys.items()},
+        "edss_min": min(bounds["edss_min"], default=None),
+        "edss_max": max(bounds["edss_max"], default=None),
+    }
+
+
+EMPTY_LABEL_VALUES = label_values(())
+
+
 def _grouped(rows: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, ...]]:
     grouped: dict[str, list[Any]] = defaultdict(list)
     for registration_id, value in rows:
@@ -403,8 +474,11 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
     roles: dict[str, list[str]] = defaultdict(list)
     comparators: dict[str, set[str]] = defaultdict(set)
     phenotypes: dict[str, list[str]] = defaultdict(list)
+    other_labels: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
     for registration_id, dimension, key, role, _source in labels:
-        if dimension == "relevance":
+        if dimension in _LABEL_DIMENSIONS:
+            other_labels[registration_id].append((dimension, key, role))
+        elif dimension == "relevance":
             relevance[registration_id] = key
         elif dimension == "mechanism":
             if key not in mechanisms[registration_id]:
@@ -444,6 +518,10 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
     )
     frame["mechanism_roles"] = ids.map(lambda i: tuple(roles.get(i, ())))
     frame["phenotypes"] = ids.map(lambda i: tuple(phenotypes.get(i, ())))
+    folded = {registration_id: label_values(rows) for registration_id, rows in other_labels.items()}
+    for column in LABEL_COLUMNS:
+        values = [folded.get(i, EMPTY_LABEL_VALUES)[column] for i in ids]
+        frame[column] = pd.Series(values, index=frame.index, dtype="float64" if column in EDSS else object)
     frame["multi_disease"] = ids.map(
         lambda i: bool(classifications[i].multi_disease) if i in classifications else False
     )
@@ -650,9 +728,12 @@ def _trial_row(record: Any) -> dict[str, Any]:
     roles: list[str] = []
     comparator_keys: list[str] = []
     phenotypes: list[str] = []
+    other_labels: list[tuple[str, str, str | None]] = []
     relevance = "unclassified"
     for dimension, key, role in _json_list(record["labels"]):
-        if dimension == "relevance":
+        if dimension in _LABEL_DIMENSIONS:
+            other_labels.append((dimension, key, role))
+        elif dimension == "relevance":
             relevance = key
         elif dimension == "mechanism":
             if key not in mechanisms:
@@ -680,6 +761,7 @@ def _trial_row(record: Any) -> dict[str, Any]:
         ),
         mechanism_roles=tuple(roles),
         phenotypes=tuple(phenotypes),
+        **label_values(other_labels),
         multi_disease=bool(record["multi_disease"]) if classified else False,
         manual=bool(record["manual"]),
         taxonomy_version=record["taxonomy_version"],

@@ -6,6 +6,7 @@ Keys are stable identifiers used in the database, exports, URLs and digests; lab
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -22,6 +23,22 @@ class TaxonomyKey:
     key: str
     label: str
     family: str | None = None
+    description: str | None = None  # typical measures and words (endpoint keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A family of keys (the endpoint family "Imaging"), under the key filters, links and flags take."""
+
+    key: str  # "imaging", "symptoms_and_patient_reported"
+    label: str  # as the taxonomy names it
+    members: tuple[str, ...]  # its keys, in taxonomy order
+
+
+def family_key(label: str) -> str:
+    """ "Symptoms and patient-reported" → "symptoms_and_patient_reported". Derived from the taxonomy's
+    family name, so renaming a family in the data renames its key too; no second list to keep in step."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +70,12 @@ class Taxonomy:
             grouped.setdefault(item.family or "Other", []).append(item.key)
         return {family: tuple(keys) for family, keys in grouped.items()}
 
+    def family_groups(self, dimension: Dimension = "endpoint") -> tuple[Family, ...]:
+        """The families of a dimension with their keys, in taxonomy order."""
+        return tuple(
+            Family(family_key(label), label, members) for label, members in self.families(dimension).items()
+        )
+
     def validate(self, dimension: Dimension, keys: Iterable[str]) -> tuple[str, ...]:
         """Return the keys unchanged, or raise FilterError naming the unknown ones and the valid list."""
         keys = tuple(keys)
@@ -71,7 +94,9 @@ def load_taxonomy() -> Taxonomy:
     data = json.loads(text)
 
     def items(name: str) -> tuple[TaxonomyKey, ...]:
-        return tuple(TaxonomyKey(d["key"], d["label"], d.get("family")) for d in data[name])
+        return tuple(
+            TaxonomyKey(d["key"], d["label"], d.get("family"), d.get("description")) for d in data[name]
+        )
 
     return Taxonomy(
         data["version"], items("mechanisms"), items("phenotypes"), items("relevance"), items("endpoints")

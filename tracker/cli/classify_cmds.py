@@ -129,7 +129,9 @@ def override(
 
 @main.command()
 @click.argument(
-    "dimension", required=False, metavar="[mechanism|phenotype|relevance|status|phase|study-type|endpoint]"
+    "dimension",
+    required=False,
+    metavar="[mechanism|phenotype|relevance|status|phase|study-type|endpoint|primary-endpoint]",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object: dimension → keys.")
 @pass_app

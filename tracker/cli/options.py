@@ -21,6 +21,7 @@ FILTER_OPTION_NAMES = (
     "sponsor_class",
     "lead_sponsor",
     "country",
+    "primary_endpoint",
     "start_year_min",
     "start_year_max",
     "has_results",
@@ -51,6 +52,13 @@ _OPTIONS = (
     ),
     click.option("--lead-sponsor", multiple=True, help="Exact lead sponsor name (repeat for several)."),
     click.option("--country", multiple=True, help="Country with a trial site (repeat for several)."),
+    click.option(
+        "--primary-endpoint",
+        multiple=True,
+        metavar="FAMILY",
+        help="Trials with a primary endpoint in this family, e.g. imaging or clinical_disability "
+        f"(`tracker keys primary-endpoint` lists them); {_KEYS_HELP}.",
+    ),
     click.option("--start-year-min", type=int, help="Earliest start year."),
     click.option("--start-year-max", type=int, help="Latest start year."),
     click.option(
@@ -102,6 +110,7 @@ def filter_from_options(options: dict[str, Any]) -> TrialFilter:
         "sponsor_classes": _split(options.get("sponsor_class") or ()),
         "lead_sponsors": list(options.get("lead_sponsor") or ()),
         "countries": list(options.get("country") or ()),
+        "primary_endpoint_families": _split(options.get("primary_endpoint") or ()),
         "start_year_min": options.get("start_year_min"),
         "start_year_max": options.get("start_year_max"),
         "has_results": options.get("has_results"),
