@@ -13,9 +13,9 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-## Set up and pull every MS trial from ClinicalTrials.gov into ./data/trials.db (SQLite).
+## Set up and pull every MS trial from ClinicalTrials.gov and the EU's CTIS into ./data/trials.db (SQLite).
 sync: install
-	$(BIN)/tracker sync
+	$(BIN)/tracker sync --registry all
 
 ## No network needed: load a small real sample shipped with the package into ./data/demo.db and open the dashboard.
 demo: install
