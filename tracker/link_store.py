@@ -6,8 +6,8 @@ page lands already linked; manual decisions live in `registration_links`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
-from typing import Literal
+from collections.abc import Collection, Iterable
+from typing import Any, Literal
 
 from sqlalchemy import Engine, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
@@ -140,26 +140,17 @@ def _decisions(session: Session, members: Collection[str]) -> list[LinkDecision]
 
 def _registries(session: Session, ids: Collection[str]) -> dict[str, str]:
     """Registry of each stored registration among `ids` (a decision may name one not stored yet)."""
-    found: dict[str, str] = {}
-    for chunk in batched(sorted(ids)):
-        found.update(
-            session.execute(
-                select(Study.registration_id, Study.registry_name).where(Study.registration_id.in_(chunk))
-            )
-            .tuples()
-            .all()
-        )
-    return found
+    return _column_of(session, ids, Study.registry_name)
 
 
-def _current_trials(session: Session, ids: Sequence[str] | dict[str, str]) -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
+def _current_trials(session: Session, ids: Collection[str]) -> dict[str, str | None]:
+    return _column_of(session, ids, Study.trial_id)
+
+
+def _column_of(session: Session, ids: Collection[str], column: Any) -> dict[str, Any]:
+    """registration ID → `column` of `studies`, for the stored registrations among `ids`."""
+    found: dict[str, Any] = {}
     for chunk in batched(sorted(ids)):
-        found.update(
-            session.execute(
-                select(Study.registration_id, Study.trial_id).where(Study.registration_id.in_(chunk))
-            )
-            .tuples()
-            .all()
-        )
+        rows = session.execute(select(Study.registration_id, column).where(Study.registration_id.in_(chunk)))
+        found.update(rows.tuples().all())
     return found

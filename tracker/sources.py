@@ -31,7 +31,7 @@ from tracker import store
 from tracker.db.session import batched
 from tracker.errors import ConfigError, TrackerError
 from tracker.locks import INGEST, Lease
-from tracker.sync import ProgressCallback, SyncResult, classify_hook, classify_run, finish
+from tracker.sync import ProgressCallback, SyncResult, classify_hook, finish_ingest
 
 logger = logging.getLogger(__name__)
 
@@ -174,9 +174,6 @@ def import_studies(
                 logger.error("could not record the failed run: %s", finish_error)
             raise
         result.outcome = "partial" if result.rejected else "success"
-        if classify:
-            classify_run(engine, result, progress=classify_progress)
-        else:
-            finish(engine, result)
+        finish_ingest(engine, result, classify=classify, classify_progress=classify_progress)
     result.elapsed = time.monotonic() - started
     return result

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -152,9 +153,10 @@ def run_sync(
     `IncompleteSyncError`; in each case the run is recorded as failed with the error text. An empty query
     fetches the whole registry (the CLI refuses one). `hold_lease=False`: the caller holds it.
     """
-    started = time.monotonic()
-    with Lease(engine, INGEST, purpose="sync") if hold_lease else nullcontext():
-        result = _run_sync(
+    return leased_run(
+        engine,
+        partial(
+            _run_sync,
             engine,
             settings,
             full=full,
@@ -162,13 +164,43 @@ def run_sync(
             backoff_base=backoff_base,
             progress=progress,
             classify=classify,
-        )
-        if classify:
-            classify_run(engine, result, progress=classify_progress)
-        else:
-            finish(engine, result)
+        ),
+        hold_lease=hold_lease,
+        classify=classify,
+        classify_progress=classify_progress,
+    )
+
+
+def leased_run(
+    engine: Engine,
+    walk: Callable[[], SyncResult],
+    *,
+    hold_lease: bool,
+    classify: bool,
+    classify_progress: Callable[[int, int], None] | None,
+) -> SyncResult:
+    """One registry's sync: its `walk` under the "ingest" lease (unless the caller holds it), then what
+    every ingest ends with (`finish_ingest`)."""
+    started = time.monotonic()
+    with Lease(engine, INGEST, purpose="sync") if hold_lease else nullcontext():
+        result = walk()
+        finish_ingest(engine, result, classify=classify, classify_progress=classify_progress)
     result.elapsed = time.monotonic() - started
     return result
+
+
+def finish_ingest(
+    engine: Engine,
+    result: SyncResult,
+    *,
+    classify: bool,
+    classify_progress: Callable[[int, int], None] | None,
+) -> None:
+    """The end of a sync or an import: classify what is still pending, then finish the run."""
+    if classify:
+        classify_run(engine, result, progress=classify_progress)
+    else:
+        finish(engine, result)
 
 
 def _run_sync(

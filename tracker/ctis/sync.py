@@ -20,10 +20,9 @@ The walk (../shared/ctis/API_NOTES.md):
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from datetime import date
+from functools import partial
 from typing import Any
 
 import httpx
@@ -36,15 +35,13 @@ from tracker.ctis.dates import day_first_date
 from tracker.ctis.parse import merge_summary, parse_ctis_record
 from tracker.db.session import utcnow
 from tracker.errors import IncompleteSyncError
-from tracker.locks import INGEST, Lease
 from tracker.sync import (
     OVERLAP,
     ProgressCallback,
     SyncResult,
     classify_hook,
-    classify_run,
     fail_run,
-    finish,
+    leased_run,
     log_progress,
     make_http_client,
 )
@@ -70,24 +67,19 @@ def run_ctis_sync(
 ) -> SyncResult:
     """Sync the store with CTIS; see the module docstring. Raises `ApiError` (unreachable, failing or
     changed shape) or `IncompleteSyncError`; the run is then recorded as failed with the error text."""
-    started = time.monotonic()
-    # `tracker sync --registry all` holds the lease once for both registries.
-    with Lease(engine, INGEST, purpose="sync") if hold_lease else nullcontext():
-        result = _run(
-            engine,
-            settings,
-            full=full,
-            http=http,
-            backoff_base=backoff_base,
-            progress=progress,
-            classify=classify,
-        )
-        if classify:
-            classify_run(engine, result, progress=classify_progress)
-        else:
-            finish(engine, result)
-    result.elapsed = time.monotonic() - started
-    return result
+    walk = partial(
+        _run,
+        engine,
+        settings,
+        full=full,
+        http=http,
+        backoff_base=backoff_base,
+        progress=progress,
+        classify=classify,
+    )
+    return leased_run(
+        engine, walk, hold_lease=hold_lease, classify=classify, classify_progress=classify_progress
+    )
 
 
 def _run(
