@@ -201,3 +201,23 @@ def test_the_registration_migration_keeps_every_stored_study_version_and_event(d
         )
     assert len(load_trial_frame(engine)) == len(records)
     engine.dispose()
+
+
+def test_a_change_to_a_twin_registration_is_news_of_its_trial(engine: Engine) -> None:
+    from datetime import timedelta
+
+    from tracker.digest.run import period_changes
+
+    land(engine, *SAMPLE, twin())
+    later = dataclasses.replace(
+        twin(), overall_status="SUSPENDED", registry_status="Suspended", content_hash="ctis-suspended"
+    )
+    run = store.begin_run(engine, mode="import", query="ms", source="t", data_timestamp=None)
+    with transaction(engine) as session:
+        store.store_page(session, run, [later], now=NOW + timedelta(days=1))
+    store.finish_run(engine, run, outcome="success")
+    period = period_changes(
+        engine, load_trial_frame(engine), NOW + timedelta(hours=1), NOW + timedelta(days=2)
+    )
+    status_events = period.events[period.events["kind"] == "status"]
+    assert list(status_events["registration_id"]) == [SAMPLE[0].registration_id]  # counted under the trial
