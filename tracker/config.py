@@ -1,12 +1,15 @@
 """Settings: one frozen object, read from TRACKER_* environment variables once and passed down.
 
 No other module reads os.environ. CLI flags override individual fields through `load_settings(**overrides)`.
+The variables are read here (`_environment`) and validated by a plain pydantic model: pydantic-settings did
+the same for these flat fields but its import (asyncio, cloud secret sources) cost ~0.1 s of every command.
 """
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import os
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from tracker.errors import ConfigError
 
@@ -16,8 +19,12 @@ DEFAULT_CTGOV_HISTORY_URL = "https://clinicaltrials.gov/api/int"
 DEFAULT_QUERY = "multiple sclerosis"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TRACKER_", frozen=True, extra="ignore")
+ENV_PREFIX = "TRACKER_"
+
+
+class Settings(BaseModel):
+    # validate_default as pydantic-settings had it: a default is checked like a given value.
+    model_config = ConfigDict(frozen=True, extra="ignore", validate_default=True)
 
     database_url: str = DEFAULT_DATABASE_URL
     ctgov_base_url: str = DEFAULT_CTGOV_BASE_URL
@@ -82,11 +89,23 @@ def history_base_url(settings: Settings) -> str:
     return DEFAULT_CTGOV_HISTORY_URL
 
 
+def _environment() -> dict[str, str]:
+    """The TRACKER_* variables that name a setting, keyed by field; names match in any case, as they did
+    under pydantic-settings (`tracker_query` sets `query`)."""
+    prefix = ENV_PREFIX.lower()
+    found: dict[str, str] = {}
+    for name, value in os.environ.items():
+        key = name.lower()
+        if key.startswith(prefix) and key[len(prefix) :] in Settings.model_fields:
+            found[key[len(prefix) :]] = value
+    return found
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment, with non-None overrides (CLI flags) on top."""
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return Settings(**given)
+        return Settings(**{**_environment(), **given})
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "settings"

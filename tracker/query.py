@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Engine, Row, func, literal_column, select
+from sqlalchemy import Engine, func, literal_column, select
 
 from tracker.changes import format_arm, format_outcome
 from tracker.db.models import (
@@ -37,9 +37,20 @@ from tracker.db.models import (
     StudyVersion,
     SyncRun,
 )
-from tracker.db.session import batched, transaction
+from tracker.db.session import transaction
 from tracker.errors import FilterError
 from tracker.filters import TrialFilter, apply_filter, sponsor_category
+
+# The store's runs, data date and change events: Core-only reads that `status` and `changes` use alone.
+from tracker.ledger import (  # noqa: F401  (re-exported: tracker.query is the read side's one door)
+    CHANGE_EVENT_COLUMNS,
+    DataDate,
+    change_events,
+    data_as_of,
+    latest_run,
+    run_as_dict,
+    study_titles,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -515,18 +526,6 @@ def resolve_names(engine: Engine, trial_filter: TrialFilter) -> TrialFilter:
     return trial_filter.with_changes(**resolved)
 
 
-def study_titles(engine: Engine, nct_ids: Collection[str]) -> dict[str, str | None]:
-    """Brief titles of the given studies (for lists of changes)."""
-    titles: dict[str, str | None] = {}
-    with transaction(engine) as session:
-        for batch in batched(sorted(nct_ids)):
-            rows = session.execute(
-                select(Study.nct_id, Study.brief_title).where(Study.nct_id.in_(batch))
-            ).all()
-            titles.update((nct_id, title) for nct_id, title in rows)
-    return titles
-
-
 # Per study, the child values the trial frame folds into tuples, aggregated by the database as JSON arrays
 # in position (or label id) order: (table, value expression, order) for SQLite / PostgreSQL.
 _AGGREGATES = {
@@ -676,37 +675,6 @@ def select_trials(engine: Engine, trial_filter: TrialFilter) -> pd.DataFrame:
     return apply_filter(load_trial_frame(engine), trial_filter)
 
 
-CHANGE_EVENT_COLUMNS = ("id", "nct_id", "detected_at", "kind", "field", "old_value", "new_value", "baseline")
-
-
-def change_events(
-    engine: Engine,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    kinds: Collection[str] | None = None,
-    include_baseline: bool = True,
-    limit: int | None = None,
-) -> list[Row[Any]]:
-    """Change events, newest first, within [since, until); the database applies every condition and the
-    limit, so `tracker changes --limit 5` reads five rows however many events are stored."""
-    statement = select(*(getattr(ChangeEvent, name) for name in CHANGE_EVENT_COLUMNS)).order_by(
-        ChangeEvent.detected_at.desc(), ChangeEvent.id.desc()
-    )
-    if since is not None:
-        statement = statement.where(ChangeEvent.detected_at >= since)
-    if until is not None:
-        statement = statement.where(ChangeEvent.detected_at < until)
-    if kinds:
-        statement = statement.where(ChangeEvent.kind.in_(list(kinds)))
-    if not include_baseline:
-        statement = statement.where(ChangeEvent.baseline.is_(False))
-    if limit is not None:
-        statement = statement.limit(limit)
-    with transaction(engine) as session:
-        return list(session.execute(statement).all())
-
-
 def change_events_frame(
     engine: Engine,
     *,
@@ -820,66 +788,6 @@ def registry_timeline(engine: Engine, nct_id: str) -> pd.DataFrame:
     return frame
 
 
-@dataclass(frozen=True, slots=True)
-class DataDate:
-    """The day the stored data describes, and where that day comes from.
-
-    Every "last 12 months", "overdue" and "last 7 days" figure, default period and timeline "now" is
-    measured from `day`, not from the wall clock: a store synced in January and read in December still
-    shows January's landscape as it was then. `day` is None only for an empty store.
-    """
-
-    day: date | None
-    # "registry" (dataTimestamp of the last clean sync) or "updates" (newest lastUpdatePostDate)
-    source: str | None
-    timestamp: str | None = None  # the registry's dataTimestamp as served, when source is "registry"
-
-    SOURCE_LABELS = {
-        "registry": "registry data timestamp of the last clean sync",
-        "updates": "newest update posted in the store",
-    }
-
-    def describe(self) -> str:
-        """'data as of 2026-01-13 (registry data timestamp of the last clean sync)'."""
-        if self.day is None:
-            return "no data yet"
-        return f"data as of {self.day.isoformat()} ({self.SOURCE_LABELS.get(self.source or '', self.source)})"
-
-    def or_today(self, today: date) -> date:
-        """The data day, or `today` for an empty store (nothing is measured then anyway)."""
-        return self.day or today
-
-
-def data_as_of(engine: Engine) -> DataDate:
-    """The data's own date: the registry's dataTimestamp of the last clean sync; for a store filled by
-    `tracker import` (or imported into after its last sync) the newest lastUpdatePostDate it holds."""
-    with transaction(engine) as session:
-        timestamp = session.scalar(
-            select(SyncRun.data_timestamp)
-            .where(
-                SyncRun.outcome == "success",
-                SyncRun.mode.in_(("full", "incremental")),
-                SyncRun.data_timestamp.is_not(None),
-            )
-            .order_by(SyncRun.id.desc())
-            .limit(1)
-        )
-        newest_update = session.scalar(select(func.max(Study.last_update_posted)))
-    registry_day = _timestamp_day(timestamp)
-    if registry_day is not None and (newest_update is None or newest_update <= registry_day):
-        return DataDate(registry_day, "registry", timestamp)
-    if newest_update is not None:
-        return DataDate(newest_update, "updates")
-    return DataDate(None, None)
-
-
-def _timestamp_day(timestamp: str | None) -> date | None:
-    try:
-        return date.fromisoformat(timestamp[:10]) if timestamp else None
-    except ValueError:
-        return None
-
-
 def data_version(engine: Engine) -> tuple[Any, ...]:
     """Changes whenever a sync, import, classification or override lands: the dashboard's cache key."""
     with transaction(engine) as session:
@@ -898,39 +806,6 @@ def data_version(engine: Engine) -> tuple[Any, ...]:
                 )
             ).one()
         )
-
-
-def run_as_dict(run: SyncRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "started": run.started_at.isoformat() if run.started_at else None,
-        "finished": run.finished_at.isoformat() if run.finished_at else None,
-        "mode": run.mode,
-        "query": run.query,
-        "source": run.source,
-        "data_timestamp": run.data_timestamp,
-        "baseline": run.baseline,
-        "outcome": run.outcome,
-        "error": run.error,
-        "total_count": run.total_count,
-        "pages": run.pages,
-        "seen": run.studies_seen,
-        "inserted": run.studies_inserted,
-        "updated": run.studies_updated,
-        "unchanged": run.studies_unchanged,
-        "rejected": run.studies_rejected,
-        "removed": run.studies_removed,
-    }
-
-
-def latest_run(engine: Engine, *, finished_only: bool = False) -> dict[str, Any] | None:
-    """The newest sync or import run as a dict (see `run_as_dict`), or None."""
-    statement = select(SyncRun).order_by(SyncRun.id.desc()).limit(1)
-    if finished_only:
-        statement = statement.where(SyncRun.finished_at.is_not(None))
-    with transaction(engine) as session:
-        run = session.scalars(statement).first()
-        return run_as_dict(run) if run else None
 
 
 def study_detail(engine: Engine, nct_id: str) -> dict[str, Any] | None:

@@ -75,6 +75,7 @@ from tracker.db.models import (
 )
 from tracker.db.session import batched, one_line, transaction, utcnow
 from tracker.errors import RecordError
+from tracker.ledger import last_clean_run, watermark  # noqa: F401  (re-exported; read by `status` alone)
 
 log = logging.getLogger(__name__)
 
@@ -200,29 +201,6 @@ def completed_full_pass() -> Any:
 def get_run(engine: Engine, run_id: int) -> SyncRun | None:
     with transaction(engine) as session:
         return session.get(SyncRun, run_id)
-
-
-def last_clean_run(engine: Engine) -> SyncRun | None:
-    """The newest API sync that finished without any error: the source of the watermark."""
-    with transaction(engine) as session:
-        return session.scalars(
-            select(SyncRun)
-            .where(
-                SyncRun.outcome == "success",
-                SyncRun.mode.in_(("full", "incremental")),
-                SyncRun.data_timestamp.is_not(None),
-            )
-            .order_by(SyncRun.id.desc())
-            .limit(1)
-        ).first()
-
-
-def watermark(engine: Engine) -> date | None:
-    """The registry's date (never the local clock) up to which the store is known complete."""
-    run = last_clean_run(engine)
-    if run is None or not run.data_timestamp:
-        return None
-    return date.fromisoformat(run.data_timestamp[:10])
 
 
 def ingest_page(
