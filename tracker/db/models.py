@@ -114,7 +114,7 @@ class Study(Base):
     first_seen_at: Mapped[datetime] = mapped_column()
     last_seen_at: Mapped[datetime] = mapped_column()
     # Set when a full pass no longer returns the study; the row is kept (data is never deleted).
-    removed_at: Mapped[datetime | None] = mapped_column()
+    removed_at: Mapped[datetime | None] = mapped_column(index=True)  # `tracker status` counts them
 
 
 class Condition(Base):
@@ -271,6 +271,8 @@ class ChangeEvent(Base):
     __tablename__ = "change_events"
     __table_args__ = (
         Index("ix_change_events_nct_id_detected_at", "nct_id", "detected_at"),
+        # `tracker changes` (the baseline hidden) walks this to the newest events
+        Index("ix_change_events_baseline_detected_at", "baseline", "detected_at"),
         _unique("change_events", "nct_id", "event_key"),
     )
 
