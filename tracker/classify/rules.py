@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from tracker.classify import endpoints
 from tracker.classify.dictionary import NO_KEY, Agent, Dictionary, load_dictionary, normalise
 from tracker.classify.eligibility import classify_eligibility
 from tracker.classify.endpoints import classify_endpoints, trial_endpoints
@@ -824,6 +825,7 @@ def clear_caches() -> None:
     _analyse.cache_clear()
     _part_matches.cache_clear()
     _is_neutral.cache_clear()
+    endpoints.clear_caches()
 
 
 def _first_matches(texts: Sequence[_Text], regex: re.Pattern[str], limit: int) -> list[Evidence]:
