@@ -35,19 +35,23 @@ _REPLACEMENTS = (
     ("（", "("),
     ("）", ")"),
 )
-_SPACES = re.compile(r"\s+")
 
 # Pseudo-mechanisms of the dictionary that add no taxonomy key.
 NO_KEY = "premedication"
 
 
+# The replacements an ASCII text can need (the others replace non-ASCII characters), in the same order.
+_ASCII_REPLACEMENTS = tuple((old, new) for old, new in _REPLACEMENTS if old.isascii())
+
+
 def normalise(text: str) -> str:
     """Lower case, Greek letters spelled out, trade-mark signs dropped, whitespace collapsed."""
     text = text.lower()
-    for old, new in _REPLACEMENTS:
+    for old, new in _ASCII_REPLACEMENTS if text.isascii() else _REPLACEMENTS:
         if old in text:
             text = text.replace(old, new)
-    return _SPACES.sub(" ", text).strip()
+    # str.split() splits on exactly the characters `\s` matches: runs of whitespace become one space
+    return " ".join(text.split())
 
 
 def canonical(text: str) -> str:
