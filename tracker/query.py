@@ -346,108 +346,27 @@ def _grouped(rows: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, ...]]:
 
 
 def load_trial_frame(engine: Engine) -> pd.DataFrame:
-    """One row per stored study with its effective labels; columns in TRIAL_FRAME_COLUMNS."""
+    """One row per stored study with its effective labels; columns in TRIAL_FRAME_COLUMNS.
+
+    Built from the rows `iter_trial_rows` streams (one query in which the database folds each study's
+    children and labels into JSON arrays), column by column: no ORM objects, no per-table dictionaries,
+    and a row is the same whether it is streamed to an export or loaded into the dashboard's frame."""
     import pandas as pd
 
-    with transaction(engine) as session:
-        studies = session.execute(select(*_STUDY_COLUMNS)).all()
-        conditions = _grouped(
-            session.execute(select(Condition.nct_id, Condition.name).order_by(Condition.position))
-        )
-        interventions = _grouped(
-            session.execute(select(Intervention.nct_id, Intervention.name).order_by(Intervention.position))
-        )
-        countries = _grouped(
-            session.execute(select(Location.nct_id, Location.country).order_by(Location.position))
-        )
-        labels = session.execute(
-            select(
-                StudyLabel.nct_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role, StudyLabel.source
-            ).order_by(StudyLabel.id)
-        ).all()
-        classifications = {
-            row.nct_id: row
-            for row in session.execute(
-                select(Classification.nct_id, Classification.multi_disease, Classification.taxonomy_version)
-            )
-        }
-        overridden = set(session.scalars(select(Override.nct_id)))
-        histories = {
-            row.nct_id: row
-            for row in session.execute(
-                select(
-                    RegistryHistory.nct_id,
-                    RegistryHistory.version_count,
-                    RegistryHistory.pcd_changes,
-                    RegistryHistory.pcd_total_slip_days,
-                    RegistryHistory.original_enrollment_count,
-                    RegistryHistory.primary_outcome_changed_after_start,
-                    RegistryHistory.primary_outcome_changed_on,
-                )
-            )
-        }
-
-    if not studies:
+    # search_text is rebuilt below with pandas' own lowering, which folds a few letters (the Turkish "İ")
+    # unlike str.lower: the frame keeps the text it always had
+    names = [name for name in TRIAL_FRAME_COLUMNS if name != "search_text"]
+    values: dict[str, list[Any]] = {name: [] for name in names}
+    columns = [(values[name].append, name) for name in names]
+    for row in iter_trial_rows(engine, _EVERY_TRIAL):
+        for append, name in columns:
+            append(row[name])
+    if not values["nct_id"]:
         return pd.DataFrame(columns=list(TRIAL_FRAME_COLUMNS))
-
-    relevance: dict[str, str] = {}
-    mechanisms: dict[str, list[str]] = defaultdict(list)
-    roles: dict[str, list[str]] = defaultdict(list)
-    comparators: dict[str, set[str]] = defaultdict(set)
-    phenotypes: dict[str, list[str]] = defaultdict(list)
-    for nct_id, dimension, key, role, _source in labels:
-        if dimension == "relevance":
-            relevance[nct_id] = key
-        elif dimension == "mechanism":
-            if key not in mechanisms[nct_id]:
-                mechanisms[nct_id].append(key)
-            roles[nct_id].append(f"{key}:{role}" if role else key)
-            if role == "comparator":
-                comparators[nct_id].add(key)
-        elif dimension == "phenotype" and key not in phenotypes[nct_id]:
-            phenotypes[nct_id].append(key)
-
-    frame = pd.DataFrame.from_records(studies, columns=[c.key for c in _STUDY_COLUMNS])
-    ids = frame["nct_id"]
-    frame["phases"] = frame["phases"].map(lambda value: tuple(value or ()))
-    frame["phase_label"] = frame["phases"].map(phase_label)
-    frame["highest_phase"] = frame["phases"].map(highest_phase)
-    for column in DATE_COLUMNS:
-        frame[column] = pd.to_datetime(frame[column], errors="coerce")
-    frame["start_year"] = frame["start_date"].dt.year.astype("Int64")
-    frame["sponsor_category"] = frame["lead_sponsor_class"].map(sponsor_category)
-    frame["conditions"] = ids.map(lambda i: conditions.get(i, ()))
-    frame["interventions"] = ids.map(lambda i: interventions.get(i, ()))
-    frame["countries"] = ids.map(lambda i: countries.get(i, ()))
-    frame["relevance"] = ids.map(lambda i: relevance.get(i, "unclassified"))
-    frame["mechanisms"] = ids.map(lambda i: tuple(mechanisms.get(i, ())))
-    comparator_keys = [
-        tuple(k for k in keys if k in comparators[i]) if i in comparators else ()
-        for i, keys in zip(ids, frame["mechanisms"], strict=True)
-    ]
-    frame["comparator_mechanisms"] = pd.Series(comparator_keys, index=frame.index, dtype=object)
-    frame["investigational_mechanisms"] = pd.Series(
-        [
-            investigational_mechanisms(keys, found)
-            for keys, found in zip(frame["mechanisms"], comparator_keys, strict=True)
-        ],
-        index=frame.index,
-        dtype=object,
-    )
-    frame["mechanism_roles"] = ids.map(lambda i: tuple(roles.get(i, ())))
-    frame["phenotypes"] = ids.map(lambda i: tuple(phenotypes.get(i, ())))
-    frame["multi_disease"] = ids.map(
-        lambda i: bool(classifications[i].multi_disease) if i in classifications else False
-    )
-    frame["manual"] = ids.isin(overridden)
-    frame["taxonomy_version"] = ids.map(
-        lambda i: classifications[i].taxonomy_version if i in classifications else None
-    )
-    frame["removed"] = frame.pop("removed_at").notna()
-    frame["has_results"] = frame["has_results"].astype(bool)
-    frame["url"] = ids.map(study_url)
+    frame = pd.DataFrame(values, columns=names)
+    values.clear()  # the lists are copied into the frame's blocks; free them before the conversions
     frame["search_text"] = (
-        ids
+        frame["nct_id"]
         + " "
         + frame["brief_title"].fillna("")
         + " "
@@ -459,27 +378,29 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
         + " "
         + frame["lead_sponsor_name"].fillna("")
     ).str.lower()
-    _add_history_columns(frame, histories)
+    for column in DATE_COLUMNS:
+        frame[column] = pd.to_datetime(frame[column], errors="coerce")
+    frame["start_year"] = frame["start_date"].dt.year.astype("Int64")
+    for column in ("multi_disease", "manual", "removed", "has_results"):
+        frame[column] = frame[column].astype(bool)
+    _typed_history_columns(frame)
     return frame.sort_values("nct_id", ignore_index=True)[list(TRIAL_FRAME_COLUMNS)]
 
 
-def _add_history_columns(frame: pd.DataFrame, histories: dict[str, Any]) -> None:
-    """The per-trial answers of the registry history; <NA> where the trial has none (yet)."""
+# Every stored trial: the filter `load_trial_frame` streams rows through (the frame is filtered later).
+_EVERY_TRIAL = TrialFilter(relevance=(), include_removed=True)
+
+
+def _typed_history_columns(frame: pd.DataFrame) -> None:
+    """The registry history's answers as nullable types; <NA> where the trial has none (yet)."""
     import pandas as pd
 
-    ids = frame["nct_id"]
-
-    def column(attribute: str, dtype: str) -> pd.Series:
-        values = ids.map(lambda i: getattr(histories[i], attribute) if i in histories else None)
-        return values.astype(dtype)
-
-    frame["versions"] = column("version_count", "Int64")
-    frame["pcd_changes"] = column("pcd_changes", "Int64")
-    frame["pcd_total_slip_days"] = column("pcd_total_slip_days", "Int64")
-    frame["original_enrollment"] = column("original_enrollment_count", "Int64")
-    frame["primary_outcome_changed_after_start"] = column("primary_outcome_changed_after_start", "boolean")
+    for column in ("versions", "pcd_changes", "pcd_total_slip_days", "original_enrollment"):
+        frame[column] = frame[column].astype("Int64")
+    changed = frame["primary_outcome_changed_after_start"]
+    frame["primary_outcome_changed_after_start"] = changed.astype(object).astype("boolean")
     frame["primary_outcome_changed_on"] = pd.to_datetime(
-        column("primary_outcome_changed_on", "object"), errors="coerce"
+        frame["primary_outcome_changed_on"].astype(object), errors="coerce"
     )
 
 
