@@ -28,7 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from tracker import query
-from tracker.db.session import utcnow
+from tracker.db.session import batched, utcnow
 from tracker.errors import ConfigError
 from tracker.filters import TrialFilter
 from tracker.query import study_url
@@ -42,6 +42,8 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_BOM = "\ufeff"
 # The row key holding the mechanism keys the export's filter counts (see `TrialFilter.mechanism_column`).
 COUNTED_MECHANISMS = "_counted_mechanisms"
+# Streamed rows per read of the detail tables (one query per detail table per batch).
+DETAIL_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,22 +442,25 @@ def write_export(
             raise ConfigError(f"cannot write {target}: folder {target.parent} does not exist")
     exported_at = now or utcnow()
     latest_run = query.latest_run(engine)
-    tables = query.load_detail_tables(engine)
-    details = query.detail_values(tables)
     row_count = 0
     versions: set[str] = set()
     kept: list[dict[str, Any]] = []  # the rows again, for the workbook (built in memory anyway)
 
     def trial_rows() -> Iterator[dict[str, Any]]:
         nonlocal row_count
-        for row in query.iter_trial_rows(engine, trial_filter):
-            row_count += 1
-            if row["taxonomy_version"] is not None:
-                versions.add(str(row["taxonomy_version"]))
-            row.update(details.get(row["nct_id"]) or query.EMPTY_DETAILS)
-            if xlsx_path is not None:
-                kept.append(row)
-            yield row
+        # Details are read for one batch of streamed rows at a time (their NCT ID range), so the export's
+        # memory stays at a batch's outcome and arm text however many trials the store holds.
+        for batch in batched(query.iter_trial_rows(engine, trial_filter), DETAIL_BATCH):
+            span = (batch[0]["nct_id"], batch[-1]["nct_id"])
+            details = query.detail_values(query.load_detail_tables(engine, nct_range=span))
+            for row in batch:
+                row_count += 1
+                if row["taxonomy_version"] is not None:
+                    versions.add(str(row["taxonomy_version"]))
+                row.update(details.get(row["nct_id"]) or query.EMPTY_DETAILS)
+                if xlsx_path is not None:
+                    kept.append(row)
+                yield row
 
     def provenance() -> dict[str, Any]:
         return build_provenance(
@@ -482,6 +487,7 @@ def write_export(
     def write_xlsx(handle: IO[bytes]) -> None:
         rows = kept if path is not None else list(trial_rows())
         written.append(provenance())
+        tables = query.load_detail_tables(engine)  # the workbook's outcome sheet; built in memory anyway
         handle.write(
             rows_to_xlsx(rows, tables, written[-1], include_comparators=trial_filter.include_comparators)
         )

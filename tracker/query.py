@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Engine, func, literal_column, select
+from sqlalchemy import Engine, Select, func, literal_column, select
+from sqlalchemy import select as sql_select
 
 from tracker.changes import format_arm, format_outcome
 from tracker.db.models import (
@@ -194,11 +195,20 @@ def _frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame.from_records(list(rows), columns=columns)
 
 
-def load_detail_tables(engine: Engine) -> DetailTables:
-    """Every stored study's details (the export and the dashboard download cut them to their trials)."""
+def load_detail_tables(engine: Engine, nct_range: tuple[str, str] | None = None) -> DetailTables:
+    """Every stored study's details (the export and the dashboard download cut them to their trials);
+    with `nct_range` (first, last), only those of the studies whose NCT ID lies in it: the export reads
+    them a batch of streamed rows at a time, so its memory does not grow with the store."""
     outcome_columns = ["nct_id", "role", "position", "measure", "description", "time_frame"]
     arm_columns = ["nct_id", "position", "label", "type", "description", "intervention_names"]
     intervention_columns = ["nct_id", "position", "name", "type", "arm_role"]
+
+    def select(*columns: Any) -> Select[Any]:  # shadows sqlalchemy's here: the queries below read as before
+        statement = sql_select(*columns)
+        if nct_range is None:
+            return statement
+        return statement.where(columns[0].between(*nct_range))  # each query selects nct_id first
+
     with transaction(engine) as session:
         studies = session.execute(select(*_DETAIL_COLUMNS).order_by(Study.nct_id)).all()
         outcomes = session.execute(
