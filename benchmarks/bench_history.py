@@ -7,7 +7,7 @@ costs per trial; at the registry's 1 request/s the registry is the bottleneck by
 
   tracker   `tracker history` in a fresh process on a SQLite file holding the imported snapshot: one index
             request per trial, shape check, HTML normalisation, versions + events + summary per trial;
-  baseline  httpx GET of the same indexes → json.loads → (nct_id, version, date, status) rows into one
+  baseline  httpx GET of the same indexes → json.loads → (id, version, date, status) rows into one
             sqlite3 table, one commit per trial (as resumable as the tracker is);
   rerun     `tracker history` again: nothing moved, so no request at all;
   versions  `tracker history --versions --limit 300`: the version walk (3 versions, then the index again).
@@ -48,7 +48,7 @@ def serve(data: Path) -> None:
 
     with FakeCtgov() as fake:
         for study in iter_raw_studies(data):
-            nct_id = study["protocolSection"]["identificationModule"]["nctId"]
+            registration_id = study["protocolSection"]["identificationModule"]["nctId"]
             first = evolve(study, status="NOT_YET_RECRUITING", pcd=("2019-06", "ESTIMATED"))
             second = evolve(first, status="RECRUITING", pcd=("2020-01", "ESTIMATED"))
             versions = [
@@ -56,7 +56,7 @@ def serve(data: Path) -> None:
                 FakeVersion(second, "2018-06-01"),
                 FakeVersion(study, "2019-01-01"),
             ]
-            fake.set_history(nct_id, FakeHistory(versions))
+            fake.set_history(registration_id, FakeHistory(versions))
         print(fake.history_url, flush=True)
         sys.stdin.read()
 
@@ -75,20 +75,21 @@ def baseline(history_url: str, source_db: Path, out_db: Path) -> None:
     ids = [  # the same trials as the tracker's run: those not classified not_ms
         row[0]
         for row in sqlite3.connect(source_db).execute(
-            "select nct_id from studies where nct_id not in (select nct_id from study_labels"
-            " where dimension = 'relevance' and key = 'not_ms') order by nct_id"
+            "select registration_id from studies"
+            " where registration_id not in (select registration_id from study_labels"
+            " where dimension = 'relevance' and key = 'not_ms') order by registration_id"
         )
     ]
     connection = sqlite3.connect(out_db)
-    connection.execute("create table versions (nct_id text, version int, date text, status text)")
+    connection.execute("create table versions (registration_id text, version int, date text, status text)")
     with httpx.Client(timeout=60) as http:
-        for nct_id in ids:
-            response = http.get(f"{history_url}/studies/{nct_id}", params={"history": "true"})
+        for registration_id in ids:
+            response = http.get(f"{history_url}/studies/{registration_id}", params={"history": "true"})
             response.raise_for_status()
             changes = json.loads(response.content)["history"]["changes"]
             connection.executemany(
                 "insert into versions values (?, ?, ?, ?)",
-                [(nct_id, c["version"], c["date"], c["status"]) for c in changes],
+                [(registration_id, c["version"], c["date"], c["status"]) for c in changes],
             )
             connection.commit()
     connection.close()

@@ -30,7 +30,7 @@ POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BASELINE_SQLITE = """
 import sqlite3, sys
 connection = sqlite3.connect(sys.argv[2])
-connection.execute("CREATE TABLE studies (nct_id TEXT PRIMARY KEY, raw TEXT)")
+connection.execute("CREATE TABLE studies (registration_id TEXT PRIMARY KEY, raw TEXT)")
 import orjson
 rows = []
 with open(sys.argv[1], "rb") as handle:
@@ -45,11 +45,11 @@ connection.commit()
 BASELINE_POSTGRES = """
 import sys, orjson, psycopg
 with psycopg.connect(sys.argv[2]) as connection:
-    connection.execute("CREATE TABLE baseline_studies (nct_id TEXT PRIMARY KEY, raw JSON)")
+    connection.execute("CREATE TABLE baseline_studies (registration_id TEXT PRIMARY KEY, raw JSON)")
     with connection.cursor().copy("COPY baseline_studies FROM STDIN") as copy, open(sys.argv[1], "rb") as f:
         for line in f:
-            nct_id = orjson.loads(line)["protocolSection"]["identificationModule"]["nctId"]
-            copy.write_row((nct_id, line.decode().rstrip("\\n")))
+            registration_id = orjson.loads(line)["protocolSection"]["identificationModule"]["nctId"]
+            copy.write_row((registration_id, line.decode().rstrip("\\n")))
 """
 
 

@@ -6,7 +6,7 @@ run, each repeated (median reported):
 
   tracker   `run_sync` into a fresh SQLite file: parse, upsert studies and child tables, versions, change
             events, one transaction per page (requests_per_second=0); with and without classification;
-  baseline  httpx → json.loads → one flat table (nct_id, title, status, raw JSON) via sqlite3.executemany;
+  baseline  httpx → json.loads → one flat table (id, title, status, raw JSON) via sqlite3.executemany;
   fetch     the page walk alone (how much of both is the network and the server).
 
 Then an incremental sync with nothing new, counting its /studies requests (target: at most 2).
@@ -50,7 +50,7 @@ QUERY = "sclerosis"
 
 
 FLAT_COLUMNS = (
-    "nct_id", "brief_title", "official_title", "acronym", "overall_status", "last_known_status",
+    "registration_id", "brief_title", "official_title", "acronym", "overall_status", "last_known_status",
     "why_stopped", "phases", "study_type", "enrollment_count", "enrollment_type", "start_date",
     "start_date_type", "primary_completion_date", "primary_completion_date_type", "completion_date",
     "completion_date_type", "first_posted", "last_update_posted", "results_first_posted", "has_results",
@@ -94,7 +94,7 @@ def flat_row(study: dict[str, Any]) -> tuple[Any, ...]:
 def flat_baseline(base_url: str, params: dict[str, Any], folder: Path) -> int:
     connection = sqlite3.connect(folder / "flat.db")
     columns = ", ".join(FLAT_COLUMNS)
-    connection.execute(f"CREATE TABLE studies ({columns}, PRIMARY KEY (nct_id))")
+    connection.execute(f"CREATE TABLE studies ({columns}, PRIMARY KEY (registration_id))")
     insert = f"INSERT OR REPLACE INTO studies VALUES ({', '.join('?' * len(FLAT_COLUMNS))})"
     stored = 0
     with httpx.Client(timeout=60) as http:
@@ -148,7 +148,7 @@ def registry_process(data: Path) -> AbstractContextManager[str]:
 SIDES: dict[str, str] = {
     "tracker": "tracker sync (no classification)",
     "flat": "baseline: one flat table",
-    "dump": "baseline: nct_id + raw JSON only",
+    "dump": "baseline: registration_id + raw JSON only",
     "fetch": "fetch only (httpx + json.loads)",
 }
 

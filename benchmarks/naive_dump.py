@@ -1,5 +1,5 @@
 """The naive fetch-and-dump baseline: walk the /studies pages with httpx, json.loads each, and store
-nct_id, title, status and the raw JSON in one SQLite table. What a quick script would do, nothing more.
+the ID, title, status and the raw JSON in one SQLite table. What a quick script would do, nothing more.
 
     python benchmarks/naive_dump.py BASE_URL QUERY DATABASE_FILE
 """
@@ -33,7 +33,9 @@ def walk_pages(http: httpx.Client, base_url: str, params: dict[str, Any]) -> Ite
 
 def baseline(base_url: str, params: dict[str, Any], database: Path) -> int:
     connection = sqlite3.connect(database)
-    connection.execute("CREATE TABLE studies (nct_id TEXT PRIMARY KEY, title TEXT, status TEXT, raw TEXT)")
+    connection.execute(
+        "CREATE TABLE studies (registration_id TEXT PRIMARY KEY, title TEXT, status TEXT, raw TEXT)"
+    )
     stored = 0
     with httpx.Client(timeout=60) as http:
         for page in walk_pages(http, base_url, params):

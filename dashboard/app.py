@@ -30,13 +30,17 @@ def trial_page() -> None:
     except data.DataUnavailable as exc:
         st.warning(str(exc))
         return
-    nct_id = st.text_input("NCT ID", value=st.query_params.get(TRIAL_PARAM, ""), placeholder="NCT01234567")
-    nct_id = nct_id.strip().upper()
-    if not nct_id:
+    registration_id = st.text_input(
+        "NCT ID", value=st.query_params.get(TRIAL_PARAM, ""), placeholder="NCT01234567"
+    )
+    registration_id = registration_id.strip().upper()
+    if not registration_id:
         return
-    st.query_params[TRIAL_PARAM] = nct_id
+    st.query_params[TRIAL_PARAM] = registration_id
     show_trial(
-        data.trial_detail(url, version, nct_id), nct_id, data.trial_registry_history(url, version, nct_id)
+        data.trial_detail(url, version, registration_id),
+        registration_id,
+        data.trial_registry_history(url, version, registration_id),
     )
 
 

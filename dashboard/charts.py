@@ -385,10 +385,10 @@ def gantt_rows(frame: pd.DataFrame, today: date, cap: int = GANTT_CAP) -> pd.Dat
     newest first.
 
     The bar ends at primary completion (completion when missing; today for active trials with neither).
-    Columns: nct_id, title, status, start, end.
+    Columns: registration_id, title, status, start, end.
     """
     columns = [
-        "nct_id",
+        "registration_id",
         "brief_title",
         "overall_status",
         "lead_sponsor_name",
@@ -406,7 +406,7 @@ def gantt_rows(frame: pd.DataFrame, today: date, cap: int = GANTT_CAP) -> pd.Dat
     sponsor = chosen["lead_sponsor_name"] if "lead_sponsor_name" in chosen.columns else None
     rows = pd.DataFrame(
         {
-            "nct_id": chosen["nct_id"],
+            "registration_id": chosen["registration_id"],
             "title": chosen["brief_title"].fillna("").str.slice(0, 90),
             "sponsor": sponsor.fillna("") if sponsor is not None else "",
             "status": chosen["overall_status"].fillna(""),
@@ -432,7 +432,7 @@ def gantt_figure(frame: pd.DataFrame, today: date, cap: int = GANTT_CAP) -> go.F
         label = labels.status_label(status or None)
         duration_ms = (group["end"] - group["start"]).dt.total_seconds() * 1000
         fig.add_bar(
-            y=group["nct_id"].map(labels.plotly_text),
+            y=group["registration_id"].map(labels.plotly_text),
             base=group["start"].dt.strftime("%Y-%m-%d"),
             x=duration_ms,
             orientation="h",
@@ -455,7 +455,7 @@ def gantt_figure(frame: pd.DataFrame, today: date, cap: int = GANTT_CAP) -> go.F
     fig.update_xaxes(type="date")
     fig.update_yaxes(
         categoryorder="array",
-        categoryarray=list(rows["nct_id"].map(labels.plotly_text)[::-1]),
+        categoryarray=list(rows["registration_id"].map(labels.plotly_text)[::-1]),
         showticklabels=len(rows) <= 60,
     )
     # The data's date: bars running past it are plans (estimated completion dates).
@@ -586,22 +586,28 @@ def change_activity_figure(events: pd.DataFrame) -> go.Figure:
 
 
 def completion_slippage(events: pd.DataFrame) -> pd.DataFrame:
-    """Trials whose primary completion date moved later: nct_id, first (earliest old date), latest (newest
+    """Trials whose primary completion date moved later: ID, first (earliest old date), latest (newest
     new date), days; one row per trial, net over all its changes, largest slip first."""
-    columns = ["nct_id", "first", "latest", "days"]
+    columns = ["registration_id", "first", "latest", "days"]
     if events.empty:
         return pd.DataFrame(columns=columns)
     moves = events[(events["kind"] == "primary_completion_date") & ~events["baseline"].astype(bool)]
     if moves.empty:
         return pd.DataFrame(columns=columns)
-    moves = moves.sort_values(["nct_id", "detected_at", "id"])
-    per_trial = moves.groupby("nct_id").agg(first=("old_value", "first"), latest=("new_value", "last"))
+    moves = moves.sort_values(["registration_id", "detected_at", "id"])
+    per_trial = moves.groupby("registration_id").agg(
+        first=("old_value", "first"), latest=("new_value", "last")
+    )
     first = pd.to_datetime(per_trial["first"].map(parse_partial_date))
     latest = pd.to_datetime(per_trial["latest"].map(parse_partial_date))
     per_trial["days"] = (latest - first).dt.days
     slipped = per_trial[per_trial["days"] > 0].reset_index()
     slipped["days"] = slipped["days"].astype(int)
-    return slipped[columns].sort_values(["days", "nct_id"], ascending=[False, True]).reset_index(drop=True)
+    return (
+        slipped[columns]
+        .sort_values(["days", "registration_id"], ascending=[False, True])
+        .reset_index(drop=True)
+    )
 
 
 def slippage_buckets(slippage: pd.DataFrame) -> pd.Series:

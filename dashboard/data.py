@@ -54,7 +54,7 @@ FILTER_COLUMNS = (
     "removed",
 )
 DISPLAY_COLUMNS = (
-    "nct_id",
+    "registration_id",
     "brief_title",
     "highest_phase",
     "start_date",
@@ -136,17 +136,19 @@ def detail_tables(url: str, version: tuple[Any, ...]) -> query.DetailTables:
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
 def trial_registry_history(
-    url: str, version: tuple[Any, ...], nct_id: str
+    url: str, version: tuple[Any, ...], registration_id: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One trial's registry versions (timeline) and registry change events."""
     engine = get_engine(url)
-    return query.registry_timeline(engine, nct_id), query.registry_events_frame(engine, nct_ids=[nct_id])
+    return query.registry_timeline(engine, registration_id), query.registry_events_frame(
+        engine, registration_ids=[registration_id]
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=64, ttl=600)
-def trial_detail(url: str, version: tuple[Any, ...], nct_id: str) -> dict[str, Any] | None:
+def trial_detail(url: str, version: tuple[Any, ...], registration_id: str) -> dict[str, Any] | None:
     try:
-        return query.study_detail(get_engine(url), nct_id)
+        return query.study_detail(get_engine(url), registration_id)
     except TrackerError:
         return None
 

@@ -63,7 +63,7 @@ def today_utc() -> date:
 def events_for(events: pd.DataFrame, filtered: pd.DataFrame, everything: pd.DataFrame) -> pd.DataFrame:
     if events.empty or len(filtered) == len(everything):
         return events
-    return events[events["nct_id"].isin(filtered["nct_id"])]
+    return events[events["registration_id"].isin(filtered["registration_id"])]
 
 
 def headline(filtered: pd.DataFrame, events: pd.DataFrame, as_of: date) -> None:
@@ -191,7 +191,7 @@ def show_table(
     event = st.dataframe(
         rows,
         hide_index=True,
-        column_order=[c for c in rows.columns if c != "nct_id"],
+        column_order=[c for c in rows.columns if c != "registration_id"],
         column_config={
             "NCT ID": st.column_config.LinkColumn(
                 "NCT ID", display_text=r"https://clinicaltrials\.gov/study/(NCT\d+)", width=110
@@ -205,9 +205,9 @@ def show_table(
     )
     selected = list(getattr(event, "selection", {}).get("rows", [])) if event is not None else []
     if selected and selected[0] < len(rows):
-        nct_id = str(rows.loc[selected[0], "nct_id"])
+        registration_id = str(rows.loc[selected[0], "registration_id"])
         with st.container(border=True):
-            show_trial(data.trial_detail(url, version, nct_id), nct_id)
+            show_trial(data.trial_detail(url, version, registration_id), registration_id)
 
 
 def landscape_page() -> None:

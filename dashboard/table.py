@@ -40,7 +40,7 @@ def table_rows(frame: pd.DataFrame, today: date, cap: int = TABLE_ROW_CAP) -> pd
     phenotype_names = labels.phenotype_labels()
     return pd.DataFrame(
         {
-            "NCT ID": shown["nct_id"].map(study_url),
+            "NCT ID": shown["registration_id"].map(study_url),
             "Title": shown["brief_title"].fillna(""),
             "Status": shown["overall_status"].map(labels.status_label),
             "Phase": shown["phases"].map(labels.phases_text),
@@ -63,6 +63,6 @@ def table_rows(frame: pd.DataFrame, today: date, cap: int = TABLE_ROW_CAP) -> pd
             "Start": shown["start_date_raw"].fillna(""),
             "Primary completion": shown["primary_completion_date_raw"].fillna(""),
             "Results": shown["has_results"].astype(bool),
-            "nct_id": shown["nct_id"],
+            "registration_id": shown["registration_id"],
         }
     ).reset_index(drop=True)

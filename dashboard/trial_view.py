@@ -324,15 +324,19 @@ def fact_list(facts: list[tuple[str, str]]) -> str:
 
 
 def show_trial(
-    detail: dict[str, Any] | None, nct_id: str, history: tuple[pd.DataFrame, pd.DataFrame] | None = None
+    detail: dict[str, Any] | None,
+    registration_id: str,
+    history: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> None:
     """Render one trial; `detail` is `tracker.query.study_detail` (None when the ID is not stored), `history`
     its registry versions and registry change events (`dashboard.data.trial_registry_history`)."""
     if detail is None:
-        st.info(f"{markdown_text(nct_id)} is not in the database.")
+        st.info(f"{markdown_text(registration_id)} is not in the database.")
         return
     # No anchor: its slug would carry the registry's title text into an href.
-    st.subheader(markdown_text(f"{detail['nct_id']}: {detail.get('brief_title') or ''}"), anchor=False)
+    st.subheader(
+        markdown_text(f"{detail['registration_id']}: {detail.get('brief_title') or ''}"), anchor=False
+    )
     st.link_button("Open on ClinicalTrials.gov", detail["url"])
     if detail.get("removed_at"):
         st.warning("No longer returned by ClinicalTrials.gov for this search (kept for the record).")

@@ -38,7 +38,7 @@ WHY_STOPPED = "Sponsor decision <b>bold</b>"
 NEW_TRIAL_COUNT = 5
 
 
-def nct_id(raw: dict[str, Any]) -> str:
+def registration_id(raw: dict[str, Any]) -> str:
     return raw["protocolSection"]["identificationModule"]["nctId"]
 
 
@@ -71,8 +71,8 @@ class Scenario:
 def scenario() -> Scenario:
     """The sample studies as a baseline, minus NEW_TRIAL_COUNT held back to appear in week 1."""
     held_back = [copy.deepcopy(raw) for raw in with_status("RECRUITING")[-NEW_TRIAL_COUNT:]]
-    held_ids = {nct_id(raw) for raw in held_back}
-    baseline = [raw for raw in SAMPLE if nct_id(raw) not in held_ids]
+    held_ids = {registration_id(raw) for raw in held_back}
+    baseline = [raw for raw in SAMPLE if registration_id(raw) not in held_ids]
     # The newest NCT ID: listed first in its section, so shown even under a small per-section cap.
     held_back[-1]["protocolSection"]["identificationModule"]["briefTitle"] = SCRIPT_TITLE
     return Scenario(baseline=baseline, held_back=held_back)
@@ -90,7 +90,7 @@ def _edit(raw: dict[str, Any], change: Callable[[dict[str, Any]], None]) -> dict
 
 def week1_edits(world: Scenario) -> list[dict[str, Any]]:
     """Modified copies of baseline studies, one or two per digest section, plus the new trials."""
-    in_baseline = {nct_id(raw) for raw in world.baseline}
+    in_baseline = {registration_id(raw) for raw in world.baseline}
 
     taken: set[str] = set()
 
@@ -98,17 +98,17 @@ def week1_edits(world: Scenario) -> list[dict[str, Any]]:
         candidates = [
             raw
             for raw in with_status(status)
-            if nct_id(raw) in in_baseline
-            and nct_id(raw) not in taken
+            if registration_id(raw) in in_baseline
+            and registration_id(raw) not in taken
             and not (no_results and raw.get("hasResults"))
         ][:count]
-        taken.update(nct_id(raw) for raw in candidates)
+        taken.update(registration_id(raw) for raw in candidates)
         return candidates
 
     edits: list[dict[str, Any]] = []
 
     def record(section: str, raws: list[dict[str, Any]], change: Callable[[dict[str, Any]], None]) -> None:
-        world.changed.setdefault(section, []).extend(nct_id(raw) for raw in raws)
+        world.changed.setdefault(section, []).extend(registration_id(raw) for raw in raws)
         edits.extend(_edit(raw, change) for raw in raws)
 
     def opened(raw: dict[str, Any]) -> None:
@@ -140,7 +140,7 @@ def week1_edits(world: Scenario) -> list[dict[str, Any]]:
     record("results", pick("COMPLETED", 1, no_results=True), results)
     record("primary_completion", pick("ACTIVE_NOT_RECRUITING", 1), slipped)
     record("other", pick("COMPLETED", 1), enrollment)
-    world.changed["new"] = [nct_id(raw) for raw in world.held_back]
+    world.changed["new"] = [registration_id(raw) for raw in world.held_back]
     return edits + world.held_back
 
 
@@ -154,7 +154,7 @@ def load_week2(engine: Engine, world: Scenario) -> str:
     raw["hasResults"] = True
     status_module(raw)["resultsFirstPostDateStruct"] = {"date": "2025-09-05", "type": "ACTUAL"}
     load(engine, [raw], seen_at=WEEK2, stamp="2025-09-09T05:00:00")
-    return nct_id(raw)
+    return registration_id(raw)
 
 
 class MailSink:

@@ -200,7 +200,7 @@ class _Walk:
 
 @dataclass
 class _Indexed:
-    nct_id: str
+    registration_id: str
     raw: dict[str, Any]
     blob: bytes  # compact JSON, serialized once
     search_text: str  # conditions, titles, keywords (lower case) for query.cond
@@ -235,7 +235,7 @@ def _index(raw: dict[str, Any]) -> _Indexed:
         ident.get("acronym") or "",
     ]
     return _Indexed(
-        nct_id=str(ident.get("nctId") or ""),
+        registration_id=str(ident.get("nctId") or ""),
         raw=raw,
         blob=orjson.dumps(raw),
         search_text="\n".join(str(part) for part in parts).lower(),
@@ -307,19 +307,19 @@ class FakeCtgov:
         item = _index(raw)
         with self._lock:
             for position, existing in enumerate(self._studies):
-                if existing.nct_id == item.nct_id:
+                if existing.registration_id == item.registration_id:
                     self._studies[position] = item
                     return
             self._studies.append(item)
 
-    def remove_study(self, nct_id: str) -> None:
+    def remove_study(self, registration_id: str) -> None:
         with self._lock:
-            self._studies = [item for item in self._studies if item.nct_id != nct_id]
+            self._studies = [item for item in self._studies if item.registration_id != registration_id]
 
-    def set_history(self, nct_id: str, history: FakeHistory) -> None:
+    def set_history(self, registration_id: str, history: FakeHistory) -> None:
         """Serve `history` for the trial under /api/int (its last version is the current study)."""
         with self._lock:
-            self.histories[nct_id] = history
+            self.histories[registration_id] = history
 
     def history_requests(self) -> list[LoggedRequest]:
         with self._lock:
@@ -424,18 +424,18 @@ class FakeCtgov:
     def version_body(self) -> bytes:
         return orjson.dumps({"apiVersion": self.api_version, "dataTimestamp": self.data_timestamp})
 
-    def study_body(self, nct_id: str) -> tuple[int, bytes, dict[str, str]]:
-        if not _NCT_PATTERN.match(nct_id):
-            raise BadRequest(f"Invalid NCT ID format: {nct_id}")
-        wanted = nct_id.upper()
+    def study_body(self, registration_id: str) -> tuple[int, bytes, dict[str, str]]:
+        if not _NCT_PATTERN.match(registration_id):
+            raise BadRequest(f"Invalid NCT ID format: {registration_id}")
+        wanted = registration_id.upper()
         with self._lock:
             studies = list(self._studies)
         for item in studies:
-            if item.nct_id == wanted:
+            if item.registration_id == wanted:
                 return 200, item.blob, {}
         for item in studies:
             if wanted in item.aliases:
-                return 301, b"", {"Location": f"{API_PREFIX}/studies/{item.nct_id}"}
+                return 301, b"", {"Location": f"{API_PREFIX}/studies/{item.registration_id}"}
         raise BadRequest(f"Study {wanted} not found", status=404)
 
     def studies_body(self, params: dict[str, str]) -> bytes:
@@ -521,9 +521,9 @@ class FakeCtgov:
         ids: set[str] | None = None
         if params.get("filter.ids"):
             ids = {s.strip().upper() for s in re.split(r"[,|]", params["filter.ids"]) if s.strip()}
-            for nct_id in ids:
-                if not _NCT_PATTERN.match(nct_id):
-                    raise BadRequest(f"filter.ids has incorrect format for value {nct_id}")
+            for registration_id in ids:
+                if not _NCT_PATTERN.match(registration_id):
+                    raise BadRequest(f"filter.ids has incorrect format for value {registration_id}")
         low, high = "0000-00-00", "9999-99-99"
         if params.get("filter.advanced"):
             match = _RANGE.match(params["filter.advanced"])
@@ -539,7 +539,7 @@ class FakeCtgov:
                 continue
             if statuses is not None and item.status not in statuses:
                 continue
-            if ids is not None and item.nct_id not in ids and not ids.intersection(item.aliases):
+            if ids is not None and item.registration_id not in ids and not ids.intersection(item.aliases):
                 continue
             if params.get("filter.advanced") and not (
                 item.last_update is not None and low <= item.last_update <= high
@@ -655,7 +655,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def make_study(
-    nct_id: str,
+    registration_id: str,
     *,
     title: str | None = None,
     status: str = "RECRUITING",
@@ -667,7 +667,10 @@ def make_study(
     """A small, valid API v2 study for tests that need many studies with chosen values."""
     return {
         "protocolSection": {
-            "identificationModule": {"nctId": nct_id, "briefTitle": title or f"Study {nct_id}"},
+            "identificationModule": {
+                "nctId": registration_id,
+                "briefTitle": title or f"Study {registration_id}",
+            },
             "statusModule": {
                 "overallStatus": status,
                 "startDateStruct": {"date": "2024-01", "type": "ACTUAL"},

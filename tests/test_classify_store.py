@@ -35,18 +35,18 @@ def load(engine: Engine, studies: list[Any]) -> None:
     store.finish_run(engine, run, outcome="success")
 
 
-def labels(engine: Engine, nct_id: str) -> set[tuple[str, str, str | None, str]]:
+def labels(engine: Engine, registration_id: str) -> set[tuple[str, str, str | None, str]]:
     with transaction(engine) as session:
         rows = session.execute(
             select(StudyLabel.dimension, StudyLabel.key, StudyLabel.role, StudyLabel.source).where(
-                StudyLabel.nct_id == nct_id
+                StudyLabel.registration_id == registration_id
             )
         )
         return {tuple(row) for row in rows}  # type: ignore[misc]
 
 
-def keys(engine: Engine, nct_id: str, dimension: str) -> set[str]:
-    return {key for dim, key, _role, _source in labels(engine, nct_id) if dim == dimension}
+def keys(engine: Engine, registration_id: str, dimension: str) -> set[str]:
+    return {key for dim, key, _role, _source in labels(engine, registration_id) if dim == dimension}
 
 
 @pytest.fixture

@@ -47,11 +47,11 @@ def fill(engine: Engine) -> list[str]:
 def land_changes(engine: Engine) -> list[str]:
     """A run that changes a few studies of the default view: their status and a later primary completion."""
     frame = apply_filter(query.load_trial_frame(engine), TrialFilter())
-    wanted = set(frame.loc[frame["primary_completion_date"].notna(), "nct_id"].head(CHANGED_STUDIES))
+    wanted = set(frame.loc[frame["primary_completion_date"].notna(), "registration_id"].head(CHANGED_STUDIES))
     changed = []
     for study in sample_studies():
-        nct_id = study["protocolSection"]["identificationModule"]["nctId"]
-        if nct_id not in wanted:
+        registration_id = study["protocolSection"]["identificationModule"]["nctId"]
+        if registration_id not in wanted:
             continue
         study = copy.deepcopy(study)
         status = study["protocolSection"]["statusModule"]
@@ -92,7 +92,9 @@ def expected_metrics(url: str, trial_filter: TrialFilter) -> dict[str, str]:
     engine = make_engine(url)
     try:
         frame = apply_filter(query.load_trial_frame(engine), trial_filter)
-        events = query.change_events_frame(engine, include_baseline=False, nct_ids=set(frame["nct_id"]))
+        events = query.change_events_frame(
+            engine, include_baseline=False, registration_ids=set(frame["registration_id"])
+        )
         as_of = query.data_as_of(engine).or_today(datetime.now(UTC).date())
     finally:
         engine.dispose()
@@ -302,11 +304,11 @@ def test_removed_trials_show_only_when_asked_for_by_checkbox_or_link(
     everything = query.load_trial_frame(engine)
     shown = apply_filter(everything, TrialFilter())
     run_id = store.begin_run(engine, mode="full", query=None, source="test", data_timestamp=None)
-    seen = set(everything["nct_id"]) - {shown["nct_id"].iloc[0]}
+    seen = set(everything["registration_id"]) - {shown["registration_id"].iloc[0]}
     gone = store.flag_removed(engine, run_id, seen_ids=seen)
     store.finish_run(engine, run_id, outcome="success")
     engine.dispose()
-    assert gone == [shown["nct_id"].iloc[0]]
+    assert gone == [shown["registration_id"].iloc[0]]
     default_count = f"{len(shown) - 1:,}"
     with_removed = f"{len(shown):,}"
 
@@ -373,22 +375,22 @@ def test_params_mapping_keeps_repeated_list_values_and_last_scalar() -> None:
     assert mapping == {"countries": ["France", "Korea, Republic of"], "text": "b", "phases": ["PHASE2"]}
 
 
-def _detail_script(url: str, nct_id: str) -> None:
+def _detail_script(url: str, registration_id: str) -> None:
     from dashboard import data
     from dashboard.trial_view import show_trial
 
-    show_trial(data.trial_detail(url, ("test",), nct_id), nct_id)
+    show_trial(data.trial_detail(url, ("test",), registration_id), registration_id)
 
 
 def test_trial_detail_shows_classification_history_and_sites(loaded_url: str) -> None:
     engine = make_engine(loaded_url)
     events = query.change_events_frame(engine, include_baseline=False)
     engine.dispose()
-    nct_id = str(events["nct_id"].iloc[0])
-    app = AppTest.from_function(_detail_script, args=(loaded_url, nct_id), default_timeout=30)
+    registration_id = str(events["registration_id"].iloc[0])
+    app = AppTest.from_function(_detail_script, args=(loaded_url, registration_id), default_timeout=30)
     app.run()
     assert not app.exception, [e.value for e in app.exception]
-    assert app.subheader[0].value.startswith(nct_id)
+    assert app.subheader[0].value.startswith(registration_id)
     headings = [block.value for block in app.markdown]
     assert "#### Classification" in headings and "#### Change history" in headings
     history = [frame.value for frame in app.dataframe if "Kind" in frame.value.columns]

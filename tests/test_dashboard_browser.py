@@ -231,7 +231,7 @@ def test_hostile_registry_text_and_link_parameters_render_as_text_and_nothing_le
 
     require_chromium()
     expect.set_options(timeout=PAGE_TIMEOUT_MS)
-    sample, nct_id = hostile_sample(tmp_path)
+    sample, registration_id = hostile_sample(tmp_path)
     database_url = f"sqlite:///{tmp_path / 'hostile.db'}"
     engine = make_engine(database_url)
     upgrade_to_head(engine)
@@ -265,7 +265,7 @@ def test_hostile_registry_text_and_link_parameters_render_as_text_and_nothing_le
             )
             assert_rendered_as_text(page)
 
-            page.goto(f"{base_url}/trial?nct={nct_id}")
+            page.goto(f"{base_url}/trial?nct={registration_id}")
             expect(
                 page.get_by_test_id("stHeading").filter(has_text=shown(HOSTILE.format("title")))
             ).to_have_count(1)

@@ -18,12 +18,12 @@ from tracker.query import DATE_COLUMNS, TRIAL_FRAME_COLUMNS
 TODAY = date(2025, 9, 25)
 
 
-def trial(nct_id: str, **values: Any) -> dict[str, Any]:
+def trial(registration_id: str, **values: Any) -> dict[str, Any]:
     """One trial-frame row with neutral defaults; dates given as 'YYYY-MM-DD' strings."""
     row: dict[str, Any] = {column: None for column in TRIAL_FRAME_COLUMNS}
     row.update(
-        nct_id=nct_id,
-        brief_title=f"Trial {nct_id}",
+        registration_id=registration_id,
+        brief_title=f"Trial {registration_id}",
         overall_status="COMPLETED",
         phases=(),
         has_results=False,
@@ -56,12 +56,12 @@ def frame_of(*rows: dict[str, Any]) -> pd.DataFrame:
 
 
 def events_of(*rows: tuple[str, str, str, str | None, str | None, bool]) -> pd.DataFrame:
-    """(nct_id, detected_at, kind, old, new, baseline) tuples → a change-event frame."""
+    """(registration_id, detected_at, kind, old, new, baseline) tuples → a change-event frame."""
     frame = pd.DataFrame(
         [
             {
                 "id": index + 1,
-                "nct_id": nct_id,
+                "registration_id": registration_id,
                 "detected_at": pd.Timestamp(detected),
                 "kind": kind,
                 "field": {"status": "overall_status", "results_posted": "results_first_posted"}.get(
@@ -71,9 +71,18 @@ def events_of(*rows: tuple[str, str, str, str | None, str | None, bool]) -> pd.D
                 "new_value": new,
                 "baseline": baseline,
             }
-            for index, (nct_id, detected, kind, old, new, baseline) in enumerate(rows)
+            for index, (registration_id, detected, kind, old, new, baseline) in enumerate(rows)
         ],
-        columns=["id", "nct_id", "detected_at", "kind", "field", "old_value", "new_value", "baseline"],
+        columns=[
+            "id",
+            "registration_id",
+            "detected_at",
+            "kind",
+            "field",
+            "old_value",
+            "new_value",
+            "baseline",
+        ],
     )
     frame["detected_at"] = pd.to_datetime(frame["detected_at"])
     return frame
@@ -198,7 +207,7 @@ def test_mechanism_pipeline_by_highest_phase(sample):
 
 def test_gantt_is_capped_to_the_most_recently_started(sample):
     rows = charts.gantt_rows(sample, TODAY, cap=2)
-    assert list(rows["nct_id"]) == ["NCT00000001", "NCT00000003"]
+    assert list(rows["registration_id"]) == ["NCT00000001", "NCT00000003"]
     assert rows.loc[0, "end"] == pd.Timestamp("2027-06-01")
     fig = charts.gantt_figure(sample, TODAY, cap=2)
     assert "2 most recently started of 3" in fig.layout.title.text
@@ -222,7 +231,7 @@ def test_gantt_shows_only_trials_started_by_the_data_date_and_marks_that_date():
     )
     data_date = date(2025, 9, 1)  # not the wall clock: the chart takes the data's own date
     rows = charts.gantt_rows(frame, data_date)
-    assert list(rows["nct_id"]) == ["NCT00000011", "NCT00000012"]
+    assert list(rows["registration_id"]) == ["NCT00000011", "NCT00000012"]
     assert rows.loc[0, "end"] == pd.Timestamp(data_date)  # active, no completion date: runs to the date
     fig = charts.gantt_figure(frame, data_date)
     assert [shape.x0 for shape in fig.layout.shapes] == ["2025-09-01"]
@@ -230,7 +239,7 @@ def test_gantt_shows_only_trials_started_by_the_data_date_and_marks_that_date():
     hover = " ".join(str(trace.customdata.tolist()) for trace in fig.data)
     assert "Acme" in hover and "Trial NCT00000012" in hover
     later = charts.gantt_rows(frame, date(2025, 12, 1))
-    assert "NCT00000015" in set(later["nct_id"])
+    assert "NCT00000015" in set(later["registration_id"])
 
 
 def test_registry_text_reaches_plotly_escaped():
@@ -310,7 +319,7 @@ def test_completion_slippage_nets_all_moves_of_a_trial():
     )
     slipped = charts.completion_slippage(events)
     assert slipped.to_dict("records") == [
-        {"nct_id": "NCT00000001", "first": "2025-06", "latest": "2026-12-15", "days": 562}
+        {"registration_id": "NCT00000001", "first": "2025-06", "latest": "2026-12-15", "days": 562}
     ]
     buckets = charts.slippage_buckets(slipped)
     assert buckets["1–2 years"] == 1 and buckets.sum() == 1
@@ -364,7 +373,7 @@ def test_headline_numbers_of_nothing_are_zero():
 
 def test_table_rows_link_to_the_registry_and_mark_manual_labels(sample):
     rows = table_rows(sample, TODAY, cap=3)
-    assert list(rows["nct_id"]) == ["NCT00000001", "NCT00000003", "NCT00000002"]
+    assert list(rows["registration_id"]) == ["NCT00000001", "NCT00000003", "NCT00000002"]
     assert rows.loc[0, "NCT ID"] == "https://clinicaltrials.gov/study/NCT00000001"
     assert rows.loc[1, "Mechanisms"] == MANUAL_MARK + labels.mechanism_label("btk_inhibitor")
     assert rows.loc[1, "Phase"] == "Phase 1/Phase 2"
@@ -381,7 +390,7 @@ def test_table_order_is_the_timelines_started_trials_first_then_plans_then_undat
         trial("NCT00000036", overall_status="COMPLETED", start_date="2019-01-01"),
     )
     rows = table_rows(frame, TODAY)
-    assert list(rows["nct_id"]) == [
+    assert list(rows["registration_id"]) == [
         "NCT00000035",
         "NCT00000032",  # same start day: NCT ID order kept
         "NCT00000036",
@@ -389,7 +398,7 @@ def test_table_order_is_the_timelines_started_trials_first_then_plans_then_undat
         "NCT00000031",
         "NCT00000033",  # undated
     ]
-    assert list(table_rows(frame, TODAY, cap=2)["nct_id"]) == ["NCT00000035", "NCT00000032"]
+    assert list(table_rows(frame, TODAY, cap=2)["registration_id"]) == ["NCT00000035", "NCT00000032"]
     assert not rows.isin(["None"]).any().any()
 
 

@@ -310,11 +310,17 @@ def test_bad_options_give_one_line(sqlite_url: str) -> None:
 
 
 def event(
-    event_id: int, nct_id: str, kind: str, field: str | None, old: str | None, new: str | None, **extra
+    event_id: int,
+    registration_id: str,
+    kind: str,
+    field: str | None,
+    old: str | None,
+    new: str | None,
+    **extra,
 ):  # type: ignore[no-untyped-def]
     return {
         "id": event_id,
-        "nct_id": nct_id,
+        "registration_id": registration_id,
         "kind": kind,
         "field": field,
         "old_value": old,
@@ -377,7 +383,7 @@ def test_events_fall_into_sections(
 
 def test_build_leaves_out_baseline_sent_and_unfiltered_events_and_caps_sections() -> None:
     trials = {
-        f"NCT0000000{i}": {"nct_id": f"NCT0000000{i}", "brief_title": f"Trial {i}", "acronym": "ACR"}
+        f"NCT0000000{i}": {"registration_id": f"NCT0000000{i}", "brief_title": f"Trial {i}", "acronym": "ACR"}
         for i in range(6)
     }
     events = [event(i + 1, f"NCT0000000{i}", "new", None, None, "RECRUITING") for i in range(6)]
@@ -401,7 +407,12 @@ def test_build_leaves_out_baseline_sent_and_unfiltered_events_and_caps_sections(
 
     new, stopped = content.sections
     assert (new.key, new.total, new.more) == ("new", 5, 1)
-    assert [item.nct_id for item in new.items] == ["NCT00000004", "NCT00000003", "NCT00000002", "NCT00000001"]
+    assert [item.registration_id for item in new.items] == [
+        "NCT00000004",
+        "NCT00000003",
+        "NCT00000002",
+        "NCT00000001",
+    ]
     assert new.items[0].title == "Trial 4 (ACR)"
     assert (stopped.key, stopped.total) == ("stopped", 1)
     assert stopped.items[0].changes == ("Status: Recruiting → Terminated",)
@@ -444,7 +455,7 @@ def test_a_trial_the_period_moved_out_of_the_filter_is_still_reported(
         until=DIGEST1,
     )
 
-    reported = {section.key: {item.nct_id for item in section.items} for section in content.sections}
+    reported = {section.key: {item.registration_id for item in section.items} for section in content.sections}
     # The new trials are recruiting and have no results yet, so they match each filter but the last.
     expected = {key: set(world.changed[key]) for key in sections}
     assert reported == expected

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 from conftest import FIXTURES
-from digest_scenario import SAMPLE, load, nct_id, status_module
+from digest_scenario import SAMPLE, load, registration_id, status_module
 from sqlalchemy import Engine
 
 from tracker import query, store
@@ -79,14 +79,14 @@ def test_export_round_trips_through_csv(loaded: Engine, db_url: str, tmp_path: P
     assert result.output.strip() == f"Wrote {len(expected)} trials to {out} (provenance: {out}.json)."
     rows = read_csv(out)
     assert list(rows[0]) == list(EXPORT_HEADER)
-    assert [row["nct_id"] for row in rows] == list(expected["nct_id"])
+    assert [row["registration_id"] for row in rows] == list(expected["registration_id"])
     assert {row["overall_status"] for row in rows} == {"RECRUITING", "COMPLETED"}
-    by_id = {row["nct_id"]: row for row in rows}
+    by_id = {row["registration_id"]: row for row in rows}
     for raw in SAMPLE[1:]:
-        if nct_id(raw) not in by_id:
+        if registration_id(raw) not in by_id:
             continue
-        row, protocol = by_id[nct_id(raw)], raw["protocolSection"]
-        assert row["url"] == f"https://clinicaltrials.gov/study/{nct_id(raw)}"
+        row, protocol = by_id[registration_id(raw)], raw["protocolSection"]
+        assert row["url"] == f"https://clinicaltrials.gov/study/{registration_id(raw)}"
         assert row["brief_title"] == protocol["identificationModule"]["briefTitle"]
         assert row["phases"] == "; ".join(protocol.get("designModule", {}).get("phases", []))
         assert row["conditions"] == "; ".join(dict.fromkeys(protocol["conditionsModule"]["conditions"]))
@@ -112,7 +112,7 @@ def test_cells_that_look_like_formulas_are_neutralised(loaded: Engine, db_url: s
     out = tmp_path / "trials.csv"
     assert invoke(db_url, "export", "--out", str(out), "--relevance", "all").exit_code == 0
 
-    [row] = [row for row in read_csv(out) if row["nct_id"] == nct_id(SAMPLE[0])]
+    [row] = [row for row in read_csv(out) if row["registration_id"] == registration_id(SAMPLE[0])]
 
     assert row["brief_title"] == "'" + HOSTILE["briefTitle"]
     assert row["acronym"] == "'" + HOSTILE["acronym"]
@@ -156,7 +156,7 @@ def test_excel_flag_adds_a_bom_and_keeps_utf8(loaded: Engine, db_url: str, tmp_p
     data = out.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")
     rows = read_csv(out, encoding="utf-8-sig")
-    assert list(rows[0])[0] == "nct_id"
+    assert list(rows[0])[0] == "registration_id"
     assert len(rows) == len(SAMPLE)
     text = data.decode("utf-8-sig")
     assert "\r\n" in text  # RFC 4180 line ends
@@ -215,7 +215,7 @@ def test_every_column_is_documented() -> None:
     # mechanism labels follow the taxonomy
     taxonomy = load_taxonomy()
     first = taxonomy.mechanisms[0]
-    frame = pd.DataFrame([{"nct_id": "NCT00000001", "mechanisms": (first.key,), "phenotypes": ()}])
+    frame = pd.DataFrame([{"registration_id": "NCT00000001", "mechanisms": (first.key,), "phenotypes": ()}])
     rows = list(csv.reader(io.StringIO(frame_to_csv(frame).decode())))
     assert rows[1][EXPORT_HEADER.index("mechanism_labels")] == first.label
 
@@ -283,9 +283,9 @@ def real_trials(engine: Engine) -> Engine:
     run = store.begin_run(engine, mode="import", query=None, source="test", data_timestamp=None)
     store.ingest_page(engine, run, raws, on_landed=classify_records)
     store.finish_run(engine, run, outcome="success")
-    first, second = sorted(nct_id(raw) for raw in raws)[:2]
+    first, second = sorted(registration_id(raw) for raw in raws)[:2]
     set_override(engine, first, mechanisms=["anti_cd20"], relevance="ms_plus", note="test")
-    store.flag_removed(engine, run, {nct_id(raw) for raw in raws} - {second})
+    store.flag_removed(engine, run, {registration_id(raw) for raw in raws} - {second})
     return engine
 
 
@@ -302,4 +302,4 @@ def test_the_streamed_export_is_byte_identical_to_the_frame_export(
     versions = sorted({str(v) for v in frame["taxonomy_version"] if isinstance(v, str)})
     assert result.provenance["classification_taxonomy_versions"] == versions
     rows = list(query.iter_trial_rows(real_trials, trial_filter))
-    assert [row["nct_id"] for row in rows] == list(frame["nct_id"])
+    assert [row["registration_id"] for row in rows] == list(frame["registration_id"])

@@ -55,7 +55,7 @@ def frame() -> pd.DataFrame:
         ),
     ]
     columns = [
-        "nct_id",
+        "registration_id",
         "relevance",
         "mechanisms",
         "phenotypes",
@@ -77,12 +77,12 @@ def frame() -> pd.DataFrame:
     data["investigational_mechanisms"] = [("btk_inhibitor",), ("anti_cd20",), ("other",)]
     data["study_type"] = "INTERVENTIONAL"
     data["removed"] = [False, False, False]
-    data["search_text"] = (data["nct_id"] + " tolebrutinib " + data["lead_sponsor_name"]).str.lower()
+    data["search_text"] = (data["registration_id"] + " tolebrutinib " + data["lead_sponsor_name"]).str.lower()
     return data
 
 
 def ids(trial_filter: TrialFilter) -> list[str]:
-    return list(apply_filter(frame(), trial_filter)["nct_id"])
+    return list(apply_filter(frame(), trial_filter)["registration_id"])
 
 
 def test_default_hides_not_ms() -> None:
@@ -113,7 +113,7 @@ def test_each_field_narrows(trial_filter: TrialFilter, expected: list[str]) -> N
 def test_removed_trials_are_hidden_unless_asked_for() -> None:
     data = frame()
     data.loc[0, "removed"] = True
-    assert list(apply_filter(data, TrialFilter())["nct_id"]) == ["NCT00000002"]
+    assert list(apply_filter(data, TrialFilter())["registration_id"]) == ["NCT00000002"]
     assert len(apply_filter(data, TrialFilter(include_removed=True))) == 2
 
 

@@ -200,9 +200,10 @@ def test_keys_endpoint_counts_ms_trials_carrying_each_endpoint(imported: str) ->
         expected = dict(
             connection.execute(
                 text(
-                    "SELECT e.key, COUNT(DISTINCT e.nct_id) FROM study_labels e"
-                    " JOIN study_labels r ON r.nct_id = e.nct_id AND r.dimension = 'relevance'"
-                    " JOIN studies s ON s.nct_id = e.nct_id"
+                    "SELECT e.key, COUNT(DISTINCT e.registration_id) FROM study_labels e"
+                    " JOIN study_labels r ON r.registration_id = e.registration_id"
+                    " AND r.dimension = 'relevance'"
+                    " JOIN studies s ON s.registration_id = e.registration_id"
                     f" WHERE e.dimension = 'endpoint' AND r.key IN ({relevance}) AND s.removed_at IS NULL"
                     " GROUP BY e.key"
                 )

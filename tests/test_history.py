@@ -97,7 +97,7 @@ def settings_for(fake: FakeCtgov, db_url: str = "sqlite://") -> Settings:
     return load_settings(database_url=db_url, ctgov_base_url=fake.url, requests_per_second=0, max_retries=3)
 
 
-def events(engine: Engine, nct_id: str) -> list[tuple[Any, ...]]:
+def events(engine: Engine, registration_id: str) -> list[tuple[Any, ...]]:
     with transaction(engine) as session:
         return [
             tuple(row)
@@ -110,15 +110,15 @@ def events(engine: Engine, nct_id: str) -> list[tuple[Any, ...]]:
                     RegistryChangeEvent.new_value,
                     RegistryChangeEvent.days,
                 )
-                .where(RegistryChangeEvent.nct_id == nct_id)
+                .where(RegistryChangeEvent.registration_id == registration_id)
                 .order_by(RegistryChangeEvent.version, RegistryChangeEvent.kind)
             )
         ]
 
 
-def history_row(engine: Engine, nct_id: str) -> RegistryHistory:
+def history_row(engine: Engine, registration_id: str) -> RegistryHistory:
     with transaction(engine) as session:
-        row = session.get(RegistryHistory, nct_id)
+        row = session.get(RegistryHistory, registration_id)
         assert row is not None
         return row
 
@@ -225,16 +225,16 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
 
 def test_backfill_from_empty_then_rerun_is_a_no_op(engine: Engine, db_url: str) -> None:
     study = real_study()
-    nct_id = nct_of(study)
+    registration_id = nct_of(study)
     history = pcd_history(study)
     land(engine, history.versions[-1].study)
     with FakeCtgov() as fake:
-        fake.set_history(nct_id, history)
+        fake.set_history(registration_id, history)
         result = run_history(engine, settings_for(fake, db_url), versions=True)
         assert result.outcome == "success" and result.accepted == 1
         assert result.versions_fetched == 5
         assert len(fake.history_requests()) == 7  # index, 5 versions, index again
-        found = events(engine, nct_id)
+        found = events(engine, registration_id)
         assert found == [
             (
                 1,
@@ -273,7 +273,7 @@ def test_backfill_from_empty_then_rerun_is_a_no_op(engine: Engine, db_url: str) 
             (4, date(2020, 3, 1), "results_posted", None, "2020-03-01", None),
             (4, date(2020, 3, 1), "status", "RECRUITING", "COMPLETED", None),
         ]  # version 2 only re-wrapped the outcome in other markup: no outcome event
-        row = history_row(engine, nct_id)
+        row = history_row(engine, registration_id)
         assert (row.version_count, row.versions_through, row.pcd_changes, row.pcd_total_slip_days) == (
             5,
             4,
@@ -287,20 +287,20 @@ def test_backfill_from_empty_then_rerun_is_a_no_op(engine: Engine, db_url: str) 
         fake.clear_log()
         again = run_history(engine, settings_for(fake, db_url), versions=True)
         assert (again.planned, again.requests, len(fake.history_requests())) == (0, 0, 0)
-        assert events(engine, nct_id) == found
+        assert events(engine, registration_id) == found
 
 
 def test_index_only_backfill_gives_the_status_timeline_and_outcome_answer(engine: Engine) -> None:
     study = real_study()
-    nct_id = nct_of(study)
+    registration_id = nct_of(study)
     history = pcd_history(study)
     land(engine, history.versions[-1].study)
     with FakeCtgov() as fake:
-        fake.set_history(nct_id, history)
+        fake.set_history(registration_id, history)
         result = run_history(engine, settings_for(fake))
     assert result.requests == 1
-    assert [e[2] for e in events(engine, nct_id)] == ["status", "status"]
-    row = history_row(engine, nct_id)
+    assert [e[2] for e in events(engine, registration_id)] == ["status", "status"]
+    row = history_row(engine, registration_id)
     assert row.versions_through is None and row.pcd_changes is None
     assert row.primary_outcome_changed_after_start is True  # original differs from current, changed in 2020
     assert all(e.baseline for e in _registry_events(engine))
@@ -313,30 +313,34 @@ def _registry_events(engine: Engine) -> list[RegistryChangeEvent]:
 
 def test_moved_trial_is_reread_and_only_new_versions_fetched(engine: Engine) -> None:
     study = real_study()
-    nct_id = nct_of(study)
+    registration_id = nct_of(study)
     history = pcd_history(study)
     land(engine, history.versions[-1].study)
     with FakeCtgov() as fake:
-        fake.set_history(nct_id, history)
+        fake.set_history(registration_id, history)
         run_history(engine, settings_for(fake), versions=True)
         newer = evolve(history.versions[-1].study, enrollment=(130, "ACTUAL"), last_update="2020-06-01")
         history.versions.append(FakeVersion(newer, "2020-06-01"))
         land(engine, newer)
         fake.clear_log()
         run_history(engine, settings_for(fake))  # no --versions: the backfilled trail is kept complete
-        assert [r.path.rsplit("/", 1)[-1] for r in fake.history_requests()] == [nct_id, "5", nct_id]
+        assert [r.path.rsplit("/", 1)[-1] for r in fake.history_requests()] == [
+            registration_id,
+            "5",
+            registration_id,
+        ]
     news = [e for e in _registry_events(engine) if not e.baseline]
     assert [(e.version, e.kind, e.new_value) for e in news] == [(5, "enrollment", "130 (ACTUAL)")]
 
 
 def test_chain_with_a_gap_is_rejected_then_retried(engine: Engine) -> None:
     study = real_study()
-    nct_id = nct_of(study)
+    registration_id = nct_of(study)
     history = pcd_history(study)
     history.index_gaps = {2}
     land(engine, history.versions[-1].study)
     with FakeCtgov() as fake:
-        fake.set_history(nct_id, history)
+        fake.set_history(registration_id, history)
         first = run_history(engine, settings_for(fake), versions=True)
         assert first.outcome == "partial"
         assert "gap (missing version 2)" in first.failed[0].reason
@@ -344,45 +348,50 @@ def test_chain_with_a_gap_is_rejected_then_retried(engine: Engine) -> None:
         history.index_gaps = set()
         second = run_history(engine, settings_for(fake), versions=True)
     assert second.outcome == "success" and second.accepted == 1
-    assert history_row(engine, nct_id).versions_through == 4
+    assert history_row(engine, registration_id).versions_through == 4
 
 
 def test_missing_version_fails_the_trial_and_the_rerun_fetches_only_it(engine: Engine) -> None:
     study = real_study()
-    nct_id = nct_of(study)
+    registration_id = nct_of(study)
     history = pcd_history(study)
     history.missing = {3}
     land(engine, history.versions[-1].study)
     with FakeCtgov() as fake:
-        fake.set_history(nct_id, history)
+        fake.set_history(registration_id, history)
         first = run_history(engine, settings_for(fake), versions=True)
         assert "version 3 of 4 is missing" in first.failed[0].reason
-        assert history_row(engine, nct_id).versions_through is None
-        assert [e[2] for e in events(engine, nct_id)] == ["status", "status"]  # index only so far
+        assert history_row(engine, registration_id).versions_through is None
+        assert [e[2] for e in events(engine, registration_id)] == ["status", "status"]  # index only so far
         history.missing = set()
         fake.clear_log()
         second = run_history(engine, settings_for(fake), versions=True)
         paths = [r.path.rsplit("/", 1)[-1] for r in fake.history_requests()]
     assert second.outcome == "success"
-    assert paths == [nct_id, "3", "4", nct_id]  # the index again (last attempt failed), then what is missing
-    assert history_row(engine, nct_id).versions_through == 4
+    assert paths == [
+        registration_id,
+        "3",
+        "4",
+        registration_id,
+    ]  # the index again (last attempt failed), then what is missing
+    assert history_row(engine, registration_id).versions_through == 4
 
 
 def test_version_posted_mid_walk_is_fetched_before_acceptance(engine: Engine) -> None:
     study = real_study()
-    nct_id = nct_of(study)
+    registration_id = nct_of(study)
     history = pcd_history(study)
     late = evolve(history.versions[-1].study, status="TERMINATED", last_update="2020-09-01")
     history.post_later = [FakeVersion(late, "2020-09-01")]
     history.post_after = 2
     land(engine, history.versions[-1].study)
     with FakeCtgov() as fake:
-        fake.set_history(nct_id, history)
+        fake.set_history(registration_id, history)
         result = run_history(engine, settings_for(fake), versions=True)
     assert result.outcome == "success" and result.versions_fetched == 6
-    row = history_row(engine, nct_id)
+    row = history_row(engine, registration_id)
     assert (row.last_version, row.versions_through) == (5, 5)
-    assert events(engine, nct_id)[-1][2:5] == ("status", "COMPLETED", "TERMINATED")
+    assert events(engine, registration_id)[-1][2:5] == ("status", "COMPLETED", "TERMINATED")
 
 
 def test_first_trials_all_drifting_stop_the_run(engine: Engine) -> None:
@@ -408,7 +417,7 @@ def test_one_drifted_trial_fails_alone(engine: Engine) -> None:
             fake.set_history(nct_of(study), history)
         result = run_history(engine, settings_for(fake), versions=True)
     assert result.accepted == 1
-    assert [f.nct_id for f in result.failed] == [nct_of(studies[0])]
+    assert [f.registration_id for f in result.failed] == [nct_of(studies[0])]
     assert "version 0: no 'study' object" in result.failed[0].reason
 
 
@@ -416,12 +425,12 @@ def test_one_drifted_trial_fails_alone(engine: Engine) -> None:
 def test_every_fault_kind_of_the_main_client_is_retried(sqlite_engine: Engine, kind: str) -> None:
     engine = sqlite_engine
     study = real_study()
-    nct_id = nct_of(study)
+    registration_id = nct_of(study)
     history = pcd_history(study)
     land(engine, history.versions[-1].study)
     with FakeCtgov() as fake:
-        fake.set_history(nct_id, history)
-        fault = Fault(kind, path=f"/int/studies/{nct_id}/history/2", retry_after=0, seconds=0.05)
+        fake.set_history(registration_id, history)
+        fault = Fault(kind, path=f"/int/studies/{registration_id}/history/2", retry_after=0, seconds=0.05)
         fake.inject(fault)
         result = run_history(engine, settings_for(fake), versions=True, backoff_base=0.01)
         assert fake.pending_faults() == 0
@@ -446,16 +455,16 @@ def test_unreachable_history_api_stops_the_run(sqlite_engine: Engine) -> None:
 
 def test_polled_change_and_the_same_change_in_history_count_once(engine: Engine) -> None:
     study = real_study()
-    nct_id = nct_of(study)
+    registration_id = nct_of(study)
     history = pcd_history(study)
     land(engine, history.versions[3].study)  # the tracker was installed at version 3
     land(engine, history.versions[4].study)  # and polled version 4: status, results, outcome changed
     polled = count_rows(engine, ChangeEvent, ChangeEvent.kind == "status")
     assert polled == 1
     with FakeCtgov() as fake:
-        fake.set_history(nct_id, history)
+        fake.set_history(registration_id, history)
         run_history(engine, settings_for(fake), versions=True)
-        run_history(engine, settings_for(fake), versions=True, nct_ids=[nct_id])
+        run_history(engine, settings_for(fake), versions=True, registration_ids=[registration_id])
     with transaction(engine) as session:
         linked = session.execute(
             select(RegistryChangeEvent.kind, ChangeEvent.kind)
@@ -565,14 +574,14 @@ def test_digest_reports_registry_events_of_the_period_with_their_effective_dates
     from tracker.subscriptions import add_subscription, list_subscriptions
 
     study = real_study()
-    nct_id = nct_of(study)
+    registration_id = nct_of(study)
     history = pcd_history(study)
     history.versions = history.versions[:4]  # the tracker is installed at version 3
     land(engine, history.versions[-1].study)
     everything = TrialFilter(relevance=())
     add_subscription(engine, "reader@example.org", everything, now=datetime(2020, 1, 1))
     with FakeCtgov() as fake:
-        fake.set_history(nct_id, history)
+        fake.set_history(registration_id, history)
         run_history(engine, settings_for(fake), versions=True)  # the past: baseline, not news
         started = datetime.now() - timedelta(seconds=1)  # naive UTC, as stored
         # Version 4 is posted and read from the history before any poll saw it; then a version whose
@@ -617,9 +626,11 @@ def test_trial_frame_export_filter_and_charts_read_the_history(engine: Engine) -
     with FakeCtgov() as fake:
         for study, history in zip(studies, histories, strict=True):
             fake.set_history(nct_of(study), history)
-        run_history(engine, settings_for(fake), versions=True, nct_ids=[nct_of(s) for s in studies[:2]])
+        run_history(
+            engine, settings_for(fake), versions=True, registration_ids=[nct_of(s) for s in studies[:2]]
+        )
     frame = load_trial_frame(engine)
-    by_id = frame.set_index("nct_id")
+    by_id = frame.set_index("registration_id")
     first, second, third = (nct_of(study) for study in studies)
     assert by_id.loc[first, "pcd_total_slip_days"] == 183 and by_id.loc[second, "pcd_changes"] == 1
     assert by_id.loc[first, "versions"] == 5 and by_id.loc[second, "original_enrollment"] == 100
@@ -628,7 +639,7 @@ def test_trial_frame_export_filter_and_charts_read_the_history(engine: Engine) -
     everything = TrialFilter(relevance=())
     changed = apply_filter(frame, everything.with_changes(outcome_changed_after_start=True))
     unchanged = apply_filter(frame, everything.with_changes(outcome_changed_after_start=False))
-    assert list(changed["nct_id"]) == [first] and list(unchanged["nct_id"]) == [second]
+    assert list(changed["registration_id"]) == [first] and list(unchanged["registration_id"]) == [second]
     assert TrialFilter.from_query_params({"outcome_changed_after_start": "true"})[0] == TrialFilter(
         outcome_changed_after_start=True
     )
@@ -649,7 +660,7 @@ def test_trial_frame_export_filter_and_charts_read_the_history(engine: Engine) -
     assert figure.layout.title.text.startswith("Primary completion slippage by mechanism")
 
     timeline = registry_timeline(engine, first)
-    events_frame = registry_events_frame(engine, nct_ids=[first])
+    events_frame = registry_events_frame(engine, registration_ids=[first])
     bands = charts.status_bands(timeline, date(2021, 1, 1))
     assert list(bands["status"]) == ["NOT_YET_RECRUITING", "RECRUITING", "COMPLETED"]
     timeline_figure = charts.registry_timeline_figure(timeline, events_frame, date(2021, 1, 1))
@@ -663,12 +674,14 @@ def pd_isna(value: object) -> bool:
     return bool(pd.isna(value))
 
 
-def _trial_page_script(url: str, nct_id: str) -> None:
+def _trial_page_script(url: str, registration_id: str) -> None:
     from dashboard import data
     from dashboard.trial_view import show_trial
 
     show_trial(
-        data.trial_detail(url, ("test",), nct_id), nct_id, data.trial_registry_history(url, ("test",), nct_id)
+        data.trial_detail(url, ("test",), registration_id),
+        registration_id,
+        data.trial_registry_history(url, ("test",), registration_id),
     )
 
 
@@ -676,13 +689,13 @@ def test_trial_page_shows_the_registry_timeline(sqlite_url: str, sqlite_engine: 
     from streamlit.testing.v1 import AppTest
 
     study = real_study()
-    nct_id = nct_of(study)
+    registration_id = nct_of(study)
     history = pcd_history(study)
     land(sqlite_engine, history.versions[-1].study)
     with FakeCtgov() as fake:
-        fake.set_history(nct_id, history)
+        fake.set_history(registration_id, history)
         run_history(sqlite_engine, settings_for(fake), versions=True)
-    app = AppTest.from_function(_trial_page_script, args=(sqlite_url, nct_id), default_timeout=60)
+    app = AppTest.from_function(_trial_page_script, args=(sqlite_url, registration_id), default_timeout=60)
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     text = "\n".join(block.value for block in app.markdown)

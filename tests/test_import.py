@@ -80,7 +80,7 @@ def test_import_rejects_bad_records_alone(engine: Engine, tmp_path: Path) -> Non
 
     assert result.outcome == "partial"
     assert result.inserted == 1  # minimal.json
-    reasons = {r.nct_id: r.reason for r in result.rejected}
+    reasons = {r.registration_id: r.reason for r in result.rejected}
     assert set(reasons) == {None, "NCT09999901"}
     assert len(result.rejected) == 3
     assert any("legacy API v1" in r.reason for r in result.rejected)

@@ -23,7 +23,7 @@ def load(name: str) -> dict:
 @pytest.mark.parametrize("path", sorted(STUDIES.glob("NCT*.json")), ids=lambda p: p.stem)
 def test_every_real_record_parses(path: Path) -> None:
     record = parse_study(json.loads(path.read_text()))
-    assert record.nct_id == path.stem
+    assert record.registration_id == path.stem
     assert record.brief_title
     assert len(record.content_hash) == 64
 
@@ -72,7 +72,7 @@ def test_observational_record_has_no_phases_and_no_arm_roles() -> None:
 
 def test_unknown_record_modules_are_missing_not_errors() -> None:
     record = parse_study({"protocolSection": {"identificationModule": {"nctId": "NCT01234567"}}})
-    assert record.nct_id == "NCT01234567"
+    assert record.registration_id == "NCT01234567"
     assert record.overall_status is None
     assert record.interventions == ()
     assert record.start_date is None
@@ -115,7 +115,7 @@ def test_wrongly_shaped_values_reject_the_record_with_its_id(mutate) -> None:  #
     mutate(raw)
     with pytest.raises(RecordError) as caught:
         parse_study(raw)
-    assert caught.value.nct_id == "NCT00973089"
+    assert caught.value.registration_id == "NCT00973089"
 
 
 def test_content_hash_ignores_key_order_and_the_daily_version_holder() -> None:

@@ -36,15 +36,15 @@ def loaded(engine: Engine) -> None:
     with transaction(engine) as session:  # labels as the classifier would leave them
         session.add_all(
             [
-                StudyLabel(nct_id="NCT03064438", dimension="relevance", key="ms", source="auto"),
+                StudyLabel(registration_id="NCT03064438", dimension="relevance", key="ms", source="auto"),
                 StudyLabel(
-                    nct_id="NCT03064438",
+                    registration_id="NCT03064438",
                     dimension="mechanism",
                     key="btk_inhibitor",
                     role="investigational",
                     source="auto",
                 ),
-                StudyLabel(nct_id="NCT03064438", dimension="phenotype", key="spms", source="manual"),
+                StudyLabel(registration_id="NCT03064438", dimension="phenotype", key="spms", source="manual"),
             ]
         )
 
@@ -57,7 +57,7 @@ def test_empty_database_gives_an_empty_frame_with_every_column(engine: Engine) -
 
 def test_trial_frame_folds_children_and_labels(engine: Engine) -> None:
     loaded(engine)
-    frame = load_trial_frame(engine).set_index("nct_id")
+    frame = load_trial_frame(engine).set_index("registration_id")
     assert len(frame) == 21
     row = frame.loc["NCT03064438"]
     assert row["interventions"] == ("ACCU-D1", "Vehicle")
@@ -67,7 +67,7 @@ def test_trial_frame_folds_children_and_labels(engine: Engine) -> None:
     assert (row["relevance"], row["phase_label"], row["start_year"]) == ("ms", "Phase 2", 2017)
     assert row["url"] == "https://clinicaltrials.gov/study/NCT03064438"
     assert row["sponsor_category"] == "industry"
-    assert list(select_trials(engine, TrialFilter(mechanisms=("btk_inhibitor",)))["nct_id"]) == [
+    assert list(select_trials(engine, TrialFilter(mechanisms=("btk_inhibitor",)))["registration_id"]) == [
         "NCT03064438"
     ]
 
@@ -77,22 +77,22 @@ def test_comparator_mechanisms_are_counted_only_when_asked_for(engine: Engine) -
     with transaction(engine) as session:
         session.add(
             StudyLabel(
-                nct_id="NCT03064438",
+                registration_id="NCT03064438",
                 dimension="mechanism",
                 key="dhodh_inhibitor",
                 role="comparator",
                 source="auto",
             )
         )
-    row = load_trial_frame(engine).set_index("nct_id").loc["NCT03064438"]
+    row = load_trial_frame(engine).set_index("registration_id").loc["NCT03064438"]
     assert row["mechanisms"] == ("btk_inhibitor", "dhodh_inhibitor")
     assert row["investigational_mechanisms"] == ("btk_inhibitor",)
     assert row["comparator_mechanisms"] == ("dhodh_inhibitor",)
     comparator = TrialFilter(mechanisms=("dhodh_inhibitor",))
     assert select_trials(engine, comparator).empty
-    assert list(select_trials(engine, comparator.with_changes(include_comparators=True))["nct_id"]) == [
-        "NCT03064438"
-    ]
+    assert list(
+        select_trials(engine, comparator.with_changes(include_comparators=True))["registration_id"]
+    ) == ["NCT03064438"]
 
 
 def test_a_trial_of_comparators_only_counts_them_all() -> None:

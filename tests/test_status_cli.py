@@ -85,9 +85,18 @@ def test_changes_json_newest_first(synced: str) -> None:
     assert code == 0
     events = json.loads(output)
     newest = events[0]
-    assert set(newest) == {"nct_id", "title", "detected_at", "kind", "field", "old", "new", "baseline"}
+    assert set(newest) == {
+        "registration_id",
+        "title",
+        "detected_at",
+        "kind",
+        "field",
+        "old",
+        "new",
+        "baseline",
+    }
     assert newest["title"] == "Study NCT00000002"
-    assert (newest["nct_id"], newest["kind"], newest["old"], newest["new"]) == (
+    assert (newest["registration_id"], newest["kind"], newest["old"], newest["new"]) == (
         "NCT00000002",
         "status",
         "RECRUITING",
@@ -101,7 +110,7 @@ def test_changes_json_newest_first(synced: str) -> None:
 def test_changes_filters(synced: str) -> None:
     today = date.today().isoformat()
     _, output = run("--database-url", synced, "changes", "--json", "--kind", "status")
-    assert [(e["nct_id"], e["old"], e["new"]) for e in json.loads(output)] == [
+    assert [(e["registration_id"], e["old"], e["new"]) for e in json.loads(output)] == [
         ("NCT00000002", "RECRUITING", "COMPLETED")
     ]
     _, output = run(

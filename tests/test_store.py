@@ -39,7 +39,7 @@ def test_first_load_inserts_everything_as_baseline(engine: Engine) -> None:
     assert count_rows(engine, Study) == 61
     assert count_rows(engine, StudyVersion) == 61
     assert count_rows(engine, ChangeEvent, ChangeEvent.kind == "new", ChangeEvent.baseline.is_(True)) == 61
-    assert count_rows(engine, Intervention, Intervention.nct_id == "NCT03064438") == 2
+    assert count_rows(engine, Intervention, Intervention.registration_id == "NCT03064438") == 2
     with transaction(engine) as session:
         assert session.get(SyncRun, run).baseline is True
         study = session.get(Study, "NCT03064438")
@@ -52,7 +52,9 @@ def test_first_load_inserts_everything_as_baseline(engine: Engine) -> None:
         assert study.phases == ["PHASE2"]
         roles = dict(
             session.execute(
-                select(Intervention.name, Intervention.arm_role).where(Intervention.nct_id == "NCT03064438")
+                select(Intervention.name, Intervention.arm_role).where(
+                    Intervention.registration_id == "NCT03064438"
+                )
             ).all()
         )
         assert roles == {"ACCU-D1": "experimental", "Vehicle": "placebo"}

@@ -81,10 +81,10 @@ def hostile_records() -> tuple[list[dict[str, Any]], str]:
     return picked, nct(picked[4])
 
 
-def stored(engine: Engine, nct_id: str) -> Study:
+def stored(engine: Engine, registration_id: str) -> Study:
     with transaction(engine) as session:
-        study = session.get(Study, nct_id)
-        assert study is not None, f"{nct_id} did not land"
+        study = session.get(Study, registration_id)
+        assert study is not None, f"{registration_id} did not land"
         return study
 
 
@@ -93,7 +93,7 @@ def assert_hostile_rest_landed(engine: Engine, hostile: list[dict[str, Any]], of
     assert stored(engine, nct(hostile[0])).lead_sponsor_name == "Sponsor Inc"
     assert stored(engine, nct(hostile[1])).acronym == "A" * 300
     assert stored(engine, nct(hostile[2])).overall_status == "RECRUITING_" + "X" * 60
-    countries = [row.country for row in rows(engine, Location, Location.nct_id == nct(hostile[3]))]
+    countries = [row.country for row in rows(engine, Location, Location.registration_id == nct(hostile[3]))]
     assert countries == ["C" * 150]
     with transaction(engine) as session:
         assert session.get(Study, offender) is None
@@ -216,7 +216,7 @@ def test_a_page_the_database_refuses_is_written_record_by_record(engine: Engine)
 
     assert (result.inserted, len(result.rejected)) == (19, 1)
     (rejection,) = result.rejected
-    assert rejection.nct_id == "NCT09900007" and "poisoned title refused" in rejection.reason
+    assert rejection.registration_id == "NCT09900007" and "poisoned title refused" in rejection.reason
     assert count_rows(engine, Study) == 19
     assert count_rows(engine, StudyVersion) == 19
     assert count_rows(engine, ChangeEvent) == 19
@@ -224,9 +224,9 @@ def test_a_page_the_database_refuses_is_written_record_by_record(engine: Engine)
     assert (run.pages, run.studies_inserted, run.studies_rejected) == (1, 19, 1)
 
 
-def study_with_details(nct_id: str, primary_measure: str) -> dict[str, Any]:
+def study_with_details(registration_id: str, primary_measure: str) -> dict[str, Any]:
     """A small study with two outcome measures, two arms and a secondary ID."""
-    raw = make_study(nct_id)
+    raw = make_study(registration_id)
     section = raw["protocolSection"]
     section["outcomesModule"] = {
         "primaryOutcomes": [{"measure": primary_measure, "timeFrame": "Week 96"}],
@@ -238,7 +238,9 @@ def study_with_details(nct_id: str, primary_measure: str) -> dict[str, Any]:
             {"label": "Placebo", "type": "PLACEBO_COMPARATOR", "interventionNames": ["Drug: Placebo"]},
         ]
     }
-    section["identificationModule"]["secondaryIdInfos"] = [{"id": f"2024-{nct_id[-6:]}-11", "type": "OTHER"}]
+    section["identificationModule"]["secondaryIdInfos"] = [
+        {"id": f"2024-{registration_id[-6:]}-11", "type": "OTHER"}
+    ]
     return raw
 
 
@@ -271,13 +273,13 @@ def test_a_refused_outcome_measure_rejects_its_record_alone_with_all_its_details
 
     result = store.ingest_page(engine, run_id, page)
 
-    assert (result.inserted, [r.nct_id for r in result.rejected]) == (11, ["NCT09800005"])
+    assert (result.inserted, [r.registration_id for r in result.rejected]) == (11, ["NCT09800005"])
     assert "poisoned outcome refused" in result.rejected[0].reason
     assert count_rows(engine, Study) == 11
     assert count_rows(engine, OutcomeMeasure) == 22
     assert count_rows(engine, ArmGroup) == 22
     assert count_rows(engine, SecondaryId) == 11
-    assert not rows(engine, ArmGroup, ArmGroup.nct_id == "NCT09800005")
+    assert not rows(engine, ArmGroup, ArmGroup.registration_id == "NCT09800005")
 
 
 def test_detail_rows_written_twice_are_stored_once(engine: Engine) -> None:
@@ -378,7 +380,7 @@ def test_two_syncs_at_once_record_every_change_once(db_url: str) -> None:
             assert any(code == 0 for code, _out, _err in outputs)
     week_ids = {nct(raw) for raw in week}
     landed = count_rows(engine, Study)
-    changed = count_rows(engine, Study, Study.nct_id.in_(week_ids))
+    changed = count_rows(engine, Study, Study.registration_id.in_(week_ids))
     assert landed == count_rows(engine, ChangeEvent, ChangeEvent.kind == "new")
     assert count_rows(engine, StudyVersion) == landed + changed
     assert count_rows(engine, ChangeEvent, ChangeEvent.field == "why_stopped") == changed
@@ -514,7 +516,8 @@ def test_a_restarted_walk_lands_the_fresher_copies_and_sees_a_removal(
 
     assert (result.outcome, result.restarts) == ("success", 1)
     statuses = {
-        study.nct_id: study.overall_status for study in rows(engine, Study, Study.removed_at.is_(None))
+        study.registration_id: study.overall_status
+        for study in rows(engine, Study, Study.removed_at.is_(None))
     }
     assert len(statuses) == 29 and set(statuses.values()) == {"ACTIVE_NOT_RECRUITING"}
     assert result.removed == ["NCT09800029"]

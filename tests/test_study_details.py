@@ -70,12 +70,12 @@ def test_details_are_stored(engine: Engine) -> None:
                 OutcomeMeasure.measure,
                 OutcomeMeasure.time_frame,
             )
-            .where(OutcomeMeasure.nct_id == "NCT00763412")
+            .where(OutcomeMeasure.registration_id == "NCT00763412")
             .order_by(OutcomeMeasure.id)
         ).all()
         arms = session.execute(
             select(ArmGroup.label, ArmGroup.type, ArmGroup.intervention_names)
-            .where(ArmGroup.nct_id == "NCT00763412")
+            .where(ArmGroup.registration_id == "NCT00763412")
             .order_by(ArmGroup.position)
         ).all()
         ids = session.execute(select(SecondaryId.identifier, SecondaryId.type)).all()
@@ -149,7 +149,7 @@ def test_upgrade_from_0001_fills_details_of_stored_studies(db_url: str) -> None:
     now = datetime(2025, 9, 25, 9)
     study_0001 = Study.__table__.c  # columns that exist at 0001 only
     row = {
-        "nct_id": "NCT00763412",
+        "registration_id": "NCT00763412",
         "brief_title": "old row",
         "phases": ["NA"],
         "has_results": False,
@@ -162,7 +162,7 @@ def test_upgrade_from_0001_fills_details_of_stored_studies(db_url: str) -> None:
         connection.execute(insert(Study.__table__).values({study_0001[k]: v for k, v in row.items()}))
     upgrade_to_head(engine)
     assert current_revision(engine) == head_revision()
-    assert count_rows(engine, OutcomeMeasure, OutcomeMeasure.nct_id == "NCT00763412") == 9
+    assert count_rows(engine, OutcomeMeasure, OutcomeMeasure.registration_id == "NCT00763412") == 9
     assert count_rows(engine, ArmGroup) == 2
     assert count_rows(engine, SecondaryId) == 1
     with transaction(engine) as session:
@@ -175,10 +175,10 @@ def test_upgrade_from_0001_fills_details_of_stored_studies(db_url: str) -> None:
 
 
 def test_digest_has_a_primary_outcome_section() -> None:
-    trial = {"nct_id": "NCT00763412", "brief_title": "A trial", "overall_status": "RECRUITING"}
+    trial = {"registration_id": "NCT00763412", "brief_title": "A trial", "overall_status": "RECRUITING"}
     event = {
         "id": 7,
-        "nct_id": "NCT00763412",
+        "registration_id": "NCT00763412",
         "detected_at": datetime(2030, 1, 2),
         "kind": "primary_outcome",
         "field": "primary_outcomes",
@@ -205,7 +205,7 @@ def test_digest_has_a_primary_outcome_section() -> None:
 
 
 def _csv_rows(path: Path) -> dict[str, dict[str, str]]:
-    return {row["nct_id"]: row for row in csv.DictReader(io.StringIO(path.read_text("utf-8")))}
+    return {row["registration_id"]: row for row in csv.DictReader(io.StringIO(path.read_text("utf-8")))}
 
 
 def test_csv_carries_the_details(engine: Engine, db_url: str, tmp_path: Path) -> None:
@@ -261,13 +261,13 @@ def test_workbook_cell_by_cell(engine: Engine, db_url: str, tmp_path: Path) -> N
             else:
                 assert (cell or "") == text, name
     by_name = dict(zip(EXPORT_HEADER, trials[1], strict=True))
-    assert by_name["nct_id"] == "NCT00763412"
+    assert by_name["registration_id"] == "NCT00763412"
     assert by_name["site_count"] == 1 and by_name["maximum_age_years"] == 24
     assert by_name["primary_outcomes"].startswith("=1+1 | 2 year/end of study; Body Composition")
     assert book["Trials"]["A2"].data_type == "s"
 
     outcomes = list(book["Outcomes"].iter_rows(values_only=True))
-    assert outcomes[0] == ("nct_id", "role", "order", "measure", "time_frame", "description")
+    assert outcomes[0] == ("registration_id", "role", "order", "measure", "time_frame", "description")
     assert outcomes[1][:5] == ("NCT00763412", "primary", 1, "=1+1", "2 year/end of study")
     assert book["Outcomes"]["D2"].data_type == "s"  # kept as text, never a formula
     assert [row[1] for row in outcomes[1:10]] == ["primary"] * 3 + ["secondary"] * 6

@@ -88,7 +88,7 @@ def test_first_sync_is_full_then_incremental_from_watermark_minus_two_days(
     assert fake_ctgov.requests_to("/version")
     with transaction(engine) as session:
         status_events = session.scalars(select(ChangeEvent).where(ChangeEvent.kind == "status")).all()
-        assert [(e.nct_id, e.old_value, e.new_value) for e in status_events] == [
+        assert [(e.registration_id, e.old_value, e.new_value) for e in status_events] == [
             ("NCT00000003", "RECRUITING", "COMPLETED")
         ]
     assert [run.data_timestamp for run in runs(engine)] == ["2025-09-25T09:00:05", "2025-09-27T09:00:00"]
@@ -242,7 +242,9 @@ def test_rejected_records_land_alone_and_make_the_run_partial(fake_ctgov: FakeCt
     result = sync(fake_ctgov, engine)
 
     assert result.outcome == "partial"
-    assert [(r.nct_id, "startDateStruct" in r.reason) for r in result.rejected] == [("NCT09999901", True)]
+    assert [(r.registration_id, "startDateStruct" in r.reason) for r in result.rejected] == [
+        ("NCT09999901", True)
+    ]
     assert count_rows(engine, Study) == 8
     assert runs(engine)[-1].outcome == "partial"
     assert store.watermark(engine) is None  # only a clean run moves the watermark
@@ -287,7 +289,10 @@ def test_sync_command_prints_a_summary(fake_ctgov: FakeCtgov, sqlite_url: str) -
 
 def test_sync_command_exits_3_when_records_are_rejected(fake_ctgov: FakeCtgov, sqlite_url: str) -> None:
     edge = FIXTURES / "ctgov/edge"
-    bad = [orjson.loads((edge / name).read_bytes()) for name in ("bad_start_date.json", "no_nct_id.json")]
+    bad = [
+        orjson.loads((edge / name).read_bytes())
+        for name in ("bad_start_date.json", "no_nct_id.json")
+    ]
     fake_ctgov.set_studies([*studies(5), *bad])
 
     result = invoke(
@@ -408,9 +413,13 @@ def test_an_interrupted_sync_leaves_every_landed_study_classified(tmp_path: Path
     assert returncode == 130, stderr
     engine = make_engine(database_url)
     with transaction(engine) as session:
-        landed = dict(session.execute(select(Study.nct_id, Study.content_hash)).all())
-        classified = dict(session.execute(select(Classification.nct_id, Classification.content_hash)).all())
-        relevance = set(session.scalars(select(StudyLabel.nct_id).where(StudyLabel.dimension == "relevance")))
+        landed = dict(session.execute(select(Study.registration_id, Study.content_hash)).all())
+        classified = dict(
+            session.execute(select(Classification.registration_id, Classification.content_hash)).all()
+        )
+        relevance = set(
+            session.scalars(select(StudyLabel.registration_id).where(StudyLabel.dimension == "relevance"))
+        )
     assert len(landed) == 15  # three whole pages
     assert classified == landed  # each landed page was classified with it, not at the end
     assert relevance == set(landed)

@@ -42,10 +42,10 @@ class IncompleteSyncError(TrackerError):
 class RecordError(TrackerError):
     """A single study record that cannot be parsed; carries its NCT ID when known."""
 
-    def __init__(self, reason: str, nct_id: str | None = None) -> None:
-        super().__init__(f"{nct_id or '<no NCT ID>'}: {reason}")
+    def __init__(self, reason: str, registration_id: str | None = None) -> None:
+        super().__init__(f"{registration_id or '<no NCT ID>'}: {reason}")
         self.reason = reason
-        self.nct_id = nct_id
+        self.registration_id = registration_id
 
 
 class FilterError(TrackerError):

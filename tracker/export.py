@@ -68,8 +68,8 @@ def _labels(dimension: str, column: str) -> Callable[[Mapping[str, Any]], object
 
 
 EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
-    ExportColumn("nct_id", "ClinicalTrials.gov identifier", _field("nct_id")),
-    ExportColumn("url", "Link to the study on ClinicalTrials.gov", lambda r: study_url(r["nct_id"])),
+    ExportColumn("registration_id", "ClinicalTrials.gov identifier", _field("registration_id")),
+    ExportColumn("url", "Link to the study on ClinicalTrials.gov", lambda r: study_url(r["registration_id"])),
     ExportColumn("brief_title", "Brief title", _field("brief_title")),
     ExportColumn("acronym", "Acronym", _field("acronym")),
     ExportColumn(
@@ -229,7 +229,7 @@ class ExportResult:
 
 # The workbook's per-row sheets: (column, description, how to read it from a detail row).
 OUTCOME_SHEET_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("nct_id", "ClinicalTrials.gov identifier"),
+    ("registration_id", "ClinicalTrials.gov identifier"),
     ("role", "primary, secondary or other"),
     ("order", "Position of the measure within its role, from 1, as registered"),
     ("measure", "Outcome measure title as registered"),
@@ -237,7 +237,7 @@ OUTCOME_SHEET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("description", "Outcome measure description as registered"),
 )
 ARM_SHEET_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("nct_id", "ClinicalTrials.gov identifier"),
+    ("registration_id", "ClinicalTrials.gov identifier"),
     ("order", "Position of the arm, from 1, as registered"),
     ("label", "Arm group label"),
     ("type", "Arm type (EXPERIMENTAL, ACTIVE_COMPARATOR, PLACEBO_COMPARATOR, SHAM_COMPARATOR, ...)"),
@@ -451,13 +451,13 @@ def write_export(
         # Details are read for one batch of streamed rows at a time (their NCT ID range), so the export's
         # memory stays at a batch's outcome and arm text however many trials the store holds.
         for batch in batched(query.iter_trial_rows(engine, trial_filter), DETAIL_BATCH):
-            span = (batch[0]["nct_id"], batch[-1]["nct_id"])
+            span = (batch[0]["registration_id"], batch[-1]["registration_id"])
             details = query.detail_values(query.load_detail_tables(engine, nct_range=span))
             for row in batch:
                 row_count += 1
                 if row["taxonomy_version"] is not None:
                     versions.add(str(row["taxonomy_version"]))
-                row.update(details.get(row["nct_id"]) or query.EMPTY_DETAILS)
+                row.update(details.get(row["registration_id"]) or query.EMPTY_DETAILS)
                 if xlsx_path is not None:
                     kept.append(row)
                 yield row
@@ -590,7 +590,7 @@ def rows_to_xlsx(
     and Provenance, for the trial rows given (with their registry details)."""
     from openpyxl import Workbook
 
-    ids = {row["nct_id"] for row in rows}
+    ids = {row["registration_id"] for row in rows}
     workbook = Workbook()
     trials = workbook.active
     trials.title = "Trials"
@@ -601,9 +601,9 @@ def rows_to_xlsx(
 
     outcomes = workbook.create_sheet("Outcomes")
     _header(outcomes, [name for name, _ in OUTCOME_SHEET_COLUMNS])
-    for item in tables.outcomes[tables.outcomes["nct_id"].isin(ids)].itertuples(index=False):
+    for item in tables.outcomes[tables.outcomes["registration_id"].isin(ids)].itertuples(index=False):
         values = (
-            item.nct_id,
+            item.registration_id,
             item.role,
             int(item.position) + 1,
             item.measure,
@@ -614,9 +614,9 @@ def rows_to_xlsx(
 
     arms = workbook.create_sheet("Arms")
     _header(arms, [name for name, _ in ARM_SHEET_COLUMNS])
-    for item in tables.arms[tables.arms["nct_id"].isin(ids)].itertuples(index=False):
+    for item in tables.arms[tables.arms["registration_id"].isin(ids)].itertuples(index=False):
         values = (
-            item.nct_id,
+            item.registration_id,
             int(item.position) + 1,
             item.label,
             item.type,

@@ -45,7 +45,7 @@ class HistoryDriftError(ApiError):
 
 @dataclass(frozen=True, slots=True)
 class TrialFailure:
-    nct_id: str
+    registration_id: str
     reason: str
 
 
@@ -84,14 +84,14 @@ def run_history(
     engine: Engine,
     settings: Settings,
     *,
-    nct_ids: Sequence[str] | None = None,
+    registration_ids: Sequence[str] | None = None,
     versions: bool = False,
     limit: int | None = None,
     http: httpx.Client | None = None,
     backoff_base: float = 1.0,
     progress: HistoryProgress | None = log_history_progress,
 ) -> HistoryResult:
-    """Backfill or refresh the history of the stored trials (or of `nct_ids`); see the module docstring.
+    """Backfill or refresh the history of the stored trials (or `registration_ids`); see the module docstring.
 
     `limit` caps the number of trials visited in this run. Raises `ApiError` when the registry is
     unreachable and `HistoryDriftError` when the first trials all drift; per-trial failures are listed in
@@ -100,13 +100,13 @@ def run_history(
     from tracker.locks import HISTORY, Lease
 
     with Lease(engine, HISTORY, purpose="history backfill"):
-        return _run_history(engine, settings, nct_ids, versions, limit, http, backoff_base, progress)
+        return _run_history(engine, settings, registration_ids, versions, limit, http, backoff_base, progress)
 
 
 def _run_history(
     engine: Engine,
     settings: Settings,
-    nct_ids: Sequence[str] | None,
+    registration_ids: Sequence[str] | None,
     versions: bool,
     limit: int | None,
     http: httpx.Client | None,
@@ -117,7 +117,7 @@ def _run_history(
 
     started = time.monotonic()
     planned = history_store.plan(
-        engine, nct_ids=[n.strip().upper() for n in nct_ids or ()], versions=versions
+        engine, registration_ids=[n.strip().upper() for n in registration_ids or ()], versions=versions
     )
     if limit is not None:
         planned = planned[:limit]
@@ -138,13 +138,13 @@ def _run_history(
                 accepted = _backfill_trial(engine, client, trial, versions, result)
             except HistoryShapeError as exc:
                 drifted.append(exc)
-                _fail_trial(engine, result, trial.nct_id, str(exc))
+                _fail_trial(engine, result, trial.registration_id, str(exc))
                 if len(drifted) == result.done == DRIFT_STOP_AFTER:
                     raise HistoryDriftError(
                         f"stopped after the first {DRIFT_STOP_AFTER} trials: {drifted[0]}"
                     ) from None
             except (NotFoundError, _ChainError) as exc:
-                _fail_trial(engine, result, trial.nct_id, str(exc))
+                _fail_trial(engine, result, trial.registration_id, str(exc))
             except ApiError:
                 result.requests = client.requests_made
                 raise
@@ -165,19 +165,19 @@ class _ChainError(TrackerError):
     """The versions do not (yet) form a gap-free chain 0..last."""
 
 
-def _fail_trial(engine: Engine, result: HistoryResult, nct_id: str, reason: str) -> None:
-    logger.warning("history of %s not accepted: %s", nct_id, reason)
-    result.failed.append(TrialFailure(nct_id, reason))
+def _fail_trial(engine: Engine, result: HistoryResult, registration_id: str, reason: str) -> None:
+    logger.warning("history of %s not accepted: %s", registration_id, reason)
+    result.failed.append(TrialFailure(registration_id, reason))
     result.done += 1
-    history_store.record_error(engine, nct_id, reason)
+    history_store.record_error(engine, registration_id, reason)
 
 
 def _read_index(engine: Engine, client: HistoryClient, trial: history_store.PlannedTrial) -> VersionIndex:
-    index = client.index(trial.nct_id)
+    index = client.index(trial.registration_id)
     gaps = index.gaps()
     if gaps:
         listed = ", ".join(map(str, gaps[:5])) + (" …" if len(gaps) > 5 else "")
-        raise _ChainError(f"{trial.nct_id}: the version index has a gap (missing version {listed})")
+        raise _ChainError(f"{trial.registration_id}: the version index has a gap (missing version {listed})")
     history_store.store_index(engine, index, trial.study_last_update_posted)
     return index
 
@@ -196,22 +196,23 @@ def _backfill_trial(
     if not (versions or trial.versions_through is not None):
         return True
     for _round in range(MAX_INDEX_ROUNDS):
-        for number in history_store.missing_versions(engine, trial.nct_id):
+        for number in history_store.missing_versions(engine, trial.registration_id):
             try:
-                record = client.version(trial.nct_id, number)
+                record = client.version(trial.registration_id, number)
             except NotFoundError:
                 raise _ChainError(
-                    f"{trial.nct_id}: version {number} of {last_version} is missing (HTTP 404); "
+                    f"{trial.registration_id}: version {number} of {last_version} is missing (HTTP 404); "
                     "the chain is incomplete and will be retried"
                 ) from None
             history_store.store_version(engine, record)
             result.versions_fetched += 1
         # A version posted while we walked shows up here; its record is fetched in the next round.
         latest = _read_index(engine, client, trial).last_version
-        if latest == last_version and not history_store.missing_versions(engine, trial.nct_id):
-            history_store.accept_versions(engine, trial.nct_id, latest)
+        if latest == last_version and not history_store.missing_versions(engine, trial.registration_id):
+            history_store.accept_versions(engine, trial.registration_id, latest)
             return True
         last_version = latest
     raise _ChainError(
-        f"{trial.nct_id}: new versions kept being posted during {MAX_INDEX_ROUNDS} walks; retried next run"
+        f"{trial.registration_id}: new versions kept being posted during {MAX_INDEX_ROUNDS} walks;"
+        " retried next run"
     )

@@ -38,14 +38,14 @@ MATCH_SLACK = timedelta(days=1)
 class PlannedTrial:
     """One trial a history run will visit: whether its index must be (re-)read, and its version state."""
 
-    nct_id: str
+    registration_id: str
     read_index: bool
     last_version: int | None  # from the stored index
     versions_through: int | None
     study_last_update_posted: date | None
 
 
-def plan(engine: Engine, *, nct_ids: Sequence[str] | None, versions: bool) -> list[PlannedTrial]:
+def plan(engine: Engine, *, registration_ids: Sequence[str] | None, versions: bool) -> list[PlannedTrial]:
     """The trials that need requests, in NCT ID order.
 
     The index is read for trials without an accepted history, whose last attempt failed, or whose stored
@@ -53,17 +53,19 @@ def plan(engine: Engine, *, nct_ids: Sequence[str] | None, versions: bool) -> li
     always for trials whose records were backfilled before, so their trails stay complete.
     """
     with transaction(engine) as session:
-        statement = select(Study.nct_id, Study.last_update_posted).where(Study.removed_at.is_(None))
-        if nct_ids:
-            wanted = sorted(set(nct_ids))
+        statement = select(Study.registration_id, Study.last_update_posted).where(Study.removed_at.is_(None))
+        if registration_ids:
+            wanted = sorted(set(registration_ids))
             found = {
-                row.nct_id: row.last_update_posted
+                row.registration_id: row.last_update_posted
                 for chunk in batched(wanted)
                 for row in session.execute(
-                    select(Study.nct_id, Study.last_update_posted).where(Study.nct_id.in_(chunk))
+                    select(Study.registration_id, Study.last_update_posted).where(
+                        Study.registration_id.in_(chunk)
+                    )
                 )
             }
-            unknown = [nct_id for nct_id in wanted if nct_id not in found]
+            unknown = [registration_id for registration_id in wanted if registration_id not in found]
             if unknown:
                 raise ConfigError(
                     f"not in the database: {', '.join(unknown)} (run `tracker sync` first, or check the IDs)"
@@ -72,29 +74,31 @@ def plan(engine: Engine, *, nct_ids: Sequence[str] | None, versions: bool) -> li
         else:
             not_ms = set(
                 session.scalars(
-                    select(StudyLabel.nct_id).where(
+                    select(StudyLabel.registration_id).where(
                         StudyLabel.dimension == "relevance", StudyLabel.key == "not_ms"
                     )
                 )
             )
             studies = sorted(
-                (row.nct_id, row.last_update_posted)
+                (row.registration_id, row.last_update_posted)
                 for row in session.execute(statement)
-                if row.nct_id not in not_ms
+                if row.registration_id not in not_ms
             )
-        histories = {row.nct_id: row for row in session.scalars(select(RegistryHistory))}
+        histories = {row.registration_id: row for row in session.scalars(select(RegistryHistory))}
     planned = []
-    for nct_id, posted in studies:
-        history = histories.get(nct_id)
+    for registration_id, posted in studies:
+        history = histories.get(registration_id)
         if history is None:
-            planned.append(PlannedTrial(nct_id, True, None, None, posted))
+            planned.append(PlannedTrial(registration_id, True, None, None, posted))
             continue
         read_index = history.error is not None or history.study_last_update_posted != posted
         wants_versions = versions or history.versions_through is not None
         versions_missing = wants_versions and history.versions_through != history.last_version
         if read_index or versions_missing:
             planned.append(
-                PlannedTrial(nct_id, read_index, history.last_version, history.versions_through, posted)
+                PlannedTrial(
+                    registration_id, read_index, history.last_version, history.versions_through, posted
+                )
             )
     return planned
 
@@ -103,7 +107,7 @@ def store_index(engine: Engine, index: VersionIndex, study_last_update_posted: d
     """Land an accepted (gap-free) index: its version rows, the trial's history row, derived events."""
     now = utcnow()
     with transaction(engine) as session:
-        nct_id = index.nct_id
+        registration_id = index.registration_id
         stored = {
             row.version: row
             for row in session.execute(
@@ -112,7 +116,7 @@ def store_index(engine: Engine, index: VersionIndex, study_last_update_posted: d
                     RegistryVersion.version_date,
                     RegistryVersion.overall_status,
                     RegistryVersion.module_labels,
-                ).where(RegistryVersion.nct_id == nct_id)
+                ).where(RegistryVersion.registration_id == registration_id)
             )
         }
         new_rows = []
@@ -124,18 +128,21 @@ def store_index(engine: Engine, index: VersionIndex, study_last_update_posted: d
                 "module_labels": list(entry.module_labels),
             }
             if row is None:
-                new_rows.append({"nct_id": nct_id, "version": entry.version, **values})
+                new_rows.append({"registration_id": registration_id, "version": entry.version, **values})
             elif (row.version_date, row.overall_status, list(row.module_labels or ())) != tuple(
                 values.values()
             ):
                 session.execute(
                     update(RegistryVersion)
-                    .where(RegistryVersion.nct_id == nct_id, RegistryVersion.version == entry.version)
+                    .where(
+                        RegistryVersion.registration_id == registration_id,
+                        RegistryVersion.version == entry.version,
+                    )
                     .values(**values)
                 )
         if new_rows:
             session.execute(insert(RegistryVersion), new_rows)
-        history = session.get(RegistryHistory, nct_id)
+        history = session.get(RegistryHistory, registration_id)
         fields: dict[str, Any] = {
             "version_count": len(index.entries),
             "last_version": index.last_version,
@@ -150,13 +157,15 @@ def store_index(engine: Engine, index: VersionIndex, study_last_update_posted: d
             "error": None,
         }
         if history is None:
-            history = RegistryHistory(nct_id=nct_id, baseline_through=index.last_version, **fields)
+            history = RegistryHistory(
+                registration_id=registration_id, baseline_through=index.last_version, **fields
+            )
             session.add(history)
         else:
             for name, value in fields.items():
                 setattr(history, name, value)
         session.flush()
-        refresh_events(session, nct_id, now, index_outcomes=index_outcome_change(index))
+        refresh_events(session, registration_id, now, index_outcomes=index_outcome_change(index))
 
 
 def index_outcome_change(index: VersionIndex) -> tuple[bool | None, date | None]:
@@ -169,16 +178,17 @@ def index_outcome_change(index: VersionIndex) -> tuple[bool | None, date | None]
     return changed, dates.get(last) if last is not None else None
 
 
-def missing_versions(engine: Engine, nct_id: str) -> list[int]:
+def missing_versions(engine: Engine, registration_id: str) -> list[int]:
     """Versions 0..last_version of the stored index whose record is not fetched yet."""
     with transaction(engine) as session:
-        history = session.get(RegistryHistory, nct_id)
+        history = session.get(RegistryHistory, registration_id)
         if history is None:
             return []
         fetched = set(
             session.scalars(
                 select(RegistryVersion.version).where(
-                    RegistryVersion.nct_id == nct_id, RegistryVersion.fetched_at.is_not(None)
+                    RegistryVersion.registration_id == registration_id,
+                    RegistryVersion.fetched_at.is_not(None),
                 )
             )
         )
@@ -190,7 +200,10 @@ def store_version(engine: Engine, record: VersionRecord) -> None:
     with transaction(engine) as session:
         session.execute(
             update(RegistryVersion)
-            .where(RegistryVersion.nct_id == record.nct_id, RegistryVersion.version == record.version)
+            .where(
+                RegistryVersion.registration_id == record.registration_id,
+                RegistryVersion.version == record.version,
+            )
             .values(
                 fetched_at=utcnow(),
                 **_date_values("start_date", record.start_date),
@@ -207,28 +220,36 @@ def store_version(engine: Engine, record: VersionRecord) -> None:
         )
 
 
-def accept_versions(engine: Engine, nct_id: str, through: int) -> None:
+def accept_versions(engine: Engine, registration_id: str, through: int) -> None:
     """The version records 0..through form a gap-free chain: derive their events and the summary."""
     now = utcnow()
     with transaction(engine) as session:
         session.execute(
             update(RegistryHistory)
-            .where(RegistryHistory.nct_id == nct_id)
+            .where(RegistryHistory.registration_id == registration_id)
             .values(versions_through=through, versions_accepted_at=now, error=None)
         )
-        refresh_events(session, nct_id, now)
+        refresh_events(session, registration_id, now)
 
 
-def record_error(engine: Engine, nct_id: str, error: str) -> None:
+def record_error(engine: Engine, registration_id: str, error: str) -> None:
     """Remember why a trial's history did not complete (it is retried on the next run)."""
     with transaction(engine) as session:
-        session.execute(update(RegistryHistory).where(RegistryHistory.nct_id == nct_id).values(error=error))
+        session.execute(
+            update(RegistryHistory)
+            .where(RegistryHistory.registration_id == registration_id)
+            .values(error=error)
+        )
 
 
-def version_states(session: Session, nct_id: str, versions_through: int | None) -> list[VersionState]:
+def version_states(
+    session: Session, registration_id: str, versions_through: int | None
+) -> list[VersionState]:
     """The stored versions of a trial; only records inside the accepted chain count as fetched."""
     rows = session.execute(
-        select(RegistryVersion).where(RegistryVersion.nct_id == nct_id).order_by(RegistryVersion.version)
+        select(RegistryVersion)
+        .where(RegistryVersion.registration_id == registration_id)
+        .order_by(RegistryVersion.version)
     ).scalars()
     states = []
     for row in rows:
@@ -259,29 +280,29 @@ def version_states(session: Session, nct_id: str, versions_through: int | None) 
 
 def refresh_events(
     session: Session,
-    nct_id: str,
+    registration_id: str,
     now: datetime,
     *,
     index_outcomes: tuple[bool | None, date | None] | None = None,
 ) -> None:
     """Derive the trial's events from its stored versions, insert the missing ones, link polled events
     that saw the same change, and update the summary columns."""
-    history = session.get(RegistryHistory, nct_id)
+    history = session.get(RegistryHistory, registration_id)
     if history is None:
         return
-    states = version_states(session, nct_id, history.versions_through)
+    states = version_states(session, registration_id, history.versions_through)
     changes = derive_changes(states)
     existing = {
         (row.version, row.kind, row.field)
         for row in session.execute(
             select(RegistryChangeEvent.version, RegistryChangeEvent.kind, RegistryChangeEvent.field).where(
-                RegistryChangeEvent.nct_id == nct_id
+                RegistryChangeEvent.registration_id == registration_id
             )
         )
     }
     rows = [
         {
-            "nct_id": nct_id,
+            "registration_id": registration_id,
             "version": change.version,
             "effective_date": change.effective_date,
             "kind": change.kind,
@@ -298,8 +319,8 @@ def refresh_events(
     ]
     if rows:
         session.execute(insert(RegistryChangeEvent), rows)
-    link_polled_events(session, [nct_id])
-    start = session.scalar(select(Study.start_date).where(Study.nct_id == nct_id))
+    link_polled_events(session, [registration_id])
+    start = session.scalar(select(Study.start_date).where(Study.registration_id == registration_id))
     complete = history.versions_through is not None and history.versions_through == history.last_version
     changed, changed_on = index_outcomes if index_outcomes is not None else (None, None)
     summary = summarise(
@@ -317,27 +338,27 @@ def refresh_events(
         history.primary_outcome_changed_on = summary.primary_outcome_changed_on
 
 
-def link_polled_events(session: Session, nct_ids: Collection[str]) -> int:
+def link_polled_events(session: Session, registration_ids: Collection[str]) -> int:
     """Link unlinked registry events to the polled change event that saw the same change; returns links made.
 
     Same trial, kind, field and values, detected no earlier than the registry's date (less a day of slack);
     each polled event stands for at most one registry event.
     """
     linked = 0
-    for chunk in batched(sorted(set(nct_ids))):
+    for chunk in batched(sorted(set(registration_ids))):
         # Polled events first: most trials have none of these kinds (only their "new"), and then nothing
         # else needs reading.
         polled = session.execute(
             select(
                 ChangeEvent.id,
-                ChangeEvent.nct_id,
+                ChangeEvent.registration_id,
                 ChangeEvent.kind,
                 ChangeEvent.field,
                 ChangeEvent.old_value,
                 ChangeEvent.new_value,
                 ChangeEvent.detected_at,
             )
-            .where(ChangeEvent.nct_id.in_(chunk), ChangeEvent.kind.in_(POLLED_KINDS))
+            .where(ChangeEvent.registration_id.in_(chunk), ChangeEvent.kind.in_(POLLED_KINDS))
             .order_by(ChangeEvent.detected_at, ChangeEvent.id)
         ).all()
         if not polled:
@@ -346,7 +367,7 @@ def link_polled_events(session: Session, nct_ids: Collection[str]) -> int:
             session.scalars(
                 select(RegistryChangeEvent)
                 .where(
-                    RegistryChangeEvent.nct_id.in_(chunk),
+                    RegistryChangeEvent.registration_id.in_(chunk),
                     RegistryChangeEvent.change_event_id.is_(None),
                     RegistryChangeEvent.kind.in_(POLLED_KINDS),
                 )
@@ -358,7 +379,8 @@ def link_polled_events(session: Session, nct_ids: Collection[str]) -> int:
         taken = set(
             session.scalars(
                 select(RegistryChangeEvent.change_event_id).where(
-                    RegistryChangeEvent.nct_id.in_(chunk), RegistryChangeEvent.change_event_id.is_not(None)
+                    RegistryChangeEvent.registration_id.in_(chunk),
+                    RegistryChangeEvent.change_event_id.is_not(None),
                 )
             )
         )
@@ -367,7 +389,7 @@ def link_polled_events(session: Session, nct_ids: Collection[str]) -> int:
             for candidate in polled:
                 if (
                     candidate.id not in taken
-                    and candidate.nct_id == event.nct_id
+                    and candidate.registration_id == event.registration_id
                     and (candidate.kind, candidate.field) == (event.kind, event.field)
                     and (candidate.old_value, candidate.new_value) == (event.old_value, event.new_value)
                     and candidate.detected_at >= earliest

@@ -113,7 +113,13 @@ def list_keys(engine: Engine, dimensions: list[KeyDimension]) -> dict[str, list[
     frame = load_trial_frame(engine)
     if any(dimension.column == ENDPOINT_COLUMN for dimension in dimensions):
         endpoints = stored_endpoints(engine)
-        frame = frame.assign(**{ENDPOINT_COLUMN: [endpoints.get(nct_id, ()) for nct_id in frame["nct_id"]]})
+        frame = frame.assign(
+            **{
+                ENDPOINT_COLUMN: [
+                    endpoints.get(registration_id, ()) for registration_id in frame["registration_id"]
+                ]
+            }
+        )
     default = apply_filter(frame, TrialFilter())
     everything = apply_filter(frame, TrialFilter(relevance=()))
     return {
@@ -132,11 +138,11 @@ def stored_endpoints(engine: Engine) -> dict[str, tuple[str, ...]]:
     keys: dict[str, list[str]] = {}
     with transaction(engine) as session:
         rows = session.execute(
-            select(StudyLabel.nct_id, StudyLabel.key).where(StudyLabel.dimension == "endpoint")
+            select(StudyLabel.registration_id, StudyLabel.key).where(StudyLabel.dimension == "endpoint")
         ).all()
-    for nct_id, key in rows:
-        keys.setdefault(nct_id, []).append(key)
-    return {nct_id: tuple(values) for nct_id, values in keys.items()}
+    for registration_id, key in rows:
+        keys.setdefault(registration_id, []).append(key)
+    return {registration_id: tuple(values) for registration_id, values in keys.items()}
 
 
 def format_keys(listing: dict[str, list[KeyRow]]) -> str:

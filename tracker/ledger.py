@@ -53,7 +53,7 @@ SYNC_RUNS = light_table(
 )
 STUDIES = light_table(
     "studies",
-    column("nct_id", Text),
+    column("registration_id", Text),
     column("brief_title", Text),
     column("overall_status", Text),
     column("last_update_posted", Date),
@@ -62,7 +62,7 @@ STUDIES = light_table(
 CHANGE_EVENTS = light_table(
     "change_events",
     column("id", Integer),
-    column("nct_id", Text),
+    column("registration_id", Text),
     column("detected_at", DateTime),
     column("kind", Text),
     column("field", Text),
@@ -72,7 +72,16 @@ CHANGE_EVENTS = light_table(
 )
 LIGHT_TABLES = (SYNC_RUNS, STUDIES, CHANGE_EVENTS)
 
-CHANGE_EVENT_COLUMNS = ("id", "nct_id", "detected_at", "kind", "field", "old_value", "new_value", "baseline")
+CHANGE_EVENT_COLUMNS = (
+    "id",
+    "registration_id",
+    "detected_at",
+    "kind",
+    "field",
+    "old_value",
+    "new_value",
+    "baseline",
+)
 
 
 def _clean_sync() -> ColumnElement[bool]:
@@ -217,14 +226,14 @@ def change_events(
         return list(connection.execute(statement).all())
 
 
-def study_titles(engine: Engine, nct_ids: Collection[str]) -> dict[str, str | None]:
+def study_titles(engine: Engine, registration_ids: Collection[str]) -> dict[str, str | None]:
     """Brief titles of the given studies (for lists of changes)."""
     titles: dict[str, str | None] = {}
     studies = STUDIES.c
     with connected(engine) as connection:
-        for batch in batched(sorted(nct_ids)):
+        for batch in batched(sorted(registration_ids)):
             rows = connection.execute(
-                select(studies.nct_id, studies.brief_title).where(studies.nct_id.in_(batch))
+                select(studies.registration_id, studies.brief_title).where(studies.registration_id.in_(batch))
             ).all()
-            titles.update((nct_id, title) for nct_id, title in rows)
+            titles.update((registration_id, title) for registration_id, title in rows)
     return titles

@@ -65,7 +65,7 @@ PHASE_LABELS = {
     "PHASE4": "Phase 4",
     "NA": "Not applicable",
 }
-STUDY_URL = "https://clinicaltrials.gov/study/{nct_id}"
+STUDY_URL = "https://clinicaltrials.gov/study/{registration_id}"
 
 # From the registry's own version history (`tracker history`); missing until a trial is backfilled.
 HISTORY_COLUMNS = (
@@ -78,7 +78,7 @@ HISTORY_COLUMNS = (
 )
 
 _STUDY_COLUMNS = (
-    Study.nct_id,
+    Study.registration_id,
     Study.brief_title,
     Study.official_title,
     Study.acronym,
@@ -141,7 +141,7 @@ TRIAL_FRAME_COLUMNS = (
 
 # One row per study in `studies` beyond the trial frame: what a review's data-extraction form asks for.
 _DETAIL_COLUMNS = (
-    Study.nct_id,
+    Study.registration_id,
     Study.brief_summary,
     Study.allocation,
     Study.intervention_model,
@@ -158,7 +158,7 @@ _DETAIL_COLUMNS = (
 )
 # The columns `with_details` adds to a trial frame (folded child rows as tuples of display strings).
 DETAIL_FRAME_COLUMNS = (
-    *(column.key for column in _DETAIL_COLUMNS if column.key != "nct_id"),
+    *(column.key for column in _DETAIL_COLUMNS if column.key != "registration_id"),
     "arms",
     "intervention_details",
     "primary_outcomes",
@@ -174,10 +174,11 @@ DETAIL_FRAME_COLUMNS = (
 class DetailTables:
     """The registry details of many studies, one DataFrame per kind of row, ordered as registered.
 
-    studies: _DETAIL_COLUMNS; outcomes: nct_id, role, position, measure, description, time_frame;
-    arms: nct_id, position, label, type, description, intervention_names (tuple);
-    interventions: nct_id, position, name, type, arm_role; secondary_ids: nct_id, identifier, type, domain;
-    collaborators: nct_id, name, agency_class; site_counts: nct_id → number of listed sites.
+    studies: _DETAIL_COLUMNS; outcomes: registration_id, role, position, measure, description, time_frame;
+    arms: registration_id, position, label, type, description, intervention_names (tuple);
+    interventions: registration_id, position, name, type, arm_role;
+    secondary_ids: registration_id, identifier, type, domain;
+    collaborators: registration_id, name, agency_class; site_counts: registration_id → number of listed sites.
     """
 
     studies: pd.DataFrame
@@ -199,45 +200,47 @@ def load_detail_tables(engine: Engine, nct_range: tuple[str, str] | None = None)
     """Every stored study's details (the export and the dashboard download cut them to their trials);
     with `nct_range` (first, last), only those of the studies whose NCT ID lies in it: the export reads
     them a batch of streamed rows at a time, so its memory does not grow with the store."""
-    outcome_columns = ["nct_id", "role", "position", "measure", "description", "time_frame"]
-    arm_columns = ["nct_id", "position", "label", "type", "description", "intervention_names"]
-    intervention_columns = ["nct_id", "position", "name", "type", "arm_role"]
+    outcome_columns = ["registration_id", "role", "position", "measure", "description", "time_frame"]
+    arm_columns = ["registration_id", "position", "label", "type", "description", "intervention_names"]
+    intervention_columns = ["registration_id", "position", "name", "type", "arm_role"]
 
     def select(*columns: Any) -> Select[Any]:  # shadows sqlalchemy's here: the queries below read as before
         statement = sql_select(*columns)
         if nct_range is None:
             return statement
-        return statement.where(columns[0].between(*nct_range))  # each query selects nct_id first
+        return statement.where(columns[0].between(*nct_range))  # each query selects registration_id first
 
     with transaction(engine) as session:
-        studies = session.execute(select(*_DETAIL_COLUMNS).order_by(Study.nct_id)).all()
+        studies = session.execute(select(*_DETAIL_COLUMNS).order_by(Study.registration_id)).all()
         outcomes = session.execute(
             select(*(getattr(OutcomeMeasure, name) for name in outcome_columns)).order_by(
-                OutcomeMeasure.nct_id, OutcomeMeasure.id
+                OutcomeMeasure.registration_id, OutcomeMeasure.id
             )
         ).all()
         arms = session.execute(
             select(*(getattr(ArmGroup, name) for name in arm_columns)).order_by(
-                ArmGroup.nct_id, ArmGroup.position
+                ArmGroup.registration_id, ArmGroup.position
             )
         ).all()
         interventions = session.execute(
             select(*(getattr(Intervention, name) for name in intervention_columns)).order_by(
-                Intervention.nct_id, Intervention.position
+                Intervention.registration_id, Intervention.position
             )
         ).all()
         secondary_ids = session.execute(
-            select(SecondaryId.nct_id, SecondaryId.identifier, SecondaryId.type, SecondaryId.domain).order_by(
-                SecondaryId.nct_id, SecondaryId.position
-            )
+            select(
+                SecondaryId.registration_id, SecondaryId.identifier, SecondaryId.type, SecondaryId.domain
+            ).order_by(SecondaryId.registration_id, SecondaryId.position)
         ).all()
         collaborators = session.execute(
-            select(Collaborator.nct_id, Collaborator.name, Collaborator.agency_class).order_by(
-                Collaborator.nct_id, Collaborator.position
+            select(Collaborator.registration_id, Collaborator.name, Collaborator.agency_class).order_by(
+                Collaborator.registration_id, Collaborator.position
             )
         ).all()
         site_counts = dict(
-            session.execute(select(Location.nct_id, func.count()).group_by(Location.nct_id)).all()
+            session.execute(
+                select(Location.registration_id, func.count()).group_by(Location.registration_id)
+            ).all()
         )
     arm_frame = _frame(arms, arm_columns)
     arm_frame["intervention_names"] = arm_frame["intervention_names"].map(lambda v: tuple(v or ()))
@@ -248,8 +251,8 @@ def load_detail_tables(engine: Engine, nct_range: tuple[str, str] | None = None)
         outcomes=_frame(outcomes, outcome_columns),
         arms=arm_frame,
         interventions=_frame(interventions, intervention_columns),
-        secondary_ids=_frame(secondary_ids, ["nct_id", "identifier", "type", "domain"]),
-        collaborators=_frame(collaborators, ["nct_id", "name", "agency_class"]),
+        secondary_ids=_frame(secondary_ids, ["registration_id", "identifier", "type", "domain"]),
+        collaborators=_frame(collaborators, ["registration_id", "name", "agency_class"]),
         site_counts={str(k): int(v) for k, v in site_counts.items()},
     )
 
@@ -258,8 +261,8 @@ def _folded(frame: pd.DataFrame, text: Any) -> dict[str, tuple[str, ...]]:
     """Rows of a child frame as one tuple of display strings per study, in row order."""
     folded: dict[str, list[str]] = defaultdict(list)
     for row in frame.itertuples(index=False):
-        folded[row.nct_id].append(text(row))
-    return {nct_id: tuple(values) for nct_id, values in folded.items()}
+        folded[row.registration_id].append(text(row))
+    return {registration_id: tuple(values) for registration_id, values in folded.items()}
 
 
 def intervention_text(name: str, intervention_type: str | None, arm_role: str | None) -> str:
@@ -289,11 +292,11 @@ def detail_values(tables: DetailTables) -> dict[str, dict[str, Any]]:
     folded["secondary_ids"] = _folded(tables.secondary_ids, lambda r: secondary_id_text(r.identifier, r.type))
     values: dict[str, dict[str, Any]] = {}
     for record in tables.studies.astype(object).where(tables.studies.notna(), None).to_dict("records"):
-        nct_id = record.pop("nct_id")
+        registration_id = record.pop("registration_id")
         record["std_ages"] = record["std_ages"] if isinstance(record["std_ages"], tuple) else ()
-        record.update({name: column.get(nct_id, ()) for name, column in folded.items()})
-        record["site_count"] = tables.site_counts.get(nct_id, 0)
-        values[nct_id] = record
+        record.update({name: column.get(registration_id, ()) for name, column in folded.items()})
+        record["site_count"] = tables.site_counts.get(registration_id, 0)
+        values[registration_id] = record
     return values
 
 
@@ -310,14 +313,14 @@ def with_details(frame: pd.DataFrame, tables: DetailTables) -> pd.DataFrame:
     """Pure: a trial frame with DETAIL_FRAME_COLUMNS added, the same values `detail_values` gives."""
     result = frame.copy()
     values = detail_values(tables)
-    ids = result["nct_id"]
+    ids = result["registration_id"]
     for column in DETAIL_FRAME_COLUMNS:
         result[column] = ids.map(lambda i, c=column: (values.get(i) or EMPTY_DETAILS)[c])
     return result
 
 
-def study_url(nct_id: str) -> str:
-    return STUDY_URL.format(nct_id=nct_id)
+def study_url(registration_id: str) -> str:
+    return STUDY_URL.format(registration_id=registration_id)
 
 
 def phase_label(phases: Iterable[str]) -> str:
@@ -349,10 +352,10 @@ def investigational_mechanisms(keys: tuple[str, ...], comparators: tuple[str, ..
 
 def _grouped(rows: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, ...]]:
     grouped: dict[str, list[Any]] = defaultdict(list)
-    for nct_id, value in rows:
-        if value is not None and value not in grouped[nct_id]:
-            grouped[nct_id].append(value)
-    return {nct_id: tuple(values) for nct_id, values in grouped.items()}
+    for registration_id, value in rows:
+        if value is not None and value not in grouped[registration_id]:
+            grouped[registration_id].append(value)
+    return {registration_id: tuple(values) for registration_id, values in grouped.items()}
 
 
 def load_trial_frame(engine: Engine) -> pd.DataFrame:
@@ -371,12 +374,12 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
     for row in iter_trial_rows(engine, _EVERY_TRIAL):
         for append, name in columns:
             append(row[name])
-    if not values["nct_id"]:
+    if not values["registration_id"]:
         return pd.DataFrame(columns=list(TRIAL_FRAME_COLUMNS))
     frame = pd.DataFrame(values, columns=names)
     values.clear()  # the lists are copied into the frame's blocks; free them before the conversions
     frame["search_text"] = (
-        frame["nct_id"]
+        frame["registration_id"]
         + " "
         + frame["brief_title"].fillna("")
         + " "
@@ -394,7 +397,7 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
     for column in ("multi_disease", "manual", "removed", "has_results"):
         frame[column] = frame[column].astype(bool)
     _typed_history_columns(frame)
-    return frame.sort_values("nct_id", ignore_index=True)[list(TRIAL_FRAME_COLUMNS)]
+    return frame.sort_values("registration_id", ignore_index=True)[list(TRIAL_FRAME_COLUMNS)]
 
 
 # Every stored trial: the filter `load_trial_frame` streams rows through (the frame is filtered later).
@@ -470,13 +473,16 @@ _AGGREGATES = {
 def _aggregate_sql(dialect: str, table: str, value: str, order: str) -> str:
     if dialect == "postgresql":
         value = value.format(array="json_build_array")
-        return f"(SELECT json_agg({value} ORDER BY {order}) FROM {table} t WHERE t.nct_id = studies.nct_id)"
+        return (
+            f"(SELECT json_agg({value} ORDER BY {order}) FROM {table} t"
+            " WHERE t.registration_id = studies.registration_id)"
+        )
     value = value.format(array="json_array")
     # json(v) keeps nested arrays arrays after the ordering subquery; a plain value stays as it is.
     item = "json(v)" if value.startswith("json_array") else "v"
     return (
         f"(SELECT json_group_array({item}) FROM (SELECT {value} AS v FROM {table} t"
-        f" WHERE t.nct_id = studies.nct_id ORDER BY {order}))"
+        f" WHERE t.registration_id = studies.registration_id ORDER BY {order}))"
     )
 
 
@@ -506,14 +512,14 @@ def iter_trial_rows(
             *_STUDY_COLUMNS,
             Classification.multi_disease,
             Classification.taxonomy_version,
-            Override.nct_id.is_not(None).label("manual"),
+            Override.registration_id.is_not(None).label("manual"),
             *aggregates,
             *_HISTORY_SELECT,
         )
-        .outerjoin(Classification, Classification.nct_id == Study.nct_id)
-        .outerjoin(Override, Override.nct_id == Study.nct_id)
-        .outerjoin(RegistryHistory, RegistryHistory.nct_id == Study.nct_id)
-        .order_by(Study.nct_id)
+        .outerjoin(Classification, Classification.registration_id == Study.registration_id)
+        .outerjoin(Override, Override.registration_id == Study.registration_id)
+        .outerjoin(RegistryHistory, RegistryHistory.registration_id == Study.registration_id)
+        .order_by(Study.registration_id)
     )
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True, yield_per=batch).execute(statement)
@@ -544,7 +550,7 @@ _HISTORY_SELECT = tuple(
 def _trial_row(record: Any) -> dict[str, Any]:
     """One study's row of the trial frame, built as `load_trial_frame` builds it."""
     row = {column.key: record[column.key] for column in _STUDY_COLUMNS}
-    nct_id = row["nct_id"]
+    registration_id = row["registration_id"]
     phases = tuple(row["phases"] or ())
     interventions = _distinct(_json_list(record["interventions"]))
     mechanisms: list[str] = []
@@ -586,11 +592,11 @@ def _trial_row(record: Any) -> dict[str, Any]:
         taxonomy_version=record["taxonomy_version"],
         removed=row.pop("removed_at") is not None,
         has_results=bool(row["has_results"]),
-        url=study_url(nct_id),
+        url=study_url(registration_id),
         **{name: record[f"history_{name}"] for name in HISTORY_COLUMNS},
         search_text=" ".join(
             (
-                nct_id,
+                registration_id,
                 row["brief_title"] or "",
                 row["official_title"] or "",
                 row["acronym"] or "",
@@ -612,7 +618,7 @@ def change_events_frame(
     since: datetime | None = None,
     until: datetime | None = None,
     kinds: Collection[str] | None = None,
-    nct_ids: Collection[str] | None = None,
+    registration_ids: Collection[str] | None = None,
     include_baseline: bool = True,
 ) -> pd.DataFrame:
     """Change events, newest first, within [since, until), as a frame (see `change_events`)."""
@@ -620,8 +626,8 @@ def change_events_frame(
 
     rows = change_events(engine, since=since, until=until, kinds=kinds, include_baseline=include_baseline)
     frame = pd.DataFrame.from_records(rows, columns=list(CHANGE_EVENT_COLUMNS))
-    if nct_ids is not None:
-        frame = frame[frame["nct_id"].isin(set(nct_ids))]
+    if registration_ids is not None:
+        frame = frame[frame["registration_id"].isin(set(registration_ids))]
     frame["detected_at"] = pd.to_datetime(frame["detected_at"])
     frame["baseline"] = frame["baseline"].astype(bool)
     return frame.reset_index(drop=True)
@@ -629,7 +635,7 @@ def change_events_frame(
 
 REGISTRY_EVENT_COLUMNS = (
     "id",
-    "nct_id",
+    "registration_id",
     "version",
     "effective_date",
     "kind",
@@ -648,7 +654,7 @@ def registry_events_frame(
     *,
     found_since: datetime | None = None,
     found_until: datetime | None = None,
-    nct_ids: Collection[str] | None = None,
+    registration_ids: Collection[str] | None = None,
     include_baseline: bool = True,
     include_polled: bool = True,
 ) -> pd.DataFrame:
@@ -661,7 +667,7 @@ def registry_events_frame(
 
     statement = select(
         RegistryChangeEvent.id,
-        RegistryChangeEvent.nct_id,
+        RegistryChangeEvent.registration_id,
         RegistryChangeEvent.version,
         RegistryChangeEvent.effective_date,
         RegistryChangeEvent.kind,
@@ -682,12 +688,14 @@ def registry_events_frame(
     if not include_polled:
         statement = statement.where(RegistryChangeEvent.change_event_id.is_(None))
     with transaction(engine) as session:
-        if nct_ids is not None and len(nct_ids) <= 50:  # one trial's page: let the index do the work
-            statement = statement.where(RegistryChangeEvent.nct_id.in_(list(nct_ids)))
+        if (
+            registration_ids is not None and len(registration_ids) <= 50
+        ):  # one trial's page: let the index do the work
+            statement = statement.where(RegistryChangeEvent.registration_id.in_(list(registration_ids)))
         rows = session.execute(statement).all()
     frame = pd.DataFrame.from_records(rows, columns=list(REGISTRY_EVENT_COLUMNS))
-    if nct_ids is not None:
-        frame = frame[frame["nct_id"].isin(set(nct_ids))]
+    if registration_ids is not None:
+        frame = frame[frame["registration_id"].isin(set(registration_ids))]
     frame["effective_date"] = pd.to_datetime(frame["effective_date"])
     frame["found_at"] = pd.to_datetime(frame["found_at"])
     frame["days"] = frame["days"].astype("Int64")
@@ -696,7 +704,7 @@ def registry_events_frame(
     return frame.reset_index(drop=True)
 
 
-def registry_timeline(engine: Engine, nct_id: str) -> pd.DataFrame:
+def registry_timeline(engine: Engine, registration_id: str) -> pd.DataFrame:
     """One trial's versions from the registry history: version, date, status (empty when not backfilled)."""
     import pandas as pd
 
@@ -709,7 +717,7 @@ def registry_timeline(engine: Engine, nct_id: str) -> pd.DataFrame:
                 RegistryVersion.primary_completion_date_raw,
                 RegistryVersion.primary_completion_date_type,
             )
-            .where(RegistryVersion.nct_id == nct_id)
+            .where(RegistryVersion.registration_id == registration_id)
             .order_by(RegistryVersion.version)
         ).all()
     frame = pd.DataFrame.from_records(
@@ -739,24 +747,26 @@ def data_version(engine: Engine) -> tuple[Any, ...]:
         )
 
 
-def study_detail(engine: Engine, nct_id: str) -> dict[str, Any] | None:
+def study_detail(engine: Engine, registration_id: str) -> dict[str, Any] | None:
     """Everything the trial detail view shows: fields, children, classification, override, history."""
     with transaction(engine) as session:
-        study = session.get(Study, nct_id)
+        study = session.get(Study, registration_id)
         if study is None:
             return None
         fields = {column.key: getattr(study, column.key) for column in (*_STUDY_COLUMNS, *_DETAIL_COLUMNS)}
         fields["std_ages"] = list(fields["std_ages"] or ())
-        classification = session.get(Classification, nct_id)
-        override = session.get(Override, nct_id)
+        classification = session.get(Classification, registration_id)
+        override = session.get(Override, registration_id)
 
         def rows(model: Any, *columns: Any) -> list[dict[str, Any]]:
-            statement = select(*columns).where(model.nct_id == nct_id).order_by(model.position)
+            statement = (
+                select(*columns).where(model.registration_id == registration_id).order_by(model.position)
+            )
             return [dict(row._mapping) for row in session.execute(statement)]
 
         return {
             **fields,
-            "url": study_url(nct_id),
+            "url": study_url(registration_id),
             "conditions": [r["name"] for r in rows(Condition, Condition.name)],
             "keywords": [r["name"] for r in rows(Keyword, Keyword.name)],
             "interventions": rows(
@@ -782,7 +792,7 @@ def study_detail(engine: Engine, nct_id: str) -> dict[str, Any] | None:
                         OutcomeMeasure.description,
                         OutcomeMeasure.time_frame,
                     )
-                    .where(OutcomeMeasure.nct_id == nct_id)
+                    .where(OutcomeMeasure.registration_id == registration_id)
                     .order_by(OutcomeMeasure.id)
                 )
             ],
@@ -803,7 +813,7 @@ def study_detail(engine: Engine, nct_id: str) -> dict[str, Any] | None:
                 dict(row._mapping)
                 for row in session.execute(
                     select(StudyLabel.dimension, StudyLabel.key, StudyLabel.role, StudyLabel.source)
-                    .where(StudyLabel.nct_id == nct_id)
+                    .where(StudyLabel.registration_id == registration_id)
                     .order_by(StudyLabel.id)
                 )
             ],
@@ -828,14 +838,16 @@ def study_detail(engine: Engine, nct_id: str) -> dict[str, Any] | None:
                         ChangeEvent.new_value,
                         ChangeEvent.baseline,
                     )
-                    .where(ChangeEvent.nct_id == nct_id)
+                    .where(ChangeEvent.registration_id == registration_id)
                     .order_by(ChangeEvent.detected_at.desc(), ChangeEvent.id.desc())
                 )
             ],
             "version_count": session.scalar(
-                select(func.count()).select_from(StudyVersion).where(StudyVersion.nct_id == nct_id)
+                select(func.count())
+                .select_from(StudyVersion)
+                .where(StudyVersion.registration_id == registration_id)
             ),
-            "registry_history": _registry_summary(session.get(RegistryHistory, nct_id)),
+            "registry_history": _registry_summary(session.get(RegistryHistory, registration_id)),
         }
 
 

@@ -88,7 +88,7 @@ def history_after_sync(runtime: _Runtime) -> str:
         log.error("history after the sync failed: %s", exc)
         return f"history failed: {exc}"
     for failure in history.failed:
-        log.warning("history of %s not accepted: %s", failure.nct_id, failure.reason)
+        log.warning("history of %s not accepted: %s", failure.registration_id, failure.reason)
     log.info("sync job: %s", history.summary())
     return history.summary()
 

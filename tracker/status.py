@@ -158,11 +158,11 @@ def list_changes(engine: Engine, change_query: ChangeQuery) -> list[dict[str, An
         include_baseline=change_query.include_baseline,
         limit=change_query.limit,
     )
-    titles = study_titles(engine, {row.nct_id for row in rows})
+    titles = study_titles(engine, {row.registration_id for row in rows})
     return [
         {
-            "nct_id": row.nct_id,
-            "title": titles.get(row.nct_id),
+            "registration_id": row.registration_id,
+            "title": titles.get(row.registration_id),
             "detected_at": row.detected_at.isoformat(),
             "kind": row.kind,
             "field": _text_or_none(row.field),
@@ -201,7 +201,9 @@ def format_changes(events: list[dict[str, Any]]) -> str:
             if event["kind"] != "new"
             else (event["new"] or "")
         )
-        lines.append(f"{event['detected_at'][:19]}  {event['nct_id']}  {what}: {detail}".rstrip(": "))
+        lines.append(
+            f"{event['detected_at'][:19]}  {event['registration_id']}  {what}: {detail}".rstrip(": ")
+        )
         if event.get("title"):
             lines.append(f"{'':21}{_shorten(event['title'], TITLE_WIDTH)}")
     return "\n".join(lines)

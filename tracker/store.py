@@ -107,7 +107,7 @@ _RECORD_WRITE_ERRORS = (
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    nct_id: str | None
+    registration_id: str | None
     reason: str
 
 
@@ -132,7 +132,7 @@ class PageResult:
 
     @property
     def changed_ids(self) -> list[str]:  # inserted or updated
-        return [record.nct_id for record in self.landed]
+        return [record.registration_id for record in self.landed]
 
     def merge(self, other: PageResult) -> None:
         self.inserted += other.inserted
@@ -295,9 +295,9 @@ def parse_page(raw_studies: Iterable[object], result: PageResult) -> list[StudyR
         except RecordError as exc:
             # Debug only: the run records each rejection and the CLI prints it once at the end.
             log.debug("rejected %s", exc)
-            result.rejected.append(Rejection(exc.nct_id, exc.reason))
+            result.rejected.append(Rejection(exc.registration_id, exc.reason))
             continue
-        records[record.nct_id] = record
+        records[record.registration_id] = record
     return list(records.values())
 
 
@@ -305,7 +305,7 @@ def check_bounds(record: StudyRecord) -> None:
     """Refuse numbers no column can hold (rather than let the database refuse the whole page)."""
     count = record.enrollment_count
     if count is not None and not INT_MIN <= count <= INT_MAX:
-        raise RecordError(f"enrollmentInfo.count {count} is out of range", record.nct_id)
+        raise RecordError(f"enrollmentInfo.count {count} is out of range", record.registration_id)
 
 
 def store_page(session: Session, run_id: int, records: Sequence[StudyRecord], *, now: datetime) -> PageResult:
@@ -316,38 +316,46 @@ def store_page(session: Session, run_id: int, records: Sequence[StudyRecord], *,
     result = PageResult()
     run = session.get(SyncRun, run_id)
     baseline = bool(run and run.baseline)
-    stored = _stored_snapshots(session, [record.nct_id for record in records])
-    _add_stored_details(session, stored, {record.nct_id: record for record in records})
+    stored = _stored_snapshots(session, [record.registration_id for record in records])
+    _add_stored_details(session, stored, {record.registration_id: record for record in records})
     new: list[StudyRecord] = []
     changed: list[StudyRecord] = []
     events: list[dict[str, Any]] = []
     restored: list[str] = []
     for record in records:
-        nct_id = record.nct_id
-        previous = stored.get(nct_id)
+        registration_id = record.registration_id
+        previous = stored.get(registration_id)
         snapshot, removed_at, posted = previous if previous else (None, None, None)
         if _is_older(record, posted):
             # An older bulk download imported after a sync must not roll the study back.
-            log.info("kept %s: stored version (posted %s) is newer than the one received", nct_id, posted)
+            log.info(
+                "kept %s: stored version (posted %s) is newer than the one received", registration_id, posted
+            )
             continue
         if removed_at is not None:
-            restored.append(nct_id)
+            restored.append(registration_id)
             restore = Change("other", "removed_at", str(removed_at), None)
-            events.append(_event(nct_id, restore, f"{record.content_hash}:restored:{removed_at.isoformat()}"))
+            events.append(
+                _event(registration_id, restore, f"{record.content_hash}:restored:{removed_at.isoformat()}")
+            )
         changes = diff_snapshots(snapshot, snapshot_of(record))
         if snapshot is None:
             new.append(record)
         elif changes:
             changed.append(record)
         events.extend(
-            _event(nct_id, change, f"{record.content_hash}:{change.kind}:{change.field or ''}")
+            _event(registration_id, change, f"{record.content_hash}:{change.kind}:{change.field or ''}")
             for change in changes
         )
 
     _insert_studies(session, new, now)
     _update_studies(session, changed, now)
-    changed_ids = {r.nct_id for r in changed}
-    unchanged = [r.nct_id for r in records if r.nct_id in stored and r.nct_id not in changed_ids]
+    changed_ids = {r.registration_id for r in changed}
+    unchanged = [
+        r.registration_id
+        for r in records
+        if r.registration_id in stored and r.registration_id not in changed_ids
+    ]
     _touch_unchanged(session, unchanged, now, restored)
     _replace_children(session, new, changed)
     _insert_versions(session, [*new, *changed], now, run_id)
@@ -373,8 +381,8 @@ def _store_one_by_one(
                 result.merge(_store_and_classify(session, run_id, [record], now, on_landed))
         except _RECORD_WRITE_ERRORS as exc:
             reason = f"cannot be stored: {_write_error(exc)}"
-            log.debug("rejected %s: %s", record.nct_id, reason)
-            result.rejected.append(Rejection(record.nct_id, reason))
+            log.debug("rejected %s: %s", record.registration_id, reason)
+            result.rejected.append(Rejection(record.registration_id, reason))
     return result
 
 
@@ -393,9 +401,11 @@ def flag_removed(engine: Engine, run_id: int, seen_ids: Collection[str]) -> list
     now = utcnow()
     with transaction(engine) as session:
         rows = session.execute(
-            select(Study.nct_id, Study.overall_status).where(Study.removed_at.is_(None))
+            select(Study.registration_id, Study.overall_status).where(Study.removed_at.is_(None))
         ).all()
-        status_of = {nct_id: status for nct_id, status in rows if nct_id not in seen}
+        status_of = {
+            registration_id: status for registration_id, status in rows if registration_id not in seen
+        }
         if not status_of:
             return []
         gone: list[str] = []
@@ -403,9 +413,9 @@ def flag_removed(engine: Engine, run_id: int, seen_ids: Collection[str]) -> list
             gone.extend(
                 session.scalars(
                     update(Study)
-                    .where(Study.nct_id.in_(chunk), Study.removed_at.is_(None))
+                    .where(Study.registration_id.in_(chunk), Study.removed_at.is_(None))
                     .values(removed_at=now)
-                    .returning(Study.nct_id)
+                    .returning(Study.registration_id)
                 )
             )
         if not gone:
@@ -416,13 +426,15 @@ def flag_removed(engine: Engine, run_id: int, seen_ids: Collection[str]) -> list
             [
                 {
                     **_event(
-                        nct_id, Change("removed", None, status_of[nct_id], None), f"removed:{now.isoformat()}"
+                        registration_id,
+                        Change("removed", None, status_of[registration_id], None),
+                        f"removed:{now.isoformat()}",
                     ),
                     "detected_at": now,
                     "sync_run_id": run_id,
                     "baseline": False,
                 }
-                for nct_id in gone
+                for registration_id in gone
             ],
         )
         run = session.get(SyncRun, run_id)
@@ -439,19 +451,21 @@ def refill_details(engine: Engine, *, batch_size: int = 500) -> int:
     bookkeeping (first/last seen, removed) alone. A raw record that no longer parses keeps its old rows.
     """
     with transaction(engine) as session:
-        nct_ids = list(session.scalars(select(Study.nct_id).order_by(Study.nct_id)))
+        registration_ids = list(
+            session.scalars(select(Study.registration_id).order_by(Study.registration_id))
+        )
     refilled = 0
     with gc_paused():
-        for chunk in batched(nct_ids, batch_size):
+        for chunk in batched(registration_ids, batch_size):
             with transaction(engine) as session:
                 records = []
-                for nct_id, raw in session.execute(
-                    select(Study.nct_id, Study.raw).where(Study.nct_id.in_(chunk))
+                for registration_id, raw in session.execute(
+                    select(Study.registration_id, Study.raw).where(Study.registration_id.in_(chunk))
                 ):
                     try:
                         records.append(parse_study(raw))
                     except RecordError as exc:
-                        log.warning("kept the stored rows of %s: %s", nct_id, exc.reason)
+                        log.warning("kept the stored rows of %s: %s", registration_id, exc.reason)
                 _write_study_columns(session, records, {})
                 _replace_children(session, [], records)
                 refilled += len(records)
@@ -467,11 +481,11 @@ def _is_older(record: StudyRecord, stored_posted: date | None) -> bool:
 
 
 def _stored_snapshots(
-    session: Session, nct_ids: list[str]
+    session: Session, registration_ids: list[str]
 ) -> dict[str, tuple[StudySnapshot, datetime | None, date | None]]:
     """What is stored for these studies: the snapshot to diff, when flagged removed, last update posted."""
     columns = (
-        Study.nct_id,
+        Study.registration_id,
         Study.content_hash,
         Study.overall_status,
         Study.why_stopped,
@@ -490,9 +504,9 @@ def _stored_snapshots(
         Study.last_update_posted,
     )
     found: dict[str, tuple[StudySnapshot, datetime | None, date | None]] = {}
-    for chunk in batched(nct_ids):
-        for row in session.execute(select(*columns).where(Study.nct_id.in_(chunk))):
-            found[row.nct_id] = (
+    for chunk in batched(registration_ids):
+        for row in session.execute(select(*columns).where(Study.registration_id.in_(chunk))):
+            found[row.registration_id] = (
                 StudySnapshot(
                     content_hash=row.content_hash,
                     overall_status=row.overall_status,
@@ -520,33 +534,36 @@ def _add_stored_details(
 ) -> None:
     """Load the stored details of the studies whose content moved (the only ones diffed field by field)."""
     moved = [i for i, (snapshot, *_) in stored.items() if snapshot.content_hash != records[i].content_hash]
-    for nct_id, details in stored_details(session, moved).items():
-        snapshot, removed_at, posted = stored[nct_id]
-        stored[nct_id] = (replace(snapshot, details=details), removed_at, posted)
+    for registration_id, details in stored_details(session, moved).items():
+        snapshot, removed_at, posted = stored[registration_id]
+        stored[registration_id] = (replace(snapshot, details=details), removed_at, posted)
 
 
-def stored_details(session: Session, nct_ids: list[str]) -> dict[str, StudyDetails]:
+def stored_details(session: Session, registration_ids: list[str]) -> dict[str, StudyDetails]:
     """The change-detection details of stored studies, read from their columns and child rows."""
     found: dict[str, StudyDetails] = {}
-    for chunk in batched(nct_ids):
+    for chunk in batched(registration_ids):
         outcomes: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
         for row in session.execute(
             select(
-                OutcomeMeasure.nct_id, OutcomeMeasure.role, OutcomeMeasure.measure, OutcomeMeasure.time_frame
+                OutcomeMeasure.registration_id,
+                OutcomeMeasure.role,
+                OutcomeMeasure.measure,
+                OutcomeMeasure.time_frame,
             )
-            .where(OutcomeMeasure.nct_id.in_(chunk))
-            .order_by(OutcomeMeasure.nct_id, OutcomeMeasure.position)
+            .where(OutcomeMeasure.registration_id.in_(chunk))
+            .order_by(OutcomeMeasure.registration_id, OutcomeMeasure.position)
         ):
-            outcomes[row.nct_id].append((row.role, row.measure, row.time_frame))
+            outcomes[row.registration_id].append((row.role, row.measure, row.time_frame))
         arms: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
         for row in session.execute(
-            select(ArmGroup.nct_id, ArmGroup.label, ArmGroup.type)
-            .where(ArmGroup.nct_id.in_(chunk))
-            .order_by(ArmGroup.nct_id, ArmGroup.position)
+            select(ArmGroup.registration_id, ArmGroup.label, ArmGroup.type)
+            .where(ArmGroup.registration_id.in_(chunk))
+            .order_by(ArmGroup.registration_id, ArmGroup.position)
         ):
-            arms[row.nct_id].append((row.label, row.type))
+            arms[row.registration_id].append((row.label, row.type))
         columns = (
-            Study.nct_id,
+            Study.registration_id,
             Study.official_title,
             Study.brief_summary,
             Study.allocation,
@@ -559,10 +576,12 @@ def stored_details(session: Session, nct_ids: list[str]) -> dict[str, StudyDetai
             Study.sex,
             Study.healthy_volunteers,
         )
-        for row in session.execute(select(*columns).where(Study.nct_id.in_(chunk))):
+        for row in session.execute(select(*columns).where(Study.registration_id.in_(chunk))):
             values = row._asdict()
-            nct_id = values.pop("nct_id")
-            found[nct_id] = details_from_rows(outcomes=outcomes[nct_id], arms=arms[nct_id], **values)
+            registration_id = values.pop("registration_id")
+            found[registration_id] = details_from_rows(
+                outcomes=outcomes[registration_id], arms=arms[registration_id], **values
+            )
     return found
 
 
@@ -593,7 +612,7 @@ def study_columns(record: StudyRecord) -> dict[str, Any]:
     lead, design = record.lead_sponsor, record.design
     c = clean_text
     return {
-        "nct_id": record.nct_id,
+        "registration_id": record.registration_id,
         "brief_title": c(record.brief_title),
         "official_title": c(record.official_title),
         "acronym": c(record.acronym),
@@ -650,34 +669,37 @@ def _write_study_columns(session: Session, records: list[StudyRecord], extra: di
     if connection.dialect.name == "postgresql":
         values_of = operator.itemgetter(*columns)
         staged = _copy_to_temp(session, Study.__table__, columns, [values_of(row) for row in rows])
-        assignments = ", ".join(f'"{name}" = t."{name}"' for name in columns if name != "nct_id")
+        assignments = ", ".join(f'"{name}" = t."{name}"' for name in columns if name != "registration_id")
         connection.exec_driver_sql(
-            f'UPDATE studies AS s SET {assignments} FROM "{staged}" AS t WHERE s.nct_id = t.nct_id'
+            f'UPDATE studies AS s SET {assignments} FROM "{staged}" AS t'
+            " WHERE s.registration_id = t.registration_id"
         )
         return
     for row in rows:
-        row["b_nct_id"] = row.pop("nct_id")
+        row["b_registration_id"] = row.pop("registration_id")
     statement = (
         update(Study)
-        .where(Study.nct_id == bindparam("b_nct_id"))
-        .values({name: bindparam(name) for name in rows[0] if name != "b_nct_id"})
+        .where(Study.registration_id == bindparam("b_registration_id"))
+        .values({name: bindparam(name) for name in rows[0] if name != "b_registration_id"})
     )
     connection.execute(statement, rows)
 
 
-def _touch_unchanged(session: Session, nct_ids: list[str], now: datetime, restored: list[str]) -> None:
+def _touch_unchanged(
+    session: Session, registration_ids: list[str], now: datetime, restored: list[str]
+) -> None:
     # last_seen_at tells when the registry last returned the study; restored ones lose their flag.
-    for chunk in batched(nct_ids):
-        session.execute(update(Study).where(Study.nct_id.in_(chunk)).values(last_seen_at=now))
+    for chunk in batched(registration_ids):
+        session.execute(update(Study).where(Study.registration_id.in_(chunk)).values(last_seen_at=now))
     for chunk in batched(restored):
-        session.execute(update(Study).where(Study.nct_id.in_(chunk)).values(removed_at=None))
+        session.execute(update(Study).where(Study.registration_id.in_(chunk)).values(removed_at=None))
 
 
 _CHILD_COLUMNS: dict[type, tuple[str, ...]] = {
-    Condition: ("nct_id", "position", "name"),
-    Keyword: ("nct_id", "position", "name"),
+    Condition: ("registration_id", "position", "name"),
+    Keyword: ("registration_id", "position", "name"),
     Intervention: (
-        "nct_id",
+        "registration_id",
         "position",
         "type",
         "name",
@@ -686,11 +708,11 @@ _CHILD_COLUMNS: dict[type, tuple[str, ...]] = {
         "arm_group_labels",
         "arm_role",
     ),
-    Collaborator: ("nct_id", "position", "name", "agency_class"),
-    Location: ("nct_id", "position", "facility", "city", "state", "country", "status"),
-    OutcomeMeasure: ("nct_id", "role", "position", "measure", "description", "time_frame"),
-    ArmGroup: ("nct_id", "position", "label", "type", "description", "intervention_names"),
-    SecondaryId: ("nct_id", "position", "identifier", "type", "domain"),
+    Collaborator: ("registration_id", "position", "name", "agency_class"),
+    Location: ("registration_id", "position", "facility", "city", "state", "country", "status"),
+    OutcomeMeasure: ("registration_id", "role", "position", "measure", "description", "time_frame"),
+    ArmGroup: ("registration_id", "position", "label", "type", "description", "intervention_names"),
+    SecondaryId: ("registration_id", "position", "identifier", "type", "domain"),
 }
 
 
@@ -702,15 +724,15 @@ def _child_rows(records: Iterable[StudyRecord]) -> dict[type, list[tuple[Any, ..
     outcomes, arms, secondary_ids = rows[OutcomeMeasure], rows[ArmGroup], rows[SecondaryId]
     c = clean_text
     for record in records:
-        nct_id = record.nct_id
+        registration_id = record.registration_id
         for i, name in enumerate(record.conditions):
-            conditions.append((nct_id, i, c(name)))
+            conditions.append((registration_id, i, c(name)))
         for i, name in enumerate(record.keywords):
-            keywords.append((nct_id, i, c(name)))
+            keywords.append((registration_id, i, c(name)))
         for i, item in enumerate(record.interventions):
             interventions.append(
                 (
-                    nct_id,
+                    registration_id,
                     i,
                     c(item.type),
                     c(item.name),
@@ -721,15 +743,23 @@ def _child_rows(records: Iterable[StudyRecord]) -> dict[type, list[tuple[Any, ..
                 )
             )
         for i, org in enumerate(record.collaborators):
-            collaborators.append((nct_id, i, c(org.name), c(org.agency_class)))
+            collaborators.append((registration_id, i, c(org.name), c(org.agency_class)))
         for i, loc in enumerate(record.locations):
             locations.append(
-                (nct_id, i, c(loc.facility), c(loc.city), c(loc.state), c(loc.country), c(loc.status))
+                (
+                    registration_id,
+                    i,
+                    c(loc.facility),
+                    c(loc.city),
+                    c(loc.state),
+                    c(loc.country),
+                    c(loc.status),
+                )
             )
         for outcome in record.outcomes:
             outcomes.append(
                 (
-                    nct_id,
+                    registration_id,
                     outcome.role,
                     outcome.order,
                     c(outcome.measure),
@@ -739,18 +769,25 @@ def _child_rows(records: Iterable[StudyRecord]) -> dict[type, list[tuple[Any, ..
             )
         for i, arm in enumerate(record.arm_groups):
             arms.append(
-                (nct_id, i, c(arm.label), c(arm.type), c(arm.description), _clean_all(arm.intervention_names))
+                (
+                    registration_id,
+                    i,
+                    c(arm.label),
+                    c(arm.type),
+                    c(arm.description),
+                    _clean_all(arm.intervention_names),
+                )
             )
         for i, sid in enumerate(record.secondary_ids):
-            secondary_ids.append((nct_id, i, c(sid.id), c(sid.type), c(sid.domain)))
+            secondary_ids.append((registration_id, i, c(sid.id), c(sid.type), c(sid.domain)))
     return rows
 
 
 def _replace_children(session: Session, new: list[StudyRecord], changed: list[StudyRecord]) -> None:
-    changed_ids = [r.nct_id for r in changed]
+    changed_ids = [r.registration_id for r in changed]
     for table in CHILD_TABLES:
         for chunk in batched(changed_ids):
-            session.execute(delete(table).where(table.nct_id.in_(chunk)))
+            session.execute(delete(table).where(table.registration_id.in_(chunk)))
     for table, table_rows in _child_rows((*new, *changed)).items():
         if table_rows:
             _insert_tuples(session, table, _CHILD_COLUMNS[table], table_rows)
@@ -763,7 +800,7 @@ def _insert_versions(session: Session, records: list[StudyRecord], now: datetime
             StudyVersion,
             [
                 {
-                    "nct_id": r.nct_id,
+                    "registration_id": r.registration_id,
                     "seen_at": now,
                     "last_update_posted": r.last_update_posted,
                     "content_hash": r.content_hash,
@@ -901,9 +938,9 @@ def _sqlite_converter(session: Session, column_type: Any) -> Any:
     return None
 
 
-def _event(nct_id: str, change: Change, key: str) -> dict[str, Any]:
+def _event(registration_id: str, change: Change, key: str) -> dict[str, Any]:
     return {
-        "nct_id": nct_id,
+        "registration_id": registration_id,
         "kind": change.kind,
         "field": change.field,
         "old_value": clean_text(change.old),
@@ -925,5 +962,5 @@ def _count_page(session: Session, run_id: int, outcome: PageResult) -> None:
     if outcome.rejected:
         run.rejections = [
             *(run.rejections or []),
-            *({"nct_id": r.nct_id, "reason": r.reason} for r in outcome.rejected),
+            *({"registration_id": r.registration_id, "reason": r.reason} for r in outcome.rejected),
         ]

@@ -338,31 +338,31 @@ def _land_page(
 def _not_seen_yet(raw_studies: Iterable[Any], pass_ids: set[str], seen_ids: set[str]) -> Iterator[Any]:
     """Skip studies already landed in this pass (pages can overlap when the registry refreshes mid-walk)."""
     for raw in raw_studies:
-        nct_id = study_id(raw)
-        if nct_id is None:
+        registration_id = study_id(raw)
+        if registration_id is None:
             yield raw  # let the store reject it with its reason
             continue
-        if nct_id in pass_ids:
+        if registration_id in pass_ids:
             continue
-        pass_ids.add(nct_id)
-        seen_ids.add(nct_id)
+        pass_ids.add(registration_id)
+        seen_ids.add(registration_id)
         yield raw
 
 
 def study_id(raw: Any) -> str | None:
     """The NCT ID of a raw study, if it has a readable one (no validation; parse.py does that)."""
     try:
-        nct_id = raw["protocolSection"]["identificationModule"]["nctId"]
+        registration_id = raw["protocolSection"]["identificationModule"]["nctId"]
     except (KeyError, TypeError):
         return None
-    return nct_id.strip().upper() if isinstance(nct_id, str) else None
+    return registration_id.strip().upper() if isinstance(registration_id, str) else None
 
 
 def _check_complete(result: SyncResult, seen_ids: set[str]) -> None:
     if result.total_count is None:
         logger.warning("the registry sent no totalCount; completeness not checked")
         return
-    received = len(seen_ids) + sum(1 for r in result.rejected if r.nct_id is None)
+    received = len(seen_ids) + sum(1 for r in result.rejected if r.registration_id is None)
     if received < result.total_count:
         raise IncompleteSyncError(
             f"incomplete {result.mode} sync: received {received} of {result.total_count} studies; "

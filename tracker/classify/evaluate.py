@@ -296,7 +296,7 @@ def predict_from_database(engine: Engine, nct_ids: Iterable[str]) -> dict[str, L
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             for nct_id, raw in session.execute(
-                select(Study.nct_id, Study.raw).where(Study.nct_id.in_(chunk))
+                select(Study.registration_id, Study.raw).where(Study.registration_id.in_(chunk))
             ):
                 try:
                     result = classify_study(parse_study(raw))

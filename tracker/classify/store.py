@@ -85,10 +85,16 @@ def classify_pending(
     return len(pending)
 
 
-def _classify_batch(session: Session, nct_ids: Sequence[str]) -> None:
-    rows = session.execute(select(Study.nct_id, Study.raw).where(Study.nct_id.in_(nct_ids)))
-    raws = {nct_id: raw for nct_id, raw in rows}
-    records = [record for nct_id in nct_ids if (record := _record(nct_id, raws.get(nct_id))) is not None]
+def _classify_batch(session: Session, registration_ids: Sequence[str]) -> None:
+    rows = session.execute(
+        select(Study.registration_id, Study.raw).where(Study.registration_id.in_(registration_ids))
+    )
+    raws = {registration_id: raw for registration_id, raw in rows}
+    records = [
+        record
+        for registration_id in registration_ids
+        if (record := _record(registration_id, raws.get(registration_id))) is not None
+    ]
     classify_records(session, records)
 
 
@@ -101,16 +107,16 @@ def classify_records(session: Session, records: Sequence[StudyRecord]) -> int:
     if not records:
         return 0
     now = utcnow()
-    done = [record.nct_id for record in records]
+    done = [record.registration_id for record in records]
     overrides = _overrides(session, done)
     classification_rows: list[dict[str, Any]] = []
     label_rows: list[dict[str, Any]] = []
     for record in records:
-        nct_id = record.nct_id
+        registration_id = record.registration_id
         result = classify_study(record)
         classification_rows.append(
             {
-                "nct_id": nct_id,
+                "registration_id": registration_id,
                 "taxonomy_version": CLASSIFIER_VERSION,
                 "classified_at": now,
                 "content_hash": record.content_hash,
@@ -119,11 +125,11 @@ def classify_records(session: Session, records: Sequence[StudyRecord]) -> int:
                 "result": result.to_dict(),
             }
         )
-        labels = effective_labels(result, overrides.get(nct_id), record)
-        label_rows.extend(_label_row(nct_id, label) for label in labels)
+        labels = effective_labels(result, overrides.get(registration_id), record)
+        label_rows.extend(_label_row(registration_id, label) for label in labels)
     for chunk in batched(done):
-        session.execute(delete(Classification).where(Classification.nct_id.in_(chunk)))
-        session.execute(delete(StudyLabel).where(StudyLabel.nct_id.in_(chunk)))
+        session.execute(delete(Classification).where(Classification.registration_id.in_(chunk)))
+        session.execute(delete(StudyLabel).where(StudyLabel.registration_id.in_(chunk)))
     # The store's bulk insert: COPY on Postgres, and a concurrent writer's rows are kept, not duplicated.
     insert_rows(session, Classification, classification_rows)
     if label_rows:
@@ -131,13 +137,13 @@ def classify_records(session: Session, records: Sequence[StudyRecord]) -> int:
     return len(classification_rows)
 
 
-def _record(nct_id: str, raw: Any) -> StudyRecord | None:
+def _record(registration_id: str, raw: Any) -> StudyRecord | None:
     if raw is None:
         return None
     try:
         return parse_study(raw)
     except RecordError as exc:  # stored before a parser change; keep its old labels rather than fail the run
-        logger.warning("cannot classify %s: %s", nct_id, exc)
+        logger.warning("cannot classify %s: %s", registration_id, exc)
         return None
 
 
@@ -202,9 +208,9 @@ def _facet_labels(result: ClassificationResult, override: Override | None) -> li
     return labels
 
 
-def _label_row(nct_id: str, label: EffectiveLabel) -> dict[str, Any]:
+def _label_row(registration_id: str, label: EffectiveLabel) -> dict[str, Any]:
     return {
-        "nct_id": nct_id,
+        "registration_id": registration_id,
         "dimension": label.dimension,
         "key": label.key,
         "role": label.role,
@@ -212,11 +218,12 @@ def _label_row(nct_id: str, label: EffectiveLabel) -> dict[str, Any]:
     }
 
 
-def _overrides(session: Session, nct_ids: Sequence[str]) -> dict[str, Override]:
+def _overrides(session: Session, registration_ids: Sequence[str]) -> dict[str, Override]:
     found: dict[str, Override] = {}
-    for chunk in batched(nct_ids):
+    for chunk in batched(registration_ids):
         found.update(
-            (row.nct_id, row) for row in session.scalars(select(Override).where(Override.nct_id.in_(chunk)))
+            (row.registration_id, row)
+            for row in session.scalars(select(Override).where(Override.registration_id.in_(chunk)))
         )
     return found
 
@@ -227,7 +234,7 @@ def _overrides(session: Session, nct_ids: Sequence[str]) -> dict[str, Override]:
 
 def set_override(
     engine: Engine,
-    nct_id: str,
+    registration_id: str,
     *,
     mechanisms: Sequence[str] | None = None,
     phenotypes: Sequence[str] | None = None,
@@ -241,7 +248,7 @@ def set_override(
 
     Only the dimensions given change; an earlier override of another dimension stays. Unknown keys are
     refused with the list of valid ones (`tracker.errors.FilterError`, from `Taxonomy.validate`)."""
-    nct_id = nct_id.strip().upper()
+    registration_id = registration_id.strip().upper()
     taxonomy = load_taxonomy()
     mechanisms = _dedupe(taxonomy.validate("mechanism", mechanisms)) if mechanisms is not None else None
     phenotypes = _dedupe(taxonomy.validate("phenotype", phenotypes)) if phenotypes is not None else None
@@ -267,10 +274,12 @@ def set_override(
         raise OverrideError("an override needs a --note saying why")
     now = utcnow()
     with transaction(engine) as session:
-        _require_study(session, nct_id)
-        override = session.get(Override, nct_id)
+        _require_study(session, registration_id)
+        override = session.get(Override, registration_id)
         if override is None:
-            override = Override(nct_id=nct_id, note=note.strip(), created_at=now, updated_at=now)
+            override = Override(
+                registration_id=registration_id, note=note.strip(), created_at=now, updated_at=now
+            )
             session.add(override)
         override.note = note.strip()
         override.updated_at = now
@@ -287,50 +296,50 @@ def set_override(
         if facets:
             override.eligibility = {**(override.eligibility or {}), **facets}
         session.flush()
-        _rematerialise(session, nct_id, override)
+        _rematerialise(session, registration_id, override)
         return override
 
 
-def clear_override(engine: Engine, nct_id: str) -> bool:
+def clear_override(engine: Engine, registration_id: str) -> bool:
     """Remove a study's override and restore its automatic labels. False when there was none."""
-    nct_id = nct_id.strip().upper()
+    registration_id = registration_id.strip().upper()
     with transaction(engine) as session:
-        _require_study(session, nct_id)
-        override = session.get(Override, nct_id)
+        _require_study(session, registration_id)
+        override = session.get(Override, registration_id)
         if override is None:
             return False
         session.delete(override)
         session.flush()
-        _rematerialise(session, nct_id, None)
+        _rematerialise(session, registration_id, None)
         return True
 
 
-def get_override(engine: Engine, nct_id: str) -> Override | None:
+def get_override(engine: Engine, registration_id: str) -> Override | None:
     with Session(engine, expire_on_commit=False) as session:
-        return session.get(Override, nct_id.strip().upper())
+        return session.get(Override, registration_id.strip().upper())
 
 
-def _require_study(session: Session, nct_id: str) -> None:
-    if session.get(Study, nct_id) is None:
-        raise OverrideError(f"{nct_id} is not in the database (sync or import it first)")
+def _require_study(session: Session, registration_id: str) -> None:
+    if session.get(Study, registration_id) is None:
+        raise OverrideError(f"{registration_id} is not in the database (sync or import it first)")
 
 
-def _rematerialise(session: Session, nct_id: str, override: Override | None) -> None:
+def _rematerialise(session: Session, registration_id: str, override: Override | None) -> None:
     """Rewrite one study's effective labels, classifying it first when it never was (or is stale)."""
-    study = session.get(Study, nct_id)
+    study = session.get(Study, registration_id)
     assert study is not None  # checked by the caller
-    classification = session.get(Classification, nct_id)
-    record = _record(nct_id, study.raw)
+    classification = session.get(Classification, registration_id)
+    record = _record(registration_id, study.raw)
     if (
         classification is None
         or classification.content_hash != study.content_hash
         or classification.taxonomy_version != CLASSIFIER_VERSION
     ):
-        _classify_batch(session, [nct_id])
+        _classify_batch(session, [registration_id])
         return
     result = ClassificationResult.from_dict(classification.result)
-    session.execute(delete(StudyLabel).where(StudyLabel.nct_id == nct_id))
-    rows = [_label_row(nct_id, label) for label in effective_labels(result, override, record)]
+    session.execute(delete(StudyLabel).where(StudyLabel.registration_id == registration_id))
+    rows = [_label_row(registration_id, label) for label in effective_labels(result, override, record)]
     session.execute(insert(StudyLabel), rows)
 
 

@@ -32,12 +32,12 @@ def classifier_version() -> str:
 def pending_query(all_studies: bool = False) -> Any:
     """NCT IDs of the studies never classified, changed since, or classified by another classifier
     version (every study with `all_studies`), in NCT ID order."""
-    query = select(Study.nct_id).order_by(Study.nct_id)
+    query = select(Study.registration_id).order_by(Study.registration_id)
     if all_studies:
         return query
-    return query.outerjoin(Classification, Classification.nct_id == Study.nct_id).where(
+    return query.outerjoin(Classification, Classification.registration_id == Study.registration_id).where(
         or_(
-            Classification.nct_id.is_(None),
+            Classification.registration_id.is_(None),
             Classification.content_hash != Study.content_hash,
             Classification.taxonomy_version != classifier_version(),
         )

@@ -59,7 +59,7 @@ def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_js
 
 
 @main.command()
-@click.argument("nct_id")
+@click.argument("registration_id")
 @click.option("--mechanism", "mechanisms", metavar="KEY,…", help="Mechanism keys (comma-separated).")
 @click.option("--phenotype", "phenotypes", metavar="KEY,…", help="Phenotype keys (comma-separated).")
 @click.option("--relevance", metavar="KEY", help="ms, ms_plus or not_ms.")
@@ -78,7 +78,7 @@ def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_js
 @pass_app
 def override(
     app: AppContext,
-    nct_id: str,
+    registration_id: str,
     mechanisms: str | None,
     phenotypes: str | None,
     relevance: str | None,
@@ -97,13 +97,13 @@ def override(
         given = (mechanisms, phenotypes, relevance, endpoint_primary, endpoint_secondary)
         if any(value is not None for value in given) or facets:
             raise click.UsageError("--clear takes no label options")
-        removed = clear_override(engine, nct_id)
-        nct = nct_id.strip().upper()
+        removed = clear_override(engine, registration_id)
+        nct = registration_id.strip().upper()
         click.echo(f"Override of {nct} removed." if removed else f"{nct} had no override.")
         return
     saved = set_override(
         engine,
-        nct_id,
+        registration_id,
         mechanisms=parse_key_list(mechanisms),
         phenotypes=parse_key_list(phenotypes),
         relevance=relevance.strip() if relevance else None,
@@ -124,7 +124,7 @@ def override(
         if value is not None
     ]
     parts += [f"{name}={','.join(values)}" for name, values in (saved.eligibility or {}).items()]
-    click.echo(f"Override of {saved.nct_id} saved (manual): {'; '.join(parts)}.")
+    click.echo(f"Override of {saved.registration_id} saved (manual): {'; '.join(parts)}.")
 
 
 @main.command()

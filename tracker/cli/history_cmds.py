@@ -46,7 +46,7 @@ def report_history(result: HistoryResult) -> None:
     """The summary line, the trials that failed, and exit code 3 when some did."""
     click.echo(result.summary())
     for failure in result.failed:
-        click.echo(f"not accepted {failure.nct_id}: {failure.reason}", err=True)
+        click.echo(f"not accepted {failure.registration_id}: {failure.reason}", err=True)
     if result.failed:
         raise PartialSyncError(
             f"{len(result.failed)} trial{'s' if len(result.failed) != 1 else ''} not accepted; "
@@ -56,7 +56,7 @@ def report_history(result: HistoryResult) -> None:
 
 @main.command()
 @click.option(
-    "--nct", "nct_ids", multiple=True, metavar="NCT", help="Only these trials (repeat for several)."
+    "--nct", "registration_ids", multiple=True, metavar="NCT", help="Only these trials (repeat for several)."
 )
 @click.option(
     "--versions", is_flag=True, help="Also fetch every version record (dates, enrolment, outcomes)."
@@ -72,7 +72,7 @@ def report_history(result: HistoryResult) -> None:
 @pass_app
 def history(
     app: AppContext,
-    nct_ids: tuple[str, ...],
+    registration_ids: tuple[str, ...],
     versions: bool,
     limit: int | None,
     base_url: str | None,
@@ -91,7 +91,12 @@ def history(
     progress, bar = history_progress()
     try:
         result = run_history(
-            engine, settings, nct_ids=list(nct_ids) or None, versions=versions, limit=limit, progress=progress
+            engine,
+            settings,
+            registration_ids=list(registration_ids) or None,
+            versions=versions,
+            limit=limit,
+            progress=progress,
         )
     finally:
         if bar is not None:

@@ -95,7 +95,7 @@ def _report(result: SyncResult) -> None:
     if result.restarts:
         click.echo("(a page token was refused mid-walk; the walk restarted from page 1)")
     for rejection in result.rejected:
-        click.echo(f"rejected {rejection.nct_id or '<no NCT ID>'}: {rejection.reason}", err=True)
+        click.echo(f"rejected {rejection.registration_id or '<no NCT ID>'}: {rejection.reason}", err=True)
     if result.rejected:
         raise PartialSyncError(
             f"{len(result.rejected)} record{'s' if len(result.rejected) != 1 else ''} rejected; "

@@ -229,11 +229,11 @@ class CtgovClient(RegistryTransport):
             raise ApiError(f"unexpected /version answer from {self.base_url}: not a JSON object")
         return body
 
-    def study(self, nct_id: str) -> dict[str, Any]:
-        """`GET /studies/{nct_id}`: the bare study object."""
-        body = self._get_json(f"/studies/{nct_id}", {})
+    def study(self, registration_id: str) -> dict[str, Any]:
+        """`GET /studies/{registration_id}`: the bare study object."""
+        body = self._get_json(f"/studies/{registration_id}", {})
         if not isinstance(body, dict):
-            raise ApiError(f"unexpected answer for study {nct_id}: not a JSON object")
+            raise ApiError(f"unexpected answer for study {registration_id}: not a JSON object")
         return body
 
     def iter_pages(self, params: Mapping[str, Any]) -> Iterator[Page]:

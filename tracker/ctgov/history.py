@@ -19,10 +19,12 @@ class HistoryClient(RegistryTransport):
     base_url_example = DEFAULT_CTGOV_HISTORY_URL
     unreachable_hint = "check the network or TRACKER_CTGOV_HISTORY_URL; what is stored is kept"
 
-    def index(self, nct_id: str) -> VersionIndex:
-        """`GET /studies/{nct_id}?history=true`. Raises NotFoundError, ApiError or HistoryShapeError."""
-        return parse_index(nct_id, self.get_json(f"/studies/{nct_id}", {"history": "true"}))
+    def index(self, registration_id: str) -> VersionIndex:
+        """`GET /studies/{nct}?history=true`. Raises NotFoundError, ApiError or HistoryShapeError."""
+        return parse_index(registration_id, self.get_json(f"/studies/{registration_id}", {"history": "true"}))
 
-    def version(self, nct_id: str, version: int) -> VersionRecord:
-        """`GET /studies/{nct_id}/history/{version}`: the record as it stood at that version."""
-        return parse_version(nct_id, version, self.get_json(f"/studies/{nct_id}/history/{version}", {}))
+    def version(self, registration_id: str, version: int) -> VersionRecord:
+        """`GET /studies/{registration_id}/history/{version}`: the record as it stood at that version."""
+        return parse_version(
+            registration_id, version, self.get_json(f"/studies/{registration_id}/history/{version}", {})
+        )

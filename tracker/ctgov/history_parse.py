@@ -25,12 +25,12 @@ from tracker.errors import ApiError
 class HistoryShapeError(ApiError):
     """A history response lacks a field we rely on, or has it in another shape: the API has drifted."""
 
-    def __init__(self, nct_id: str, what: str) -> None:
+    def __init__(self, registration_id: str, what: str) -> None:
         super().__init__(
-            f"{nct_id}: the registry's history API changed shape ({what}); "
+            f"{registration_id}: the registry's history API changed shape ({what}); "
             "update tracker/ctgov/history_parse.py before backfilling again"
         )
-        self.nct_id = nct_id
+        self.registration_id = registration_id
         self.what = what
 
 
@@ -83,7 +83,7 @@ class Outcome:
 class VersionIndex:
     """`GET /studies/{NCT}?history=true`: the version list and what the first version said."""
 
-    nct_id: str
+    registration_id: str
     entries: tuple[IndexEntry, ...]  # sorted by version
     original_enrollment_count: int | None
     original_enrollment_type: str | None
@@ -105,7 +105,7 @@ class VersionIndex:
 class VersionRecord:
     """`GET /studies/{NCT}/history/{v}`: the fields of one version that the change trails need."""
 
-    nct_id: str
+    registration_id: str
     version: int
     overall_status: str | None
     start_date: PartialDate | None
@@ -120,31 +120,37 @@ class VersionRecord:
     content_hash: str  # of the normalised fields, so markup-only edits hash alike
 
 
-def _require(condition: bool, nct_id: str, what: str) -> None:
+def _require(condition: bool, registration_id: str, what: str) -> None:
     if not condition:
-        raise HistoryShapeError(nct_id, what)
+        raise HistoryShapeError(registration_id, what)
 
 
-def parse_index(nct_id: str, body: object) -> VersionIndex:
+def parse_index(registration_id: str, body: object) -> VersionIndex:
     """Check and parse a version index; `HistoryShapeError` names what drifted."""
-    _require(isinstance(body, Mapping), nct_id, "the answer is not a JSON object")
+    _require(isinstance(body, Mapping), registration_id, "the answer is not a JSON object")
     assert isinstance(body, Mapping)
     history = body.get("history")
-    _require(isinstance(history, Mapping), nct_id, "no 'history' object")
+    _require(isinstance(history, Mapping), registration_id, "no 'history' object")
     assert isinstance(history, Mapping)
     changes = history.get("changes")
-    _require(isinstance(changes, list) and bool(changes), nct_id, "'history.changes' is not a non-empty list")
-    entries = [_index_entry(nct_id, position, item) for position, item in enumerate(changes)]
+    _require(
+        isinstance(changes, list) and bool(changes),
+        registration_id,
+        "'history.changes' is not a non-empty list",
+    )
+    entries = [_index_entry(registration_id, position, item) for position, item in enumerate(changes)]
     entries.sort(key=lambda entry: entry.version)
     original = history.get("originalData")
     _require(
-        original is None or isinstance(original, Mapping), nct_id, "'history.originalData' not an object"
+        original is None or isinstance(original, Mapping),
+        registration_id,
+        "'history.originalData' not an object",
     )
     original = original or {}
     enrollment = original.get("enrollmentInfo")
     _require(
         enrollment is None or isinstance(enrollment, Mapping),
-        nct_id,
+        registration_id,
         "'history.originalData.enrollmentInfo' is not an object",
     )
     enrollment = enrollment or {}
@@ -152,46 +158,46 @@ def parse_index(nct_id: str, body: object) -> VersionIndex:
     last_versions = history.get("lastUpdateVersions")
     protocol = body.get("protocolSection")
     return VersionIndex(
-        nct_id=nct_id,
+        registration_id=registration_id,
         entries=tuple(entries),
         original_enrollment_count=_count(
-            nct_id, enrollment.get("count"), "originalData.enrollmentInfo.count"
+            registration_id, enrollment.get("count"), "originalData.enrollmentInfo.count"
         ),
         original_enrollment_type=_text(enrollment.get("type")),
         original_primary_outcomes=None
         if outcomes is None
-        else _outcomes(nct_id, outcomes, "history.originalData.primaryOutcomes"),
+        else _outcomes(registration_id, outcomes, "history.originalData.primaryOutcomes"),
         last_update_versions={
             str(key): value
             for key, value in (last_versions.items() if isinstance(last_versions, Mapping) else ())
             if isinstance(value, int) and not isinstance(value, bool)
         },
         current_primary_outcomes=_outcomes(
-            nct_id,
+            registration_id,
             (_mapping(_mapping(protocol).get("outcomesModule"))).get("primaryOutcomes") or [],
             "protocolSection.outcomesModule.primaryOutcomes",
         ),
     )
 
 
-def _index_entry(nct_id: str, position: int, item: object) -> IndexEntry:
+def _index_entry(registration_id: str, position: int, item: object) -> IndexEntry:
     where = f"history.changes[{position}]"
-    _require(isinstance(item, Mapping), nct_id, f"'{where}' is not an object")
+    _require(isinstance(item, Mapping), registration_id, f"'{where}' is not an object")
     assert isinstance(item, Mapping)
     version = item.get("version")
     _require(
         isinstance(version, int) and not isinstance(version, bool) and version >= 0,
-        nct_id,
+        registration_id,
         f"'{where}.version' is not a whole number",
     )
     raw_date = item.get("date")
-    _require(isinstance(raw_date, str), nct_id, f"'{where}.date' is missing or not text")
+    _require(isinstance(raw_date, str), registration_id, f"'{where}.date' is missing or not text")
     try:
         day = date.fromisoformat(str(raw_date)[:10])
     except ValueError:
-        raise HistoryShapeError(nct_id, f"'{where}.date' is not YYYY-MM-DD: {raw_date!r}") from None
+        raise HistoryShapeError(registration_id, f"'{where}.date' is not YYYY-MM-DD: {raw_date!r}") from None
     labels = item.get("moduleLabels", [])
-    _require(isinstance(labels, list), nct_id, f"'{where}.moduleLabels' is not a list")
+    _require(isinstance(labels, list), registration_id, f"'{where}.moduleLabels' is not a list")
     return IndexEntry(
         version=int(version),  # type: ignore[arg-type]
         date=day,
@@ -200,22 +206,28 @@ def _index_entry(nct_id: str, position: int, item: object) -> IndexEntry:
     )
 
 
-def parse_version(nct_id: str, version: int, body: object) -> VersionRecord:
+def parse_version(registration_id: str, version: int, body: object) -> VersionRecord:
     """Check and parse one version record (v2 module layout, HTML text)."""
-    _require(isinstance(body, Mapping), nct_id, f"version {version}: the answer is not a JSON object")
+    _require(
+        isinstance(body, Mapping), registration_id, f"version {version}: the answer is not a JSON object"
+    )
     assert isinstance(body, Mapping)
     number = body.get("studyVersion")
     _require(
         isinstance(number, int) and not isinstance(number, bool),
-        nct_id,
+        registration_id,
         f"version {version}: 'studyVersion' is missing or not a whole number",
     )
-    _require(number == version, nct_id, f"asked for version {version}, 'studyVersion' says {number}")
+    _require(number == version, registration_id, f"asked for version {version}, 'studyVersion' says {number}")
     study = body.get("study")
-    _require(isinstance(study, Mapping), nct_id, f"version {version}: no 'study' object")
+    _require(isinstance(study, Mapping), registration_id, f"version {version}: no 'study' object")
     assert isinstance(study, Mapping)
     protocol = study.get("protocolSection")
-    _require(isinstance(protocol, Mapping), nct_id, f"version {version}: no 'study.protocolSection' object")
+    _require(
+        isinstance(protocol, Mapping),
+        registration_id,
+        f"version {version}: no 'study.protocolSection' object",
+    )
     assert isinstance(protocol, Mapping)
     status = _mapping(protocol.get("statusModule"))
     design = _mapping(protocol.get("designModule"))
@@ -228,13 +240,15 @@ def parse_version(nct_id: str, version: int, body: object) -> VersionRecord:
         completion = parse_partial_date(status.get("completionDateStruct"), "completionDateStruct")
         results = parse_partial_date(status.get("resultsFirstPostDateStruct"), "resultsFirstPostDateStruct")
     except ValueError as exc:
-        raise HistoryShapeError(nct_id, where + str(exc)) from None
-    primary_outcomes = _outcomes(nct_id, outcomes.get("primaryOutcomes") or [], where + "primaryOutcomes")
+        raise HistoryShapeError(registration_id, where + str(exc)) from None
+    primary_outcomes = _outcomes(
+        registration_id, outcomes.get("primaryOutcomes") or [], where + "primaryOutcomes"
+    )
     secondary_outcomes = _outcomes(
-        nct_id, outcomes.get("secondaryOutcomes") or [], where + "secondaryOutcomes"
+        registration_id, outcomes.get("secondaryOutcomes") or [], where + "secondaryOutcomes"
     )
     overall_status = _text(status.get("overallStatus"))
-    enrollment_count = _count(nct_id, enrollment.get("count"), where + "enrollmentInfo.count")
+    enrollment_count = _count(registration_id, enrollment.get("count"), where + "enrollmentInfo.count")
     enrollment_type = _text(enrollment.get("type"))
     has_results = bool(study.get("hasResults", False)) or results is not None
     normalised = {
@@ -246,7 +260,7 @@ def parse_version(nct_id: str, version: int, body: object) -> VersionRecord:
         "results": [has_results, results.raw if results else None],
     }
     return VersionRecord(
-        nct_id=nct_id,
+        registration_id=registration_id,
         version=version,
         overall_status=overall_status,
         start_date=start,
@@ -267,12 +281,12 @@ def outcome_texts(outcomes: Sequence[Outcome]) -> tuple[str, ...]:
     return tuple(f"{o.measure} [{o.time_frame}]" if o.time_frame else o.measure for o in outcomes)
 
 
-def _outcomes(nct_id: str, value: object, where: str) -> tuple[Outcome, ...]:
-    _require(isinstance(value, list), nct_id, f"'{where}' is not a list")
+def _outcomes(registration_id: str, value: object, where: str) -> tuple[Outcome, ...]:
+    _require(isinstance(value, list), registration_id, f"'{where}' is not a list")
     assert isinstance(value, list)
     found = []
     for position, item in enumerate(value):
-        _require(isinstance(item, Mapping), nct_id, f"'{where}[{position}]' is not an object")
+        _require(isinstance(item, Mapping), registration_id, f"'{where}[{position}]' is not an object")
         measure = html_to_text(item.get("measure"))
         if measure is None:
             continue
@@ -296,12 +310,12 @@ def _text(value: object) -> str | None:
     return str(value).strip() or None
 
 
-def _count(nct_id: str, value: object, where: str) -> int | None:
+def _count(registration_id: str, value: object, where: str) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise HistoryShapeError(nct_id, f"'{where}' is not a number: {value!r}")
+        raise HistoryShapeError(registration_id, f"'{where}' is not a number: {value!r}")
     try:
         return int(value)
     except ValueError:
-        raise HistoryShapeError(nct_id, f"'{where}' is not a number: {value!r}") from None
+        raise HistoryShapeError(registration_id, f"'{where}' is not a number: {value!r}") from None

@@ -123,7 +123,7 @@ class StudyRecord:
     Read-only by convention, not frozen: a frozen dataclass of this width costs a tenth of the parse time.
     """
 
-    nct_id: str
+    registration_id: str
     brief_title: str | None
     official_title: str | None
     acronym: str | None
@@ -175,29 +175,29 @@ def parse_study(raw: object) -> StudyRecord:
         raise RecordError("legacy API v1 record (PascalCase keys); only API v2 is supported")
     protocol = _module(raw, "protocolSection", None)
     ident = _module(protocol, "identificationModule", None)
-    nct_id = ident.get("nctId")
-    if not isinstance(nct_id, str) or not NCT_ID_PATTERN.match(nct_id.strip().upper()):
-        raise RecordError(f"missing or malformed nctId {nct_id!r}")
-    nct_id = nct_id.strip().upper()
+    registration_id = ident.get("nctId")
+    if not isinstance(registration_id, str) or not NCT_ID_PATTERN.match(registration_id.strip().upper()):
+        raise RecordError(f"missing or malformed nctId {registration_id!r}")
+    registration_id = registration_id.strip().upper()
     try:
-        return _parse_protocol(raw, protocol, ident, nct_id)
+        return _parse_protocol(raw, protocol, ident, registration_id)
     except (TypeError, ValueError, AttributeError) as exc:
-        raise RecordError(str(exc), nct_id) from None
+        raise RecordError(str(exc), registration_id) from None
 
 
 def _parse_protocol(
-    raw: Mapping[str, Any], protocol: Mapping[str, Any], ident: Mapping[str, Any], nct_id: str
+    raw: Mapping[str, Any], protocol: Mapping[str, Any], ident: Mapping[str, Any], registration_id: str
 ) -> StudyRecord:
-    status = _module(protocol, "statusModule", nct_id)
-    design = _module(protocol, "designModule", nct_id)
-    sponsors = _module(protocol, "sponsorCollaboratorsModule", nct_id)
-    conditions = _module(protocol, "conditionsModule", nct_id)
-    arms_module = _module(protocol, "armsInterventionsModule", nct_id)
-    description = _module(protocol, "descriptionModule", nct_id)
-    eligibility = _module(protocol, "eligibilityModule", nct_id)
-    contacts = _module(protocol, "contactsLocationsModule", nct_id)
-    derived = _module(raw, "derivedSection", nct_id)
-    outcomes = _module(protocol, "outcomesModule", nct_id)
+    status = _module(protocol, "statusModule", registration_id)
+    design = _module(protocol, "designModule", registration_id)
+    sponsors = _module(protocol, "sponsorCollaboratorsModule", registration_id)
+    conditions = _module(protocol, "conditionsModule", registration_id)
+    arms_module = _module(protocol, "armsInterventionsModule", registration_id)
+    description = _module(protocol, "descriptionModule", registration_id)
+    eligibility = _module(protocol, "eligibilityModule", registration_id)
+    contacts = _module(protocol, "contactsLocationsModule", registration_id)
+    derived = _module(raw, "derivedSection", registration_id)
+    outcomes = _module(protocol, "outcomesModule", registration_id)
     enrollment = _mapping(design.get("enrollmentInfo"))
     design_info = _mapping(design.get("designInfo"))
     minimum_age = _text(eligibility.get("minimumAge"))
@@ -205,7 +205,7 @@ def _parse_protocol(
 
     arm_groups = tuple(_parse_arm_group(item) for item in _list(arms_module.get("armGroups")))
     return StudyRecord(
-        nct_id=nct_id,
+        registration_id=registration_id,
         brief_title=_text(ident.get("briefTitle")),
         official_title=_text(ident.get("officialTitle")),
         acronym=_text(ident.get("acronym")),
@@ -312,12 +312,12 @@ def _full_date(struct: object, name: str) -> date | None:
     return parsed.first_day if parsed else None
 
 
-def _module(parent: Mapping[str, Any], key: str, nct_id: str | None) -> Mapping[str, Any]:
+def _module(parent: Mapping[str, Any], key: str, registration_id: str | None) -> Mapping[str, Any]:
     value = parent.get(key)
     if value is None:
         return {}
     if not isinstance(value, dict):  # JSON objects are dicts; abc checks cost in this hot path
-        raise RecordError(f"{key} is a {type(value).__name__}, not an object", nct_id)
+        raise RecordError(f"{key} is a {type(value).__name__}, not an object", registration_id)
     return value
 
 

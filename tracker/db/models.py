@@ -33,7 +33,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-NctId = String(16)
+RegistrationId = String(32)
 # Registry enums stay unbounded text: unknown (or hostile) values must be stored, not refused.
 Enum = Text
 Key = String(40)
@@ -54,13 +54,13 @@ def _unique(table: str, *columns: str) -> Index:
 
 
 def _study_fk() -> ForeignKey:
-    return ForeignKey("studies.nct_id", ondelete="CASCADE")
+    return ForeignKey("studies.registration_id", ondelete="CASCADE")
 
 
 class Study(Base):
     __tablename__ = "studies"
 
-    nct_id: Mapped[str] = mapped_column(NctId, primary_key=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, primary_key=True)
     brief_title: Mapped[str | None] = mapped_column(Text)
     official_title: Mapped[str | None] = mapped_column(Text)
     acronym: Mapped[str | None] = mapped_column(Text)
@@ -119,30 +119,30 @@ class Study(Base):
 
 class Condition(Base):
     __tablename__ = "conditions"
-    __table_args__ = (_unique("conditions", "nct_id", "position"),)
+    __table_args__ = (_unique("conditions", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(Text)
 
 
 class Keyword(Base):
     __tablename__ = "keywords"
-    __table_args__ = (_unique("keywords", "nct_id", "position"),)
+    __table_args__ = (_unique("keywords", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(Text)
 
 
 class Intervention(Base):
     __tablename__ = "interventions"
-    __table_args__ = (_unique("interventions", "nct_id", "position"),)
+    __table_args__ = (_unique("interventions", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
     position: Mapped[int] = mapped_column(Integer)
     type: Mapped[str | None] = mapped_column(Enum)
     name: Mapped[str] = mapped_column(Text)
@@ -155,10 +155,10 @@ class Intervention(Base):
 
 class Collaborator(Base):
     __tablename__ = "collaborators"
-    __table_args__ = (_unique("collaborators", "nct_id", "position"),)
+    __table_args__ = (_unique("collaborators", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(Text)
     agency_class: Mapped[str | None] = mapped_column(Enum)
@@ -166,10 +166,10 @@ class Collaborator(Base):
 
 class Location(Base):
     __tablename__ = "locations"
-    __table_args__ = (_unique("locations", "nct_id", "position"),)
+    __table_args__ = (_unique("locations", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
     position: Mapped[int] = mapped_column(Integer)
     facility: Mapped[str | None] = mapped_column(Text)
     city: Mapped[str | None] = mapped_column(Text)
@@ -182,10 +182,10 @@ class OutcomeMeasure(Base):
     """One registered outcome measure; `position` counts within its role, from 0, as registered."""
 
     __tablename__ = "outcome_measures"
-    __table_args__ = (_unique("outcome_measures", "nct_id", "role", "position"),)
+    __table_args__ = (_unique("outcome_measures", "registration_id", "role", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
     role: Mapped[str] = mapped_column(String(20))  # primary / secondary / other
     position: Mapped[int] = mapped_column(Integer)
     measure: Mapped[str] = mapped_column(Text)
@@ -195,10 +195,10 @@ class OutcomeMeasure(Base):
 
 class ArmGroup(Base):
     __tablename__ = "arm_groups"
-    __table_args__ = (_unique("arm_groups", "nct_id", "position"),)
+    __table_args__ = (_unique("arm_groups", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
     position: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(Text)
     type: Mapped[str | None] = mapped_column(Enum)  # EXPERIMENTAL, ACTIVE_COMPARATOR, PLACEBO_COMPARATOR…
@@ -210,10 +210,10 @@ class SecondaryId(Base):
     """Other identifiers of the study: EudraCT/CTIS numbers, sponsor codes, grant numbers."""
 
     __tablename__ = "secondary_ids"
-    __table_args__ = (_unique("secondary_ids", "nct_id", "position"),)
+    __table_args__ = (_unique("secondary_ids", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
     position: Mapped[int] = mapped_column(Integer)
     identifier: Mapped[str] = mapped_column(Text)
     type: Mapped[str | None] = mapped_column(Enum)  # registry enum, e.g. EUDRACT_NUMBER, OTHER_GRANT
@@ -241,7 +241,7 @@ class SyncRun(Base):
     studies_unchanged: Mapped[int] = mapped_column(Integer, default=0)
     studies_rejected: Mapped[int] = mapped_column(Integer, default=0)
     studies_removed: Mapped[int] = mapped_column(Integer, default=0)
-    rejections: Mapped[list[Any]] = mapped_column(default=list)  # [{"nct_id", "reason"}]
+    rejections: Mapped[list[Any]] = mapped_column(default=list)  # [{"registration_id", "reason"}]
     outcome: Mapped[str] = mapped_column(String(20), default="running")  # running/success/partial/failed
     error: Mapped[str | None] = mapped_column(Text)
 
@@ -249,10 +249,10 @@ class SyncRun(Base):
 class StudyVersion(Base):
     __tablename__ = "study_versions"
     # Re-landing the same content (a restarted walk, two writers at once) adds no version.
-    __table_args__ = (_unique("study_versions", "nct_id", "content_hash"),)
+    __table_args__ = (_unique("study_versions", "registration_id", "content_hash"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
     seen_at: Mapped[datetime] = mapped_column()
     last_update_posted: Mapped[date | None] = mapped_column(Date)
     content_hash: Mapped[str] = mapped_column(String(64))
@@ -270,14 +270,14 @@ class ChangeEvent(Base):
 
     __tablename__ = "change_events"
     __table_args__ = (
-        Index("ix_change_events_nct_id_detected_at", "nct_id", "detected_at"),
+        Index("ix_change_events_registration_id_detected_at", "registration_id", "detected_at"),
         # `tracker changes` (the baseline hidden) walks this to the newest events
         Index("ix_change_events_baseline_detected_at", "baseline", "detected_at"),
-        _unique("change_events", "nct_id", "event_key"),
+        _unique("change_events", "registration_id", "event_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk())
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     detected_at: Mapped[datetime] = mapped_column(index=True)
     kind: Mapped[str] = mapped_column(String(30), index=True)
     field: Mapped[str | None] = mapped_column(String(60))
@@ -295,7 +295,7 @@ class Classification(Base):
 
     __tablename__ = "classifications"
 
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), primary_key=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), primary_key=True)
     taxonomy_version: Mapped[str] = mapped_column(String(20))
     classified_at: Mapped[datetime] = mapped_column()
     content_hash: Mapped[str] = mapped_column(String(64))  # the study content that was classified
@@ -309,7 +309,7 @@ class Override(Base):
 
     __tablename__ = "overrides"
 
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), primary_key=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), primary_key=True)
     relevance: Mapped[str | None] = mapped_column(Key)
     mechanisms: Mapped[list[Any] | None] = mapped_column(JSON)
     phenotypes: Mapped[list[Any] | None] = mapped_column(JSON)
@@ -328,11 +328,11 @@ class StudyLabel(Base):
     __tablename__ = "study_labels"
     __table_args__ = (
         Index("ix_study_labels_dimension_key", "dimension", "key"),
-        _unique("study_labels", "nct_id", "dimension", "key", "role"),
+        _unique("study_labels", "registration_id", "dimension", "key", "role"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
     # relevance / mechanism / phenotype / endpoint / an eligibility facet (age_min, edss_max, sex...)
     dimension: Mapped[str] = mapped_column(String(20))
     key: Mapped[str] = mapped_column(Key)
@@ -421,7 +421,7 @@ class RegistryHistory(Base):
 
     __tablename__ = "registry_histories"
 
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), primary_key=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), primary_key=True)
     version_count: Mapped[int] = mapped_column(Integer)
     last_version: Mapped[int] = mapped_column(Integer)
     index_read_at: Mapped[datetime] = mapped_column()
@@ -445,10 +445,10 @@ class RegistryVersion(Base):
     """One version of a trial's registration: from the index always, its fields once the record is fetched."""
 
     __tablename__ = "registry_versions"
-    __table_args__ = (UniqueConstraint("nct_id", "version"),)
+    __table_args__ = (UniqueConstraint("registration_id", "version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk())
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     version: Mapped[int] = mapped_column(Integer)
     version_date: Mapped[date] = mapped_column(Date)
     overall_status: Mapped[str | None] = mapped_column(Enum)
@@ -478,10 +478,10 @@ class RegistryChangeEvent(Base):
     """
 
     __tablename__ = "registry_change_events"
-    __table_args__ = (UniqueConstraint("nct_id", "version", "kind", "field"),)
+    __table_args__ = (UniqueConstraint("registration_id", "version", "kind", "field"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    nct_id: Mapped[str] = mapped_column(NctId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
     version: Mapped[int] = mapped_column(Integer)
     effective_date: Mapped[date] = mapped_column(Date, index=True)
     kind: Mapped[str] = mapped_column(String(40))

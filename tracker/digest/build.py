@@ -73,7 +73,7 @@ _DAYS_PER_MONTH = 365.25 / 12
 class DigestItem:
     """One trial in one section: what it is, and the lines saying what changed."""
 
-    nct_id: str
+    registration_id: str
     title: str
     url: str
     status: str | None
@@ -157,7 +157,11 @@ def section_of(event: Mapping[str, Any], stopped_trials: Collection[str] = ()) -
             return "closed"
         if new in STOPPED_STATUSES:
             return "stopped"
-    if kind == "status" and event.get("field") == "why_stopped" and event.get("nct_id") in stopped_trials:
+    if (
+        kind == "status"
+        and event.get("field") == "why_stopped"
+        and event.get("registration_id") in stopped_trials
+    ):
         return "stopped"
     return "other"
 
@@ -269,17 +273,17 @@ def build_digest(
         for event in sorted(events, key=lambda e: (_sort_time(e.get("detected_at")), int(e["id"])))
         if not bool(event.get("baseline"))
         and int(event["id"]) not in already_sent
-        and event.get("nct_id") in trials
+        and event.get("registration_id") in trials
     ]
-    stopped_trials = {str(event["nct_id"]) for event in wanted if section_of(event) == "stopped"}
+    stopped_trials = {str(event["registration_id"]) for event in wanted if section_of(event) == "stopped"}
     grouped: dict[str, dict[str, list[Mapping[str, Any]]]] = {key: {} for key, _ in SECTIONS}
     for event in wanted:
-        grouped[section_of(event, stopped_trials)].setdefault(str(event["nct_id"]), []).append(event)
+        grouped[section_of(event, stopped_trials)].setdefault(str(event["registration_id"]), []).append(event)
     for event in sorted(
         registry_events, key=lambda e: (_sort_time(e.get("effective_date")), int(e.get("version") or 0))
     ):
-        if event.get("nct_id") in trials and not bool(event.get("baseline")):
-            grouped["registry"].setdefault(str(event["nct_id"]), []).append(event)
+        if event.get("registration_id") in trials and not bool(event.get("baseline")):
+            grouped["registry"].setdefault(str(event["registration_id"]), []).append(event)
 
     sections = []
     for key, title in SECTIONS:
@@ -287,9 +291,12 @@ def build_digest(
         if not by_trial:
             continue
         ordered = sorted(by_trial, reverse=True)
-        items = tuple(_item(trials[nct_id], by_trial[nct_id], key) for nct_id in ordered[:max_per_section])
+        items = tuple(
+            _item(trials[registration_id], by_trial[registration_id], key)
+            for registration_id in ordered[:max_per_section]
+        )
         sections.append(DigestSection(key=key, title=title, items=items, total=len(by_trial)))
-    trial_ids = {nct_id for section in grouped.values() for nct_id in section}
+    trial_ids = {registration_id for section in grouped.values() for registration_id in section}
     return DigestContent(
         recipient=recipient,
         subscription_id=subscription_id,
@@ -307,8 +314,8 @@ def build_digest(
 
 
 def _item(trial: Mapping[str, Any], events: Sequence[Mapping[str, Any]], section: str) -> DigestItem:
-    nct_id = str(trial.get("nct_id") or events[0]["nct_id"])
-    title = _text(trial.get("brief_title")) or _text(trial.get("official_title")) or nct_id
+    registration_id = str(trial.get("registration_id") or events[0]["registration_id"])
+    title = _text(trial.get("brief_title")) or _text(trial.get("official_title")) or registration_id
     acronym = _text(trial.get("acronym"))
     if acronym and acronym not in title:
         title = f"{title} ({acronym})"
@@ -320,9 +327,9 @@ def _item(trial: Mapping[str, Any], events: Sequence[Mapping[str, Any]], section
         if line not in lines:
             lines.append(line)
     return DigestItem(
-        nct_id=nct_id,
+        registration_id=registration_id,
         title=title,
-        url=study_url(nct_id),
+        url=study_url(registration_id),
         status=status_label(_text(trial.get("overall_status"))),
         phase=_text(trial.get("phase_label")) if _text(trial.get("phase_label")) not in (None, "—") else None,
         sponsor=_text(trial.get("lead_sponsor_name")),

@@ -190,7 +190,7 @@ class PeriodChanges:
 def period_changes(engine: Engine, trials: pd.DataFrame, start: datetime, until: datetime) -> PeriodChanges:
     events = query.change_events_frame(engine, since=start, until=until, include_baseline=False)
     moves = events[events["kind"].isin(_OLD_VALUE_COLUMNS) & events["field"].isin(_REBUILT_FIELDS)]
-    moved = trials[trials["nct_id"].isin(set(moves["nct_id"]))]
+    moved = trials[trials["registration_id"].isin(set(moves["registration_id"]))]
     registry = query.registry_events_frame(
         engine, found_since=start, found_until=until, include_baseline=False, include_polled=False
     )
@@ -220,16 +220,18 @@ def build_for_subscription(
     period = periods[start, until]
     # A trial the registry search stopped returning is news for its subscribers, not something to hide.
     trial_filter = info.trial_filter.with_changes(include_removed=True)
-    wanted = set(apply_filter(trials, trial_filter)["nct_id"])
-    wanted |= set(apply_filter(period.before, trial_filter)["nct_id"])
-    events = period.events[period.events["nct_id"].isin(wanted)]
-    registry = period.registry[period.registry["nct_id"].isin(wanted)]
+    wanted = set(apply_filter(trials, trial_filter)["registration_id"])
+    wanted |= set(apply_filter(period.before, trial_filter)["registration_id"])
+    events = period.events[period.events["registration_id"].isin(wanted)]
+    registry = period.registry[period.registry["registration_id"].isin(wanted)]
     event_ids = [int(i) for i in events["id"]]
     # Only the rows of trials with events: converting every matching row costs more than the rest together.
-    changed = trials[trials["nct_id"].isin(set(events["nct_id"]) | set(registry["nct_id"]))]
+    changed = trials[
+        trials["registration_id"].isin(set(events["registration_id"]) | set(registry["registration_id"]))
+    ]
     return build_digest(
         events=events.to_dict("records"),
-        trials={row["nct_id"]: row for row in changed.to_dict("records")},
+        trials={row["registration_id"]: row for row in changed.to_dict("records")},
         recipient=info.email,
         period_start=start,
         period_end=until,
@@ -257,15 +259,15 @@ _REBUILT_FIELDS = ("overall_status", "phases", "start_date", "results_first_post
 def _state_before(trials: pd.DataFrame, moves: pd.DataFrame) -> pd.DataFrame:
     """The trial rows as they were before the period's `moves` (the old value of each trial's first event
     of a kind). A trial first seen in the period has no old values and keeps its current state."""
-    earliest = moves.sort_values(["detected_at", "id"]).drop_duplicates(["nct_id", "kind"])
+    earliest = moves.sort_values(["detected_at", "id"]).drop_duplicates(["registration_id", "kind"])
     before = trials.copy()
     for kind, (column, restore) in _OLD_VALUE_COLUMNS.items():
-        old = earliest.loc[earliest["kind"] == kind].set_index("nct_id")["old_value"]
+        old = earliest.loc[earliest["kind"] == kind].set_index("registration_id")["old_value"]
         if old.empty:
             continue
         restored = restore(old)
-        hit = before["nct_id"].isin(restored.index)
-        values = before.loc[hit, "nct_id"].map(restored)
+        hit = before["registration_id"].isin(restored.index)
+        values = before.loc[hit, "registration_id"].map(restored)
         before.loc[hit, column] = values
     return before
 
