@@ -36,7 +36,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_commands.py --data "$(DATA)" $(if $(QUICK),--quick,)
 	$(BIN)/python benchmarks/bench_sync.py --data "$(DATA)"
 	$(BIN)/python benchmarks/bench_classify.py --data "$(DATA)"
-	$(BIN)/python benchmarks/bench_dashboard.py
+	$(BIN)/python benchmarks/bench_dashboard.py --data "$(DATA)"
 	$(BIN)/python benchmarks/bench_export_digest.py --data "$(DATA)"
 
 dashboard: install

@@ -35,10 +35,10 @@ BUDGET_SECONDS = {3616: 0.3, 100_000: 1.0}
 CHUNK = 1000
 
 
-def snapshot_studies() -> list[dict[str, Any]]:
+def snapshot_studies(data: Path = SNAPSHOT) -> list[dict[str, Any]]:
     from tracker.sources import iter_raw_studies
 
-    return list(iter_raw_studies(SNAPSHOT))
+    return list(iter_raw_studies(data))
 
 
 def synthetic_studies(originals: list[dict[str, Any]], count: int) -> Iterator[dict[str, Any]]:
@@ -72,13 +72,13 @@ def build_database(path: Path, studies: Iterator[dict[str, Any]]) -> None:
     engine.dispose()
 
 
-def database_for(size: int, rebuild: bool) -> Path:
+def database_for(size: int, rebuild: bool, data: Path = SNAPSHOT) -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"dashboard_{size}.db"
     if path.exists() and not rebuild:
         return path
     started = time.perf_counter()
-    originals = snapshot_studies()
+    originals = snapshot_studies(data)
     studies = iter(originals) if size == len(originals) else synthetic_studies(originals, size)
     build_database(path, studies)
     print(f"built {path.name} ({size:,} studies) in {time.perf_counter() - started:.0f} s", flush=True)
@@ -98,10 +98,10 @@ def server_seconds(app: Any) -> float:
     return float(app.session_state[RUN_SECONDS])
 
 
-def bench(size: int, rebuild: bool, repeats: int) -> dict[str, Any]:
+def bench(size: int, rebuild: bool, repeats: int, data: Path = SNAPSHOT) -> dict[str, Any]:
     from streamlit.testing.v1 import AppTest
 
-    path = database_for(size, rebuild)
+    path = database_for(size, rebuild, data)
     os.environ["TRACKER_DATABASE_URL"] = f"sqlite:///{path}"
     app = AppTest.from_file(str(APP), default_timeout=600)
     cold = timed(app.run)
@@ -139,10 +139,13 @@ def main() -> int:
     parser.add_argument("--size", type=int, action="append", choices=sorted(BUDGET_SECONDS))
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached databases")
     parser.add_argument("--repeats", type=int, default=3, help="passes over the filter changes")
+    parser.add_argument("--data", type=Path, default=SNAPSHOT, help="the snapshot to build from")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    if not args.data.is_file():
+        raise SystemExit(f"snapshot not found: put ctgov_ms_2025-09-25.jsonl.gz at {SNAPSHOT} or --data PATH")
     for size in args.size or sorted(BUDGET_SECONDS):
-        result = bench(size, args.rebuild, args.repeats)
+        result = bench(size, args.rebuild, args.repeats, args.data)
         budget = BUDGET_SECONDS[size]
         median, unchanged = result["filter_median"], result["baseline_median"]
         print(

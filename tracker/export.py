@@ -28,7 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlalchemy import Engine
 
 from tracker import query
-from tracker.db.session import utcnow
+from tracker.db.session import batched, utcnow
 from tracker.errors import ConfigError
 from tracker.filters import TrialFilter
 from tracker.taxonomy import load_taxonomy
@@ -41,6 +41,8 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_BOM = "\ufeff"
 # The row key holding the mechanism keys the export's filter counts (see `TrialFilter.mechanism_column`).
 COUNTED_MECHANISMS = "_counted_mechanisms"
+# Streamed rows per read of the detail tables (one query per detail table per batch).
+DETAIL_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,22 +497,25 @@ def write_export(
             raise ConfigError(f"cannot write {target}: folder {target.parent} does not exist")
     exported_at = now or utcnow()
     latest_run = query.latest_run(engine)
-    tables = query.load_detail_tables(engine)
-    details = query.detail_values(tables)
     row_count = 0
     versions: set[str] = set()
     kept: list[dict[str, Any]] = []  # the rows again, for the workbook (built in memory anyway)
 
     def trial_rows() -> Iterator[dict[str, Any]]:
         nonlocal row_count
-        for row in query.iter_trial_rows(engine, trial_filter):
-            row_count += 1
-            if row["taxonomy_version"] is not None:
-                versions.add(str(row["taxonomy_version"]))
-            row.update(details.get(row["registration_id"]) or query.EMPTY_DETAILS)
-            if xlsx_path is not None:
-                kept.append(row)
-            yield row
+        # Details are read for one batch of streamed rows at a time (their NCT ID range), so the export's
+        # memory stays at a batch's outcome and arm text however many trials the store holds.
+        for batch in batched(query.iter_trial_rows(engine, trial_filter), DETAIL_BATCH):
+            span = (batch[0]["registration_id"], batch[-1]["registration_id"])
+            details = query.detail_values(query.load_detail_tables(engine, nct_range=span))
+            for row in batch:
+                row_count += 1
+                if row["taxonomy_version"] is not None:
+                    versions.add(str(row["taxonomy_version"]))
+                row.update(details.get(row["registration_id"]) or query.EMPTY_DETAILS)
+                if xlsx_path is not None:
+                    kept.append(row)
+                yield row
 
     def provenance() -> dict[str, Any]:
         return build_provenance(
@@ -538,6 +543,7 @@ def write_export(
         rows = kept if path is not None else list(trial_rows())
         written.append(provenance())
         keys = query.outcome_endpoint_keys(engine, (row["registration_id"] for row in rows))
+        tables = query.load_detail_tables(engine)  # the workbook's outcome sheet; built in memory anyway
         handle.write(
             rows_to_xlsx(
                 rows,

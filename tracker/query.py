@@ -15,7 +15,8 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Engine, Row, func, literal_column, or_, select
+from sqlalchemy import Engine, Select, func, literal_column, or_, select
+from sqlalchemy import select as sql_select
 
 from tracker.changes import format_arm, format_outcome
 from tracker.db.models import (
@@ -42,6 +43,17 @@ from tracker.db.models import (
 from tracker.db.session import batched, transaction
 from tracker.errors import FilterError
 from tracker.filters import TrialFilter, apply_filter, sponsor_category
+
+# The store's runs, data date and change events: Core-only reads that `status` and `changes` use alone.
+from tracker.ledger import (  # noqa: F401  (re-exported: tracker.query is the read side's one door)
+    CHANGE_EVENT_COLUMNS,
+    DataDate,
+    change_events,
+    data_as_of,
+    latest_run,
+    run_as_dict,
+    study_titles,
+)
 from tracker.linking import trial_sort_key
 from tracker.registries import REGISTRY_LABELS, registration_url
 
@@ -58,7 +70,7 @@ PHASE_LABELS = {
     "NA": "Not applicable",
 }
 
-# What a trial's registrations add to the row of the registration that stands for it (`fold_registrations`).
+# What a trial's registrations add to the row of the registration that stands for it (`trial_values`).
 REGISTRATION_COLUMNS = ("trial_id", "registries", "registration_ids", "eu_countries", "eu_decision_date")
 
 # From the registry's own version history (`tracker history`); missing until a trial is backfilled.
@@ -213,11 +225,20 @@ def _frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame.from_records(list(rows), columns=columns)
 
 
-def load_detail_tables(engine: Engine) -> DetailTables:
-    """Every stored study's details (the export and the dashboard download cut them to their trials)."""
+def load_detail_tables(engine: Engine, nct_range: tuple[str, str] | None = None) -> DetailTables:
+    """Every stored study's details (the export and the dashboard download cut them to their trials);
+    with `nct_range` (first, last), only those of the studies whose NCT ID lies in it: the export reads
+    them a batch of streamed rows at a time, so its memory does not grow with the store."""
     outcome_columns = ["registration_id", "role", "position", "measure", "description", "time_frame"]
     arm_columns = ["registration_id", "position", "label", "type", "description", "intervention_names"]
     intervention_columns = ["registration_id", "position", "name", "type", "arm_role"]
+
+    def select(*columns: Any) -> Select[Any]:  # shadows sqlalchemy's here: the queries below read as before
+        statement = sql_select(*columns)
+        if nct_range is None:
+            return statement
+        return statement.where(columns[0].between(*nct_range))  # each query selects registration_id first
+
     with transaction(engine) as session:
         studies = session.execute(select(*_DETAIL_COLUMNS).order_by(Study.registration_id)).all()
         outcomes = session.execute(
@@ -308,23 +329,31 @@ def secondary_id_text(identifier: str, id_type: str | None) -> str:
     return f"{identifier} ({id_type})" if id_type else identifier
 
 
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Missing values as None whatever dtype pandas inferred for a batch (its string dtype reads NULL as
+    NaN, which would print as "nan")."""
+    return frame.astype(object).where(frame.notna(), None)
+
+
 def detail_values(tables: DetailTables) -> dict[str, dict[str, Any]]:
     """Each study's DETAIL_FRAME_COLUMNS values (plain Python: text, numbers, tuples of display strings)."""
-    outcomes = tables.outcomes
+    outcomes = _plain(tables.outcomes)
     folded = {
         f"{role}_outcomes": _folded(
             outcomes[outcomes["role"] == role], lambda r: format_outcome(r.measure, r.time_frame)
         )
         for role in ("primary", "secondary", "other")
     }
-    folded["arms"] = _folded(tables.arms, lambda r: format_arm(r.label, r.type))
+    folded["arms"] = _folded(_plain(tables.arms), lambda r: format_arm(r.label, r.type))
     folded["intervention_details"] = _folded(
-        tables.interventions, lambda r: intervention_text(r.name, r.type, r.arm_role)
+        _plain(tables.interventions), lambda r: intervention_text(r.name, r.type, r.arm_role)
     )
-    folded["collaborators"] = _folded(tables.collaborators, lambda r: r.name)
-    folded["secondary_ids"] = _folded(tables.secondary_ids, lambda r: secondary_id_text(r.identifier, r.type))
+    folded["collaborators"] = _folded(_plain(tables.collaborators), lambda r: r.name)
+    folded["secondary_ids"] = _folded(
+        _plain(tables.secondary_ids), lambda r: secondary_id_text(r.identifier, r.type)
+    )
     values: dict[str, dict[str, Any]] = {}
-    for record in tables.studies.astype(object).where(tables.studies.notna(), None).to_dict("records"):
+    for record in _plain(tables.studies).to_dict("records"):
         registration_id = record.pop("registration_id")
         record["std_ages"] = record["std_ages"] if isinstance(record["std_ages"], tuple) else ()
         record.update({name: column.get(registration_id, ()) for name, column in folded.items()})
@@ -415,125 +444,27 @@ def _grouped(rows: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, ...]]:
 
 
 def load_trial_frame(engine: Engine) -> pd.DataFrame:
-    """One row per stored study with its effective labels; columns in TRIAL_FRAME_COLUMNS."""
+    """One row per stored study with its effective labels; columns in TRIAL_FRAME_COLUMNS.
+
+    Built from the rows `iter_trial_rows` streams (one query in which the database folds each study's
+    children and labels into JSON arrays), column by column: no ORM objects, no per-table dictionaries,
+    and a row is the same whether it is streamed to an export or loaded into the dashboard's frame."""
     import pandas as pd
 
-    with transaction(engine) as session:
-        studies = session.execute(select(*_STUDY_COLUMNS)).all()
-        conditions = _grouped(
-            session.execute(select(Condition.registration_id, Condition.name).order_by(Condition.position))
-        )
-        interventions = _grouped(
-            session.execute(
-                select(Intervention.registration_id, Intervention.name).order_by(Intervention.position)
-            )
-        )
-        countries = _grouped(
-            session.execute(select(Location.registration_id, Location.country).order_by(Location.position))
-        )
-        labels = session.execute(
-            select(
-                StudyLabel.registration_id,
-                StudyLabel.dimension,
-                StudyLabel.key,
-                StudyLabel.role,
-                StudyLabel.source,
-            ).order_by(StudyLabel.id)
-        ).all()
-        classifications = {
-            row.registration_id: row
-            for row in session.execute(
-                select(
-                    Classification.registration_id,
-                    Classification.multi_disease,
-                    Classification.taxonomy_version,
-                )
-            )
-        }
-        overridden = set(session.scalars(select(Override.registration_id)))
-        histories = {
-            row.registration_id: row
-            for row in session.execute(
-                select(
-                    RegistryHistory.registration_id,
-                    RegistryHistory.version_count,
-                    RegistryHistory.pcd_changes,
-                    RegistryHistory.pcd_total_slip_days,
-                    RegistryHistory.original_enrollment_count,
-                    RegistryHistory.primary_outcome_changed_after_start,
-                    RegistryHistory.primary_outcome_changed_on,
-                )
-            )
-        }
-
-    if not studies:
+    # search_text is rebuilt below with pandas' own lowering, which folds a few letters (the Turkish "İ")
+    # unlike str.lower: the frame keeps the text it always had
+    names = [name for name in TRIAL_FRAME_COLUMNS if name != "search_text"]
+    values: dict[str, list[Any]] = {name: [] for name in names}
+    columns = [(values[name].append, name) for name in names]
+    for row in iter_trial_rows(engine, _EVERY_TRIAL):
+        for append, name in columns:
+            append(row[name])
+    if not values["registration_id"]:
         return pd.DataFrame(columns=list(TRIAL_FRAME_COLUMNS))
-
-    relevance: dict[str, str] = {}
-    mechanisms: dict[str, list[str]] = defaultdict(list)
-    roles: dict[str, list[str]] = defaultdict(list)
-    comparators: dict[str, set[str]] = defaultdict(set)
-    phenotypes: dict[str, list[str]] = defaultdict(list)
-    other_labels: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
-    for registration_id, dimension, key, role, _source in labels:
-        if dimension in _LABEL_DIMENSIONS:
-            other_labels[registration_id].append((dimension, key, role))
-        elif dimension == "relevance":
-            relevance[registration_id] = key
-        elif dimension == "mechanism":
-            if key not in mechanisms[registration_id]:
-                mechanisms[registration_id].append(key)
-            roles[registration_id].append(f"{key}:{role}" if role else key)
-            if role == "comparator":
-                comparators[registration_id].add(key)
-        elif dimension == "phenotype" and key not in phenotypes[registration_id]:
-            phenotypes[registration_id].append(key)
-
-    frame = pd.DataFrame.from_records(studies, columns=[c.key for c in _STUDY_COLUMNS])
-    ids = frame["registration_id"]
-    frame["phases"] = frame["phases"].map(lambda value: tuple(value or ()))
-    frame["phase_label"] = frame["phases"].map(phase_label)
-    frame["highest_phase"] = frame["phases"].map(highest_phase)
-    for column in DATE_COLUMNS:
-        frame[column] = pd.to_datetime(frame[column], errors="coerce")
-    frame["start_year"] = frame["start_date"].dt.year.astype("Int64")
-    frame["sponsor_category"] = frame["lead_sponsor_class"].map(sponsor_category)
-    frame["conditions"] = ids.map(lambda i: conditions.get(i, ()))
-    frame["interventions"] = ids.map(lambda i: interventions.get(i, ()))
-    frame["countries"] = ids.map(lambda i: countries.get(i, ()))
-    frame["relevance"] = ids.map(lambda i: relevance.get(i, "unclassified"))
-    frame["mechanisms"] = ids.map(lambda i: tuple(mechanisms.get(i, ())))
-    comparator_keys = [
-        tuple(k for k in keys if k in comparators[i]) if i in comparators else ()
-        for i, keys in zip(ids, frame["mechanisms"], strict=True)
-    ]
-    frame["comparator_mechanisms"] = pd.Series(comparator_keys, index=frame.index, dtype=object)
-    frame["investigational_mechanisms"] = pd.Series(
-        [
-            investigational_mechanisms(keys, found)
-            for keys, found in zip(frame["mechanisms"], comparator_keys, strict=True)
-        ],
-        index=frame.index,
-        dtype=object,
-    )
-    frame["mechanism_roles"] = ids.map(lambda i: tuple(roles.get(i, ())))
-    frame["phenotypes"] = ids.map(lambda i: tuple(phenotypes.get(i, ())))
-    folded = {registration_id: label_values(rows) for registration_id, rows in other_labels.items()}
-    for column in LABEL_COLUMNS:
-        values = [folded.get(i, EMPTY_LABEL_VALUES)[column] for i in ids]
-        frame[column] = pd.Series(values, index=frame.index, dtype="float64" if column in EDSS else object)
-    frame["multi_disease"] = ids.map(
-        lambda i: bool(classifications[i].multi_disease) if i in classifications else False
-    )
-    frame["manual"] = ids.isin(overridden)
-    frame["taxonomy_version"] = ids.map(
-        lambda i: classifications[i].taxonomy_version if i in classifications else None
-    )
-    frame["removed"] = frame.pop("removed_at").notna()
-    frame["has_results"] = frame["has_results"].astype(bool)
-    frame["url"] = ids.map(study_url)
+    frame = pd.DataFrame(values, columns=names)
+    values.clear()  # the lists are copied into the frame's blocks; free them before the conversions
     frame["search_text"] = (
-        ids
+        frame["registration_id"]
         + " "
         + frame["brief_title"].fillna("")
         + " "
@@ -544,29 +475,30 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
         + frame["interventions"].map(" ".join)
         + " "
         + frame["lead_sponsor_name"].fillna("")
-    ).str.lower()
-    _add_history_columns(frame, histories)
-    frame = fold_registrations(frame, load_registrations(engine))
+    ).str.lower() + frame["registration_ids"].map(_other_ids_text)
+    for column in (*DATE_COLUMNS, "eu_decision_date"):
+        frame[column] = pd.to_datetime(frame[column], errors="coerce")
+    frame["start_year"] = frame["start_date"].dt.year.astype("Int64")
+    for column in ("multi_disease", "manual", "removed", "has_results"):
+        frame[column] = frame[column].astype(bool)
+    _typed_history_columns(frame)
     return frame.sort_values("registration_id", ignore_index=True)[list(TRIAL_FRAME_COLUMNS)]
 
 
-def _add_history_columns(frame: pd.DataFrame, histories: dict[str, Any]) -> None:
-    """The per-trial answers of the registry history; <NA> where the trial has none (yet)."""
+# Every stored trial: the filter `load_trial_frame` streams rows through (the frame is filtered later).
+_EVERY_TRIAL = TrialFilter(relevance=(), include_removed=True)
+
+
+def _typed_history_columns(frame: pd.DataFrame) -> None:
+    """The registry history's answers as nullable types; <NA> where the trial has none (yet)."""
     import pandas as pd
 
-    ids = frame["registration_id"]
-
-    def column(attribute: str, dtype: str) -> pd.Series:
-        values = ids.map(lambda i: getattr(histories[i], attribute) if i in histories else None)
-        return values.astype(dtype)
-
-    frame["versions"] = column("version_count", "Int64")
-    frame["pcd_changes"] = column("pcd_changes", "Int64")
-    frame["pcd_total_slip_days"] = column("pcd_total_slip_days", "Int64")
-    frame["original_enrollment"] = column("original_enrollment_count", "Int64")
-    frame["primary_outcome_changed_after_start"] = column("primary_outcome_changed_after_start", "boolean")
+    for column in ("versions", "pcd_changes", "pcd_total_slip_days", "original_enrollment"):
+        frame[column] = frame[column].astype("Int64")
+    changed = frame["primary_outcome_changed_after_start"]
+    frame["primary_outcome_changed_after_start"] = changed.astype(object).astype("boolean")
     frame["primary_outcome_changed_on"] = pd.to_datetime(
-        column("primary_outcome_changed_on", "object"), errors="coerce"
+        frame["primary_outcome_changed_on"].astype(object), errors="coerce"
     )
 
 
@@ -611,18 +543,6 @@ def resolve_names(engine: Engine, trial_filter: TrialFilter) -> TrialFilter:
             spelled.append(stored)
         resolved[field] = tuple(spelled)
     return trial_filter.with_changes(**resolved)
-
-
-def study_titles(engine: Engine, registration_ids: Collection[str]) -> dict[str, str | None]:
-    """Brief titles of the given studies (for lists of changes)."""
-    titles: dict[str, str | None] = {}
-    with transaction(engine) as session:
-        for batch in batched(sorted(registration_ids)):
-            rows = session.execute(
-                select(Study.registration_id, Study.brief_title).where(Study.registration_id.in_(batch))
-            ).all()
-            titles.update((registration_id, title) for registration_id, title in rows)
-    return titles
 
 
 # Per study, the child values the trial frame folds into tuples, aggregated by the database as JSON arrays
@@ -899,88 +819,16 @@ def _merge_trial_values(row: dict[str, Any]) -> None:
     eu_countries = tuple(text.split(": ", 1)[0] for text in row["eu_countries"])
     row["countries"] = _distinct((*row["countries"], *eu_countries))
     row["url"] = registration_url(row["registries"][0], row["registration_id"])
-    others = " ".join(rid.lower() for rid in row["registration_ids"][1:])
-    if others:
-        row["search_text"] = f"{row['search_text']} {others}"
+    row["search_text"] += _other_ids_text(row["registration_ids"])
 
 
-def fold_registrations(
-    frame: pd.DataFrame, registrations: dict[str, tuple[Registration, ...]]
-) -> pd.DataFrame:
-    """One row per trial: drop the registrations that do not stand for their trial, and add what every
-    registration of the trial says (REGISTRATION_COLUMNS; countries, URL and search text widened)."""
-    import pandas as pd
-
-    frame = frame[~frame["registration_id"].isin(_followers(registrations))].reset_index(drop=True)
-    values = [trial_values(rid, registrations.get(rid)) for rid in frame["registration_id"]]
-    for column in REGISTRATION_COLUMNS:
-        frame[column] = pd.Series([v[column] for v in values], index=frame.index, dtype=object)
-    frame["eu_decision_date"] = pd.to_datetime(frame["eu_decision_date"], errors="coerce")
-    if registrations:
-        rows = frame[
-            [
-                "countries",
-                "url",
-                "search_text",
-                "registration_id",
-                "registries",
-                "eu_countries",
-                "registration_ids",
-            ]
-        ].to_dict("records")
-        for row in rows:
-            _merge_trial_values(row)
-        for column in ("countries", "url", "search_text"):
-            frame[column] = pd.Series([row[column] for row in rows], index=frame.index, dtype=object)
-    return frame
+def _other_ids_text(registration_ids: tuple[str, ...]) -> str:
+    """The trial's other registration IDs for its search text: an EU CT number finds its NCT twin."""
+    return "".join(f" {rid.lower()}" for rid in registration_ids[1:])
 
 
 def select_trials(engine: Engine, trial_filter: TrialFilter) -> pd.DataFrame:
     return apply_filter(load_trial_frame(engine), trial_filter)
-
-
-CHANGE_EVENT_COLUMNS = (
-    "id",
-    "registration_id",
-    "detected_at",
-    "kind",
-    "field",
-    "old_value",
-    "new_value",
-    "baseline",
-    "trial_id",  # the trial the registration belongs to: what digests and the landscape count
-)
-
-
-def change_events(
-    engine: Engine,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    kinds: Collection[str] | None = None,
-    include_baseline: bool = True,
-    limit: int | None = None,
-) -> list[Row[Any]]:
-    """Change events, newest first, within [since, until); the database applies every condition and the
-    limit, so `tracker changes --limit 5` reads five rows however many events are stored."""
-    trial_id = func.coalesce(Study.trial_id, ChangeEvent.registration_id).label("trial_id")
-    statement = (
-        select(*(getattr(ChangeEvent, name) for name in CHANGE_EVENT_COLUMNS[:-1]), trial_id)
-        .join(Study, Study.registration_id == ChangeEvent.registration_id)
-        .order_by(ChangeEvent.detected_at.desc(), ChangeEvent.id.desc())
-    )
-    if since is not None:
-        statement = statement.where(ChangeEvent.detected_at >= since)
-    if until is not None:
-        statement = statement.where(ChangeEvent.detected_at < until)
-    if kinds:
-        statement = statement.where(ChangeEvent.kind.in_(list(kinds)))
-    if not include_baseline:
-        statement = statement.where(ChangeEvent.baseline.is_(False))
-    if limit is not None:
-        statement = statement.limit(limit)
-    with transaction(engine) as session:
-        return list(session.execute(statement).all())
 
 
 def change_events_frame(
@@ -1099,67 +947,6 @@ def registry_timeline(engine: Engine, registration_id: str) -> pd.DataFrame:
     return frame
 
 
-@dataclass(frozen=True, slots=True)
-class DataDate:
-    """The day the stored data describes, and where that day comes from.
-
-    Every "last 12 months", "overdue" and "last 7 days" figure, default period and timeline "now" is
-    measured from `day`, not from the wall clock: a store synced in January and read in December still
-    shows January's landscape as it was then. `day` is None only for an empty store.
-    """
-
-    day: date | None
-    # "registry" (dataTimestamp of the last clean sync) or "updates" (newest lastUpdatePostDate)
-    source: str | None
-    timestamp: str | None = None  # the registry's dataTimestamp as served, when source is "registry"
-
-    SOURCE_LABELS = {
-        "registry": "registry data timestamp of the last clean sync",
-        "updates": "newest update posted in the store",
-    }
-
-    def describe(self) -> str:
-        """'data as of 2026-01-13 (registry data timestamp of the last clean sync)'."""
-        if self.day is None:
-            return "no data yet"
-        return f"data as of {self.day.isoformat()} ({self.SOURCE_LABELS.get(self.source or '', self.source)})"
-
-    def or_today(self, today: date) -> date:
-        """The data day, or `today` for an empty store (nothing is measured then anyway)."""
-        return self.day or today
-
-
-def data_as_of(engine: Engine) -> DataDate:
-    """The data's own date: the registry's dataTimestamp of the last clean sync; for a store filled by
-    `tracker import` (or imported into after its last sync) the newest lastUpdatePostDate it holds."""
-    with transaction(engine) as session:
-        timestamp = session.scalar(
-            select(SyncRun.data_timestamp)
-            .where(
-                SyncRun.registry_name == "ctgov",  # the data date is ClinicalTrials.gov's (CTIS has none)
-                SyncRun.outcome == "success",
-                SyncRun.mode.in_(("full", "incremental")),
-                SyncRun.data_timestamp.is_not(None),
-            )
-            .order_by(SyncRun.id.desc())
-            .limit(1)
-        )
-        newest_update = session.scalar(select(func.max(Study.last_update_posted)))
-    registry_day = _timestamp_day(timestamp)
-    if registry_day is not None and (newest_update is None or newest_update <= registry_day):
-        return DataDate(registry_day, "registry", timestamp)
-    if newest_update is not None:
-        return DataDate(newest_update, "updates")
-    return DataDate(None, None)
-
-
-def _timestamp_day(timestamp: str | None) -> date | None:
-    try:
-        return date.fromisoformat(timestamp[:10]) if timestamp else None
-    except ValueError:
-        return None
-
-
 def data_version(engine: Engine) -> tuple[Any, ...]:
     """Changes whenever a sync, import, classification or override lands: the dashboard's cache key."""
     with transaction(engine) as session:
@@ -1178,39 +965,6 @@ def data_version(engine: Engine) -> tuple[Any, ...]:
                 )
             ).one()
         )
-
-
-def run_as_dict(run: SyncRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "started": run.started_at.isoformat() if run.started_at else None,
-        "finished": run.finished_at.isoformat() if run.finished_at else None,
-        "mode": run.mode,
-        "query": run.query,
-        "source": run.source,
-        "data_timestamp": run.data_timestamp,
-        "baseline": run.baseline,
-        "outcome": run.outcome,
-        "error": run.error,
-        "total_count": run.total_count,
-        "pages": run.pages,
-        "seen": run.studies_seen,
-        "inserted": run.studies_inserted,
-        "updated": run.studies_updated,
-        "unchanged": run.studies_unchanged,
-        "rejected": run.studies_rejected,
-        "removed": run.studies_removed,
-    }
-
-
-def latest_run(engine: Engine, *, finished_only: bool = False) -> dict[str, Any] | None:
-    """The newest sync or import run as a dict (see `run_as_dict`), or None."""
-    statement = select(SyncRun).order_by(SyncRun.id.desc()).limit(1)
-    if finished_only:
-        statement = statement.where(SyncRun.finished_at.is_not(None))
-    with transaction(engine) as session:
-        run = session.scalars(statement).first()
-        return run_as_dict(run) if run else None
 
 
 def study_detail(engine: Engine, registration_id: str) -> dict[str, Any] | None:

@@ -1,6 +1,7 @@
 """`tracker status` and `tracker changes`: what the store holds, and what changed when.
 
-Both return plain dicts and lists (JSON-ready); the CLI only prints them.
+Both return plain dicts and lists (JSON-ready); the CLI only prints them. They read through
+`tracker.ledger` (SQLAlchemy Core), so these whole processes import neither the ORM nor the models.
 """
 
 from __future__ import annotations
@@ -11,12 +12,19 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from tracker import store
 from tracker.changes import CHANGE_KINDS
-from tracker.db.models import ChangeEvent, Study
-from tracker.db.session import mask_url, transaction
+from tracker.db.session import connected, mask_url
 from tracker.errors import ConfigError
-from tracker.query import change_events, data_as_of, latest_run, study_titles
+from tracker.ledger import (
+    CHANGE_EVENTS,
+    STUDIES,
+    change_events,
+    data_as_of,
+    last_clean_run,
+    latest_run,
+    study_titles,
+    watermark,
+)
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -36,22 +44,23 @@ def _with_counts(run: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def status_summary(engine: Engine, database_url: str) -> dict[str, Any]:
     """The state of the store: study counts, the latest run, the registry data date and the watermark."""
-    with transaction(engine) as session:
-        total = session.scalar(select(func.count()).select_from(Study)) or 0
-        removed = session.scalar(select(func.count()).where(Study.removed_at.is_not(None))) or 0
+    studies, events_table = STUDIES.c, CHANGE_EVENTS.c
+    with connected(engine) as connection:
+        total = connection.scalar(select(func.count()).select_from(STUDIES)) or 0
+        removed = connection.scalar(select(func.count()).where(studies.removed_at.is_not(None))) or 0
         by_status = {
             status or "UNKNOWN_STATUS": count
-            for status, count in session.execute(
-                select(Study.overall_status, func.count())
-                .group_by(Study.overall_status)
-                .order_by(func.count().desc(), Study.overall_status)
+            for status, count in connection.execute(
+                select(studies.overall_status, func.count())
+                .group_by(studies.overall_status)
+                .order_by(func.count().desc(), studies.overall_status)
             )
         }
-        events = session.scalar(select(func.count()).select_from(ChangeEvent)) or 0
-        last_event = session.scalar(select(func.max(ChangeEvent.detected_at)))
+        events = connection.scalar(select(func.count()).select_from(CHANGE_EVENTS)) or 0
+        last_event = connection.scalar(select(func.max(events_table.detected_at)))
     last_sync = _with_counts(latest_run(engine))
-    clean = store.last_clean_run(engine)
-    mark = store.watermark(engine)
+    clean = last_clean_run(engine)
+    mark = watermark(engine)
     data_date = data_as_of(engine)
     return {
         "database": mask_url(database_url),

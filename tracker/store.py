@@ -78,6 +78,7 @@ from tracker.db.models import (
 from tracker.db.session import batched, one_line, transaction, utcnow
 from tracker.errors import RecordError
 from tracker.identifiers import carried_ids
+from tracker.ledger import last_clean_run, watermark  # noqa: F401  (re-exported; read by `status` alone)
 from tracker.link_store import relink
 from tracker.registries import parse_stored
 
@@ -213,30 +214,6 @@ def completed_full_pass() -> Any:
 def get_run(engine: Engine, run_id: int) -> SyncRun | None:
     with transaction(engine) as session:
         return session.get(SyncRun, run_id)
-
-
-def last_clean_run(engine: Engine, registry: str = "ctgov") -> SyncRun | None:
-    """The newest API sync of `registry` that finished without any error: the source of its watermark."""
-    with transaction(engine) as session:
-        return session.scalars(
-            select(SyncRun)
-            .where(
-                SyncRun.registry_name == registry,
-                SyncRun.outcome == "success",
-                SyncRun.mode.in_(("full", "incremental")),
-                SyncRun.data_timestamp.is_not(None),
-            )
-            .order_by(SyncRun.id.desc())
-            .limit(1)
-        ).first()
-
-
-def watermark(engine: Engine, registry: str = "ctgov") -> date | None:
-    """The registry's date (never the local clock) up to which the store is known complete."""
-    run = last_clean_run(engine, registry)
-    if run is None or not run.data_timestamp:
-        return None
-    return date.fromisoformat(run.data_timestamp[:10])
 
 
 def ingest_page(

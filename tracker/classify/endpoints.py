@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from operator import itemgetter
 
 from tracker.classify.dictionary import normalise
 from tracker.classify.model import EndpointLabel, Evidence, OutcomeEndpoints
@@ -36,21 +38,28 @@ class _Branches:
         import ahocorasick
 
         self._keys = tuple(patterns)
-        self._always: list[tuple[int, str, re.Pattern[str]]] = []
-        by_literal: dict[str, list[tuple[int, str, re.Pattern[str]]]] = {}
+        # literal → its index; a branch runs when its leading literal occurs, and its longest required
+        # literal too: r"\bt ?max\b" starts with the letter "t", which nearly every text holds, but cannot
+        # match without "max" (one-letter leading literals made most of the searches, all failing).
+        literals: dict[str, int] = {}
+        self._always: list[_Branch] = []
+        by_literal: dict[int, list[_Branch]] = {}
         rank = 0
         for key, alternatives in patterns.items():
             for alternative in (part for item in alternatives for part in _expand(item)):
-                branch = (rank, key, re.compile(alternative))
                 literal = _leading_literal(alternative)
+                required = _required_literal(alternative)
+                needs = literals.setdefault(required, len(literals)) if len(required) > len(literal) else -1
                 if literal:
-                    by_literal.setdefault(literal, []).append(branch)
+                    index = literals.setdefault(literal, len(literals))
+                    branch = (rank, key, re.compile(alternative), index if needs < 0 else needs)
+                    by_literal.setdefault(index, []).append(branch)
                 else:
-                    self._always.append(branch)
+                    self._always.append((rank, key, re.compile(alternative), needs))
                 rank += 1
-        self._by_literal = tuple(by_literal.values())
+        self._by_literal = tuple(by_literal.get(index, []) for index in range(len(literals)))
         self._automaton = ahocorasick.Automaton()
-        for index, literal in enumerate(by_literal):
+        for literal, index in literals.items():
             self._automaton.add_word(literal, index)
         self._automaton.make_automaton()
 
@@ -58,18 +67,50 @@ class _Branches:
         """key → the words of its first pattern (in taxonomy and pattern order) that matches."""
         if not text:
             return {}
-        literals = {index for _end, index in self._automaton.iter(text)}
-        candidates = [branch for index in literals for branch in self._by_literal[index]]
-        candidates += self._always
+        present = set(map(_SECOND, self._automaton.iter(text)))
+        candidates = [
+            branch for index in present for branch in self._by_literal[index] if branch[3] in present
+        ]
+        candidates += [branch for branch in self._always if branch[3] < 0 or branch[3] in present]
         candidates.sort()
+        # Ranks run key by key in taxonomy order, so keys are found (and kept) in that order.
         found: dict[str, str] = {}
-        for _rank, key, pattern in candidates:
+        for _rank, key, pattern, _needs in candidates:
             if key in found:
                 continue
             match = pattern.search(text)
             if match:
                 found[key] = match.group(0).strip()
-        return {key: found[key] for key in self._keys if key in found}
+        return found
+
+
+# (rank, key, pattern, index of a literal it needs besides its leading one, or -1)
+_Branch = tuple[int, str, re.Pattern[str], int]
+_SECOND = itemgetter(1)
+
+
+def _required_literal(pattern: str) -> str:
+    """The longest run of plain characters that every match of `pattern` contains ("" when unsure).
+
+    Only the pattern's top-level sequence is read: a group, class, repeat or alternation ends a run and
+    adds nothing, so the answer can be too short but never wrong."""
+    from re import _constants, _parser  # the standard library's own regex parser
+
+    try:
+        parsed = _parser.parse(pattern)
+    except re.error:
+        return ""
+    if parsed.state.flags & re.IGNORECASE:
+        return ""
+    runs, run = [""], []
+    for op, value in parsed:
+        if op is _constants.LITERAL:
+            run.append(chr(value))
+            continue
+        runs.append("".join(run))
+        run = []
+    runs.append("".join(run))
+    return max(runs, key=len)
 
 
 _SIMPLE_GROUP = re.compile(r"\(\?:((?:[a-z0-9 ,/'-]|\\[-.])+(?:\|(?:[a-z0-9 ,/'-]|\\[-.])+)+)\)(\??)")
@@ -790,17 +831,24 @@ def classify_outcome(outcome: OutcomeMeasure, drug_words: Sequence[str] = ()) ->
     if not found:
         found = {OTHER: outcome.measure.strip()[:80] if outcome.measure else ""}
         source = f"{field}.measure"
-    keys = tuple(key for key in ENDPOINT_KEYS if key in found)
+    keys = tuple(sorted((key for key in found if key in _KEY_ORDER), key=_KEY_ORDER.__getitem__))
     evidence = tuple(Evidence(source, found[key]) for key in keys)
     return OutcomeEndpoints(outcome.role, outcome.order, outcome.measure, keys, evidence)
+
+
+def clear_caches() -> None:
+    """Forget the texts matched so far (benchmarks measure cold runs)."""
+    _match_text.cache_clear()
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Matching
 
 
+@lru_cache(maxsize=16384)
 def _match_text(text: str) -> dict[str, str]:
-    """Strong patterns; the weak ones only when no strong pattern matched."""
+    """Strong patterns; the weak ones only when no strong pattern matched. Cached per text (a fifth of
+    the measures repeat across trials, most time frames do); callers copy before changing the result."""
     return _STRONG_BRANCHES.find(text) or _WEAK_BRANCHES.find(text)
 
 
@@ -1039,6 +1087,7 @@ def _load_keys() -> tuple[str, ...]:
 
 
 ENDPOINT_KEYS = _load_keys()
+_KEY_ORDER = {key: index for index, key in enumerate(ENDPOINT_KEYS)}
 assert set(_STRONG) == set(ENDPOINT_KEYS), "endpoint rules and taxonomy keys disagree"
 
 __all__ = [

@@ -11,9 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from tracker.classify import endpoints
 from tracker.classify.dictionary import NO_KEY, Agent, Dictionary, load_dictionary, normalise
 from tracker.classify.eligibility import classify_eligibility
 from tracker.classify.endpoints import classify_endpoints, trial_endpoints
+from tracker.classify.gate import GatedPattern, gated
 from tracker.classify.model import (
     ClassificationResult,
     Evidence,
@@ -70,7 +72,7 @@ def classify_study(record: StudyRecord) -> ClassificationResult:
 # ---------------------------------------------------------------------------------------------------------
 # Relevance
 
-_MS_WORDS = re.compile(
+_MS_WORDS = gated(
     r"multiple\s*scler\w*|mult\w*\s+scle?ro?sis|sclerosis,?\s*multiple"
     r"|multiple\s+progressive\s+primary\s+sclerosis|scl[eé]rose en plaques|esclerosis m[uú]ltiple"
     r"|multiple sklerose|sclerosi multipla|stwardnienie rozsiane"
@@ -80,10 +82,8 @@ _MS_WORDS = re.compile(
 )
 _MS_NAMED = re.compile(r"scler|^ms$|^rrms$|^rms$|^spms$|^ppms$")
 # Abbreviations count only as written in capitals ("MS" is not "ms", "CIS" is not "cis-").
-_MS_ABBREVIATIONS = re.compile(
-    r"(?<![A-Za-z])(?:MS|RRMS|RMS|SPMS|nrSPMS|PPMS|POMS|CIS|RIS|pwMS|PwMS)(?![A-Za-z])"
-)
-_OTHER_DISEASES = re.compile(
+_MS_ABBREVIATIONS = gated(r"(?<![A-Za-z])(?:MS|RRMS|RMS|SPMS|nrSPMS|PPMS|POMS|CIS|RIS|pwMS|PwMS)(?![A-Za-z])")
+_OTHER_DISEASES = gated(
     r"(?<![a-z])(?:neuromyelitis|\bnmosd\b|\bnmo\b|\bmogad\b|mog[\s-]*(?:antibody|igg)|myasthenia|\bcidp\b"
     r"|chronic inflammatory demyelinating polyneuropathy|guillain|\bstrokes?\b|parkinson|alzheimer|dementia"
     r"|amyotrophic|\bals\b|motor neurone? disease|epilep\w*|seizures?|spinal cord injur\w*|\bsci\b(?!-)"
@@ -107,13 +107,13 @@ _OTHER_DISEASES = re.compile(
 )
 # (Symptoms an MS population has too, such as spasticity, hemiparesis or pain, are left out above.)
 # "... in MS and other autoimmune diseases", "... for neurological diseases" (titles only)
-_OTHER_DISEASE_GROUPS = re.compile(
+_OTHER_DISEASE_GROUPS = gated(
     r"(?:rare|chronic|neurological|neurologic|neurodegenerative|autoimmune|immune[\s-]mediated|inflammatory"
     r"|neuroinflammatory|brain) (?:\w+ )?(?:diseases|disorders|conditions)\b"
     r"|persons? with disabilities|people with disabilities"
 )
 # Names of non-MS diseases that contain "sclerosis", removed before looking for MS words.
-_NOT_MS_SCLEROSIS = re.compile(
+_NOT_MS_SCLEROSIS = gated(
     r"tuberous sclerosis|amyotrophic lateral sclerosis|(?:primary )?lateral sclerosis|systemic sclerosis"
     r"|hippocampal sclerosis|mesial temporal sclerosis|\w*sclerosing\b|glomerulosclerosis|arteriosclerosis"
     r"|atherosclerosis|otosclerosis|lichen sclerosus"
@@ -152,7 +152,7 @@ def classify_relevance(record: StudyRecord, texts: Sequence[_Text] | None = None
 
 # "Spinal cord injuries in patients with MS", "Epilepsy in MS": a title naming what happens to the MS
 # population, not a second cohort.
-_WITHIN_THE_MS_POPULATION = re.compile(
+_WITHIN_THE_MS_POPULATION = gated(
     r"[\w\s'-]{0,25}?\bin (?:(?:patients|people|persons|subjects|individuals|adults|children|participants)"
     r" (?:with|suffering from|affected by|living with) )?(?:[\w-]+ ){0,2}(?:multiple sclerosis|ms)\b"
 )
@@ -188,7 +188,7 @@ def _relevance_texts(record: StudyRecord) -> Iterable[_Text]:
 
 
 # "Optic neuritis not related to multiple sclerosis", "non-MS controls": MS named only to be excluded.
-_NEGATED_MS = re.compile(
+_NEGATED_MS = gated(
     r"(?:not|non|unrelated)[\s-]+(?:related |associated |due |linked |secondary )?(?:to |with )?"
     r"(?:multiple sclerosis|ms)\b|other than (?:multiple sclerosis|ms)\b|without (?:multiple sclerosis|ms)\b"
 )
@@ -218,40 +218,40 @@ def _ms_evidence(texts: Sequence[_Text]) -> list[Evidence]:
 # ---------------------------------------------------------------------------------------------------------
 # Phenotypes
 
-_RMS = re.compile(
+_RMS = gated(
     r"relaps\w*[\s-]*remit\w*|remitt\w*[\s-]*relaps\w*|relapsing[\s-]+(?:forms?|onset|type)"
     r"|relapsing (?:forms? of )?(?:multiple\s*scler\w*|ms)\b|(?:multiple sclerosis|ms) with relapses"
     r"|multiple sclerosis,? relapsing|\brr[\s-]?ms\b|highly active (?:relapsing )?(?:multiple sclerosis|ms)\b"
     r"|relapsing and (?:progressive|secondary)|relapsing or (?:progressive|secondary)"
 )
-_NON_RELAPSING = re.compile(r"non[\s-]*(?:relapsing|active)\w*")
-_RMS_ABBREVIATIONS = re.compile(r"(?<![A-Za-z])(?:RMS|RRMS|RR-MS)(?![A-Za-z])")
+_NON_RELAPSING = gated(r"non[\s-]*(?:relapsing|active)\w*")
+_RMS_ABBREVIATIONS = gated(r"(?<![A-Za-z])(?:RMS|RRMS|RR-MS)(?![A-Za-z])")
 # Active or relapsing SPMS is counted among the relapsing forms, in the sponsors' own words.
-_ACTIVE_SPMS = re.compile(
+_ACTIVE_SPMS = gated(
     r"(?<!non-)(?<!non )(?<!in)(?<![a-z])(?:active|relapsing)[\s-]+"
     r"(?:secondary[\s-]*progressive(?: multiple sclerosis| ms)?|spms)"
     r"|(?:spms|secondary[\s-]*progressive (?:multiple sclerosis|ms)) with (?:superimposed )?relapses"
 )
-_RELAPSE_TREATMENT = re.compile(
+_RELAPSE_TREATMENT = gated(
     r"(?<!first )(?<!first clinical )(?<!no )(?<!without )"
     r"\b(?:relapses?|exacerbations?|attacks?|flares?)\b(?![\s-]free)"
     r"|acute (?:multiple sclerosis|ms)\b"
 )
-_SPMS = re.compile(
+_SPMS = gated(
     r"secondary[\s-]*progressive|\bnr[\s-]?spms\b|\bspms\b|non[\s-]*relapsing (?:secondary|spms)"
     r"|multiple sclerosis,? secondary progressive|secondarily progressive"
 )
-_PPMS = re.compile(
+_PPMS = gated(
     r"primary[\s-]*progressive|progressive[\s-]*primary|\bppms\b|multiple sclerosis,? primary progressive"
 )
-_PROGRESSIVE = re.compile(
+_PROGRESSIVE = gated(
     r"progressive[\s-]+(?:forms?[\s-]+of[\s-]+|onset[\s-]+|course[\s-]+)?(?:multiple\s*scler\w*|ms)\b"
     r"|chronic[\s-]*progressive|multiple sclerosis,? (?:chronic )?progressive|progressive forms?"
     r"|progressive phase|progressive disease course"
 )
 # ("PMS" is left out on purpose: in titles it is as often "post-marketing surveillance")
-_PROGRESSIVE_ABBREVIATIONS = re.compile(r"(?<![A-Za-z])(?:PwPMS|pwPMS)(?![A-Za-z])")
-_CIS = re.compile(
+_PROGRESSIVE_ABBREVIATIONS = gated(r"(?<![A-Za-z])(?:PwPMS|pwPMS)(?![A-Za-z])")
+_CIS = gated(
     r"clinically[\s-]*isolated[\s-]*syndrome"
     r"|first (?:clinical )?(?:demyelinating|neurologic(?:al)?) (?:event|episode|attack|symptom)s?"
     r"|first[\s-]+(?:acute[\s-]+)?(?:clinical[\s-]+)?(?:event|episode|attack)s?\b"
@@ -261,24 +261,24 @@ _CIS = re.compile(
     r"|monosymptomatic|first demyelinating"
 )
 # "Extending the time to a first attack" (a RIS or prevention trial) names an outcome, not a CIS population.
-_FIRST_EVENT_AS_OUTCOME = re.compile(
+_FIRST_EVENT_AS_OUTCOME = gated(
     r"(?:time to|delay(?:s|ing)?(?: of)?|prevent(?:s|ing|ion of)?|until|before) (?:the |a |an )?first\b"
 )
 # Plain "optic neuritis" means CIS where it names who is enrolled (conditions, titles), not as a keyword
 # of an RMS trial measuring the optic nerve.
 _OPTIC_NEURITIS = re.compile(r"optic neuritis")
-_CIS_ABBREVIATIONS = re.compile(r"(?<![A-Za-z])CIS(?![A-Za-z])")
-_RIS = re.compile(r"radiologically[\s-]*isolated|radiological(?:ly)? isolated")
-_RIS_ABBREVIATIONS = re.compile(r"(?<![A-Za-z])RIS(?![A-Za-z])")
-_PEDIATRIC = re.compile(
+_CIS_ABBREVIATIONS = gated(r"(?<![A-Za-z])CIS(?![A-Za-z])")
+_RIS = gated(r"radiologically[\s-]*isolated|radiological(?:ly)? isolated")
+_RIS_ABBREVIATIONS = gated(r"(?<![A-Za-z])RIS(?![A-Za-z])")
+_PEDIATRIC = gated(
     r"p(?:a)?ediatric|juvenile|\bpoms\b|childhood[\s-]onset|under (?:the age of )?18"
     r"|\b(?:children|adolescents?|youths?|teenagers|minors|kids)"
     r"(?: and (?:adolescents|young adults|teenagers|youths?))?"
     r" (?:with|who have|having|suffering|affected|diagnosed|living with|aged)\b"
 )
-_PEDIATRIC_WORD = re.compile(r"p(?:a)?ediatric|juvenile|\bpoms\b")
+_PEDIATRIC_WORD = gated(r"p(?:a)?ediatric|juvenile|\bpoms\b")
 # Cheap first look: an item without any of these stems names no phenotype, so no need to run each rule.
-_PHENOTYPE_CUES = re.compile(
+_PHENOTYPE_CUES = gated(
     r"relaps|remit|rms|progress|spms|ppms|\bpms|isolated|\bcis\b|\bris\b|optic|demyelinat|first|monosympt"
     r"|high risk|ediatric|child|adolescen|juvenile|poms|teen|youth|under (?:the age of )?18"
 )
@@ -824,9 +824,12 @@ def clear_caches() -> None:
     _analyse.cache_clear()
     _part_matches.cache_clear()
     _is_neutral.cache_clear()
+    endpoints.clear_caches()
 
 
-def _first_matches(texts: Sequence[_Text], regex: re.Pattern[str], limit: int) -> list[Evidence]:
+def _first_matches(
+    texts: Sequence[_Text], regex: re.Pattern[str] | GatedPattern, limit: int
+) -> list[Evidence]:
     found = []
     for item in texts:
         match = regex.search(item.norm)

@@ -26,7 +26,7 @@ from tracker.db.models import Classification, Override, Study, StudyLabel
 from tracker.db.session import batched, transaction, utcnow
 from tracker.errors import FilterError, RecordError, TrackerError
 from tracker.registries import parse_stored
-from tracker.store import insert_rows
+from tracker.store import gc_paused, insert_rows
 from tracker.taxonomy import load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ def classify_pending(
         pending = list(session.scalars(pending_query(all_studies)))
     for start in range(0, len(pending), batch_size):
         batch = pending[start : start + batch_size]
-        with transaction(engine) as session:
+        # as a sync's page: the collector's passes over a batch's decoded JSON find nothing to free
+        with gc_paused(), transaction(engine) as session:
             _classify_batch(session, batch)
         if progress is not None:
             progress(start + len(batch), len(pending))

@@ -36,7 +36,7 @@ class AppContext:
         if not given:
             return self.settings
         try:
-            self.settings = load_settings(**{**self.settings.model_dump(), **given})
+            self.settings = load_settings(**{**self.settings.as_dict(), **given})
         except SettingError as exc:
             if exc.field not in given:
                 raise

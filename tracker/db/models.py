@@ -125,7 +125,7 @@ class Study(Base):
     first_seen_at: Mapped[datetime] = mapped_column()
     last_seen_at: Mapped[datetime] = mapped_column()
     # Set when a full pass no longer returns the study; the row is kept (data is never deleted).
-    removed_at: Mapped[datetime | None] = mapped_column()
+    removed_at: Mapped[datetime | None] = mapped_column(index=True)  # `tracker status` counts them
 
 
 class Condition(Base):
@@ -326,6 +326,8 @@ class ChangeEvent(Base):
     __tablename__ = "change_events"
     __table_args__ = (
         Index("ix_change_events_registration_id_detected_at", "registration_id", "detected_at"),
+        # `tracker changes` (the baseline hidden) walks this to the newest events
+        Index("ix_change_events_baseline_detected_at", "baseline", "detected_at"),
         _unique("change_events", "registration_id", "event_key"),
     )
 

@@ -8,15 +8,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from tracker.errors import ConfigError, DatabaseError
+
+if TYPE_CHECKING:  # the ORM is imported by the first session: `status` and `changes` never open one
+    from sqlalchemy.orm import Session, sessionmaker
 
 T = TypeVar("T")
 
@@ -135,21 +137,40 @@ def _sqlite_read_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def _database_error(engine: Engine, exc: OperationalError) -> DatabaseError:
+    return DatabaseError(f"database error on {mask_url(str(engine.url))}: {one_line(exc.orig)}")
 
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error, always close."""
+    from sqlalchemy.orm import Session
+
     session = Session(engine, expire_on_commit=False)
     try:
         yield session
         session.commit()
     except OperationalError as exc:
         session.rollback()
-        raise DatabaseError(f"database error on {mask_url(str(engine.url))}: {one_line(exc.orig)}") from None
+        raise _database_error(engine, exc) from None
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def connected(engine: Engine) -> Iterator[Connection]:
+    """A Core connection for reads without the ORM (`tracker.ledger`); database errors as `transaction`
+    reports them. Its transaction is rolled back on close: nothing read here writes."""
+    try:
+        with engine.connect() as connection:
+            yield connection
+    except OperationalError as exc:
+        raise _database_error(engine, exc) from None
