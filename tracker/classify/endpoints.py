@@ -838,18 +838,28 @@ def classify_outcome(outcome: OutcomeMeasure, drug_words: Sequence[str] = ()) ->
 
 def clear_caches() -> None:
     """Forget the texts matched so far (benchmarks measure cold runs)."""
-    _match_text.cache_clear()
+    _cached_match.cache_clear()
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Matching
 
 
-@lru_cache(maxsize=16384)
 def _match_text(text: str) -> dict[str, str]:
-    """Strong patterns; the weak ones only when no strong pattern matched. Cached per text (a fifth of
-    the measures repeat across trials, most time frames do); callers copy before changing the result."""
+    """Strong patterns; the weak ones only when no strong pattern matched. Short texts are cached (a fifth
+    of the measures repeat across trials, most time frames do; long descriptions are unique): callers copy
+    the result before changing it."""
+    return _cached_match(text) if len(text) <= _CACHED_TEXT_LENGTH else _uncached_match(text)
+
+
+_CACHED_TEXT_LENGTH = 300
+
+
+def _uncached_match(text: str) -> dict[str, str]:
     return _STRONG_BRANCHES.find(text) or _WEAK_BRANCHES.find(text)
+
+
+_cached_match = lru_cache(maxsize=16384)(_uncached_match)
 
 
 def _settle(found: dict[str, str], text: str, drug_words: Sequence[str]) -> dict[str, str]:

@@ -729,6 +729,8 @@ def _titled_hits(context: _TitleContext | None, intervention: Intervention) -> l
 
 
 def _part_hits(dictionary: Dictionary, part: str, field: str) -> list[_Hit]:
+    if len(part) > CACHED_TEXT_LENGTH:  # a description: unique to its trial, not worth keeping
+        return _uncached_part_hits(dictionary, part, field)
     return [replace(hit, field=field) for hit in _part_matches(dictionary, part)]
 
 
@@ -807,8 +809,14 @@ def _cell_therapy_context(
 # Helpers
 
 
+# Texts longer than this (summaries, eligibility criteria, descriptions) are analysed without the caches:
+# each is unique to its trial, so caching them finds nothing and only holds memory, up to the caches' size
+# times their length (hundreds of MB over a 100k sync). Names, conditions, keywords and titles are shorter.
+CACHED_TEXT_LENGTH = 300
+
+
 def _text(field: str, value: str) -> _Text:
-    norm, ms = _analyse(value)
+    norm, ms = _analyse(value) if len(value) <= CACHED_TEXT_LENGTH else _analyse.__wrapped__(value)
     return _Text(field, value, norm, ms)
 
 
