@@ -72,6 +72,7 @@ def test_the_landscape_counts_trials_not_registrations(engine: Engine) -> None:
     nct = SAMPLE[0].registration_id
     assert len(frame) == len(SAMPLE) + 1 == frame["trial_id"].nunique()  # the twin adds no row
     assert EUCT_TWIN not in set(frame["registration_id"])
+    assert frame["edss_max"].dtype == "float64"  # numbers even when no trial states a bound
     row = frame.set_index("trial_id").loc[nct]
     assert row["registries"] == ("ctgov", "ctis")
     assert row["registration_ids"] == (nct, EUCT_TWIN)

@@ -481,6 +481,8 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
     frame["start_year"] = frame["start_date"].dt.year.astype("Int64")
     for column in ("multi_disease", "manual", "removed", "has_results"):
         frame[column] = frame[column].astype(bool)
+    for column in EDSS:  # numbers even when no trial has a bound (all None would make them objects)
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     _typed_history_columns(frame)
     return frame.sort_values("registration_id", ignore_index=True)[list(TRIAL_FRAME_COLUMNS)]
 
