@@ -222,3 +222,16 @@ def test_a_change_to_a_twin_registration_is_news_of_its_trial(engine: Engine) ->
     )
     status_events = period.events[period.events["kind"] == "status"]
     assert list(status_events["registration_id"]) == [SAMPLE[0].registration_id]  # counted under the trial
+
+
+def test_status_counts_trials_and_registrations_per_registry(engine: Engine, db_url: str) -> None:
+    from tracker.status import format_status, status_summary
+
+    land(engine, *SAMPLE, twin(), alone())
+    summary = status_summary(engine, db_url)
+    assert (summary["studies"], summary["trials"]) == (len(SAMPLE) + 2, len(SAMPLE) + 1)
+    assert summary["by_registry"] == {"ctgov": len(SAMPLE), "ctis": 2}
+    assert (
+        f"Trials:          {len(SAMPLE) + 1} (registrations: ctgov {len(SAMPLE)}, ctis 2)"
+        in format_status(summary)
+    )

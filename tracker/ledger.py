@@ -56,6 +56,7 @@ STUDIES = light_table(
     "studies",
     column("registration_id", Text),
     column("trial_id", Text),
+    column("registry", Text),
     column("brief_title", Text),
     column("overall_status", Text),
     column("last_update_posted", Date),

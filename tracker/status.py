@@ -47,6 +47,20 @@ def status_summary(engine: Engine, database_url: str) -> dict[str, Any]:
     studies, events_table = STUDIES.c, CHANGE_EVENTS.c
     with connected(engine) as connection:
         total = connection.scalar(select(func.count()).select_from(STUDIES)) or 0
+        # A registration stands for its trial, or belongs to another's: count the ones that stand.
+        trials = (
+            connection.scalar(
+                select(func.count()).where(
+                    studies.trial_id.is_(None) | (studies.trial_id == studies.registration_id)
+                )
+            )
+            or 0
+        )
+        by_registry = dict(
+            connection.execute(
+                select(studies.registry, func.count()).group_by(studies.registry).order_by(studies.registry)
+            ).all()  # a Result has keys(): dict() would index it, so hand it the rows
+        )
         removed = connection.scalar(select(func.count()).where(studies.removed_at.is_not(None))) or 0
         by_status = {
             status or "UNKNOWN_STATUS": count
@@ -61,10 +75,13 @@ def status_summary(engine: Engine, database_url: str) -> dict[str, Any]:
     last_sync = _with_counts(latest_run(engine))
     clean = last_clean_run(engine)
     mark = watermark(engine)
+    ctis_mark = watermark(engine, "ctis")
     data_date = data_as_of(engine)
     return {
         "database": mask_url(database_url),
         "studies": total,
+        "trials": trials,
+        "by_registry": by_registry,
         "removed": removed,
         "by_status": by_status,
         "last_sync": last_sync,
@@ -74,6 +91,7 @@ def status_summary(engine: Engine, database_url: str) -> dict[str, Any]:
         "data_as_of_source": data_date.source,
         "data_as_of_text": data_date.describe(),
         "watermark": _iso(mark),
+        "ctis_watermark": _iso(ctis_mark),
         "change_events": events,
         "last_change_detected": _iso(last_event),
     }
@@ -88,6 +106,10 @@ def format_status(summary: dict[str, Any]) -> str:
     ]
     for status, count in summary["by_status"].items():
         lines.append(f"  {status:<26} {count:>6}")
+    registries = ", ".join(f"{name} {count}" for name, count in summary["by_registry"].items())
+    lines.append(
+        f"Trials:          {summary['trials']}" + (f" (registrations: {registries})" if registries else "")
+    )
     run = summary["last_sync"]
     if run is None:
         lines.append("Last run:        none yet (run `tracker sync` or `tracker import PATH`)")
@@ -107,6 +129,10 @@ def format_status(summary: dict[str, Any]) -> str:
     lines.append(f"Data:            {summary['data_as_of_text']}")
     lines.append(f"Registry data:   {summary['data_timestamp'] or 'no clean sync yet'}")
     lines.append(f"Watermark:       {summary['watermark'] or 'none (next sync is a full pass)'}")
+    if summary["ctis_watermark"] or summary["by_registry"].get("ctis"):
+        lines.append(
+            f"CTIS watermark:  {summary['ctis_watermark'] or 'none (next CTIS sync is a full pass)'}"
+        )
     lines.append(f"Change events:   {summary['change_events']}")
     return "\n".join(lines)
 
