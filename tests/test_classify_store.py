@@ -280,3 +280,48 @@ def test_cli_endpoint_and_facet_override(sqlite_url: str, tmp_path: Path) -> Non
     assert "unknown endpoint key(s): edss; valid keys: disability_progression" in result.output
     result = invoke(sqlite_url, "override", OCRELIZUMAB_RMS_PPMS, "--facet", "edss_max", "--note", "x")
     assert result.exit_code == 2 and "NAME=VALUE" in result.output and "Traceback" not in result.output
+
+
+def test_classifying_in_child_processes_stores_exactly_what_one_process_stores(db_url: str) -> None:
+    """`classify --all` on a big store hands batches to forked children; the stored rows are the same."""
+    import json
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from tracker import store
+    from tracker.classify.store import classify_pending, set_override
+    from tracker.db.migrate import upgrade_to_head
+    from tracker.db.models import Classification, StudyLabel
+    from tracker.db.session import make_engine, transaction
+
+    sample = Path(__file__).parent / "fixtures" / "ms_sample.jsonl"
+    raws = [json.loads(line) for line in sample.read_text().splitlines()]
+    engine = make_engine(db_url)
+    upgrade_to_head(engine)
+    run = store.begin_run(engine, mode="import", query=None, source="t", data_timestamp=None)
+    store.ingest_page(engine, run, raws)
+    store.finish_run(engine, run, outcome="success")
+    first = raws[0]["protocolSection"]["identificationModule"]["nctId"]
+    set_override(engine, first, mechanisms=["anti_cd20"], note="test")
+
+    def stored() -> tuple[list[tuple], list[tuple]]:
+        with transaction(engine) as session:
+            results = session.execute(
+                select(
+                    Classification.registration_id, Classification.relevance, Classification.result
+                ).order_by(Classification.registration_id)
+            ).all()
+            labels = session.execute(
+                select(
+                    StudyLabel.registration_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role
+                ).order_by(StudyLabel.registration_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role)
+            ).all()
+        return [tuple(r) for r in results], [tuple(r) for r in labels]
+
+    assert classify_pending(engine, all_studies=True, batch_size=20, workers=1) == len(raws)
+    one = stored()
+    assert classify_pending(engine, all_studies=True, batch_size=20, workers=2) == len(raws)
+    assert stored() == one
+    assert "anti_cd20" in {key for rid, dim, key, _ in one[1] if rid == first and dim == "mechanism"}
+    engine.dispose()

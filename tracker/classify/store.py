@@ -10,7 +10,7 @@ touched by a sync or a reclassification, so they survive both.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,38 +68,98 @@ def classify_pending(
     all_studies: bool = False,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> int:
     """Classify studies never classified, changed since, or classified by another classifier version
     (or every study with `all_studies`). Returns how many were classified; `progress(done, total)` is
-    called after each batch."""
+    called after each batch. With `workers` > 1 and enough pending, child processes read, parse and
+    classify batches (the rules are pure CPU) while this process writes what they return."""
     with Session(engine) as session:
         pending = list(session.scalars(pending_query(all_studies)))
-    for start in range(0, len(pending), batch_size):
-        batch = pending[start : start + batch_size]
-        # as a sync's page: the collector's passes over a batch's decoded JSON find nothing to free
-        with gc_paused(), transaction(engine) as session:
-            _classify_batch(session, batch)
+    batches = [pending[start : start + batch_size] for start in range(0, len(pending), batch_size)]
+    if workers > 1 and len(batches) >= PARALLEL_MIN_BATCHES:
+        rows = _rows_in_children(engine, batches, workers)
+    else:
+        rows = (_rows_of_batch(engine, batch) for batch in batches)
+    done = 0
+    for batch, (classification_rows, label_rows) in zip(batches, rows, strict=True):
+        with transaction(engine) as session:
+            _write_rows(session, classification_rows, label_rows)
+        done += len(batch)
         if progress is not None:
-            progress(start + len(batch), len(pending))
+            progress(done, len(pending))
     if pending:
         logger.info("classified %d studies (classifier %s)", len(pending), CLASSIFIER_VERSION)
     return len(pending)
 
 
-def _classify_batch(session: Session, registration_ids: Sequence[str]) -> None:
+# Below this many batches a second process costs more to start than it saves.
+PARALLEL_MIN_BATCHES = 4
+
+
+def default_workers() -> int:
+    """Processes for a whole-store classification: one per core, at most four (the writes are serial)."""
+    import os
+
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+
+
+def _rows_in_children(engine: Engine, batches: list[list[str]], workers: int) -> Iterator[_Rows]:
+    """Each batch's rows, classified in forked child processes, in batch order. Children inherit the
+    compiled rules (fork) but no database connection: the parent's pool is emptied first, as SQLite and
+    Postgres connections must not cross a fork; each child opens its own engine."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    global _parent_engine
+    engine.dispose()
+    _parent_engine = engine
+    url = engine.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_forget_parent) as pool:
+        yield from pool.map(_rows_in_child, [url] * len(batches), batches)
+
+
+def _forget_parent() -> None:
+    """In a child: drop (never close) any connection the parent's pool still held at the fork; closing
+    it here would end the parent's session with the database."""
+    if _parent_engine is not None:
+        _parent_engine.dispose(close=False)
+
+
+def _rows_in_child(url: str, registration_ids: list[str]) -> _Rows:
+    global _child_engine
+    if _child_engine is None:
+        from tracker.db.session import make_engine
+
+        _child_engine = make_engine(url)
+    return _rows_of_batch(_child_engine, registration_ids)
+
+
+_child_engine: Engine | None = None  # one engine per child process, opened by its first batch
+_parent_engine: Engine | None = None  # the engine a child inherited at the fork (`_forget_parent`)
+
+
+def _rows_of_batch(engine: Engine, registration_ids: Sequence[str]) -> _Rows:
+    # as a sync's page: the collector's passes over a batch's decoded JSON find nothing to free
+    with gc_paused(), Session(engine) as session:
+        records = _stored_records(session, registration_ids)
+        return classification_rows(records, _overrides(session, [r.registration_id for r in records]))
+
+
+def _stored_records(session: Session, registration_ids: Sequence[str]) -> list[StudyRecord]:
     rows = session.execute(
         select(Study.registration_id, Study.registry_name, Study.raw).where(
             Study.registration_id.in_(registration_ids)
         )
     )
     stored = {registration_id: (registry, raw) for registration_id, registry, raw in rows}
-    records = [
+    return [
         record
         for registration_id in registration_ids
         if registration_id in stored
         and (record := _record(registration_id, *stored[registration_id])) is not None
     ]
-    classify_records(session, records)
 
 
 def classify_records(session: Session, records: Sequence[StudyRecord]) -> int:
@@ -110,15 +170,25 @@ def classify_records(session: Session, records: Sequence[StudyRecord]) -> int:
     """
     if not records:
         return 0
+    overrides = _overrides(session, [record.registration_id for record in records])
+    classification, labels = classification_rows(records, overrides)
+    _write_rows(session, classification, labels)
+    return len(classification)
+
+
+# (classification rows, effective label rows) of some records, ready to insert.
+_Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def classification_rows(records: Sequence[StudyRecord], overrides: Mapping[str, Override]) -> _Rows:
+    """The `classifications` and `study_labels` rows of parsed records (pure, given their overrides)."""
     now = utcnow()
-    done = [record.registration_id for record in records]
-    overrides = _overrides(session, done)
-    classification_rows: list[dict[str, Any]] = []
-    label_rows: list[dict[str, Any]] = []
+    classification: list[dict[str, Any]] = []
+    labels: list[dict[str, Any]] = []
     for record in records:
         registration_id = record.registration_id
         result = classify_study(record)
-        classification_rows.append(
+        classification.append(
             {
                 "registration_id": registration_id,
                 "taxonomy_version": CLASSIFIER_VERSION,
@@ -129,16 +199,22 @@ def classify_records(session: Session, records: Sequence[StudyRecord]) -> int:
                 "result": result.to_dict(),
             }
         )
-        labels = effective_labels(result, overrides.get(registration_id), record)
-        label_rows.extend(_label_row(registration_id, label) for label in labels)
-    for chunk in batched(done):
+        effective = effective_labels(result, overrides.get(registration_id), record)
+        labels.extend(_label_row(registration_id, label) for label in effective)
+    return classification, labels
+
+
+def _write_rows(session: Session, classification: list[dict[str, Any]], labels: list[dict[str, Any]]) -> None:
+    """Replace the stored results and labels of the classified studies."""
+    if not classification:
+        return
+    for chunk in batched([row["registration_id"] for row in classification]):
         session.execute(delete(Classification).where(Classification.registration_id.in_(chunk)))
         session.execute(delete(StudyLabel).where(StudyLabel.registration_id.in_(chunk)))
     # The store's bulk insert: COPY on Postgres, and a concurrent writer's rows are kept, not duplicated.
-    insert_rows(session, Classification, classification_rows)
-    if label_rows:
-        insert_rows(session, StudyLabel, label_rows)
-    return len(classification_rows)
+    insert_rows(session, Classification, classification)
+    if labels:
+        insert_rows(session, StudyLabel, labels)
 
 
 def _record(registration_id: str, registry: str, raw: Any) -> StudyRecord | None:
@@ -339,7 +415,7 @@ def _rematerialise(session: Session, registration_id: str, override: Override | 
         or classification.content_hash != study.content_hash
         or classification.taxonomy_version != CLASSIFIER_VERSION
     ):
-        _classify_batch(session, [registration_id])
+        classify_records(session, [record] if record is not None else [])
         return
     result = ClassificationResult.from_dict(classification.result)
     session.execute(delete(StudyLabel).where(StudyLabel.registration_id == registration_id))

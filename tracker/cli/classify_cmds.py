@@ -32,7 +32,7 @@ def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_js
     """
     from tracker.classify.evaluate import evaluate_file, format_evaluation
     from tracker.classify.rules import CLASSIFIER_VERSION
-    from tracker.classify.store import classify_pending
+    from tracker.classify.store import classify_pending, default_workers
     from tracker.locks import INGEST, Lease
     from tracker.store import one_shot_process
 
@@ -49,7 +49,7 @@ def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_js
         return
     # Labels have one writer at a time, like studies.
     with one_shot_process(), Lease(engine, INGEST, purpose="classify"):
-        count = classify_pending(engine, all_studies=all_studies)
+        count = classify_pending(engine, all_studies=all_studies, workers=default_workers())
     if as_json:
         click.echo(json.dumps({"classified": count, "classifier_version": CLASSIFIER_VERSION}))
     else:
