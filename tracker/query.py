@@ -55,10 +55,11 @@ from tracker.ledger import (  # noqa: F401  (re-exported: tracker.query is the r
     study_titles,
 )
 from tracker.linking import trial_sort_key
-from tracker.registries import REGISTRY_LABELS, registration_url
+from tracker.registries import registration_url
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.orm import Session
 
 PHASE_ORDER = ("EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4")
 PHASE_LABELS = {
@@ -435,14 +436,6 @@ def label_values(labels: Iterable[Sequence[Any]]) -> dict[str, Any]:
 EMPTY_LABEL_VALUES = label_values(())
 
 
-def _grouped(rows: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, ...]]:
-    grouped: dict[str, list[Any]] = defaultdict(list)
-    for registration_id, value in rows:
-        if value is not None and value not in grouped[registration_id]:
-            grouped[registration_id].append(value)
-    return {registration_id: tuple(values) for registration_id, values in grouped.items()}
-
-
 def load_trial_frame(engine: Engine) -> pd.DataFrame:
     """One row per stored study with its effective labels; columns in TRIAL_FRAME_COLUMNS.
 
@@ -724,9 +717,20 @@ class Registration:
     def url(self) -> str:
         return registration_url(self.registry, self.registration_id)
 
-    @property
-    def registry_label(self) -> str:
-        return REGISTRY_LABELS.get(self.registry, self.registry)
+    def as_dict(self) -> dict[str, Any]:
+        """The trial page's form: plain values, the URL, countries as dicts."""
+        return {
+            "registration_id": self.registration_id,
+            "registry": self.registry,
+            "status": self.status,
+            "registry_status": self.registry_status,
+            "decision_date": self.decision_date,
+            "url": self.url,
+            "countries": [
+                {"country": country, "status": status, "decision_date": decided}
+                for country, status, decided in self.countries
+            ],
+        }
 
 
 def load_registrations(engine: Engine) -> dict[str, tuple[Registration, ...]]:
@@ -734,30 +738,34 @@ def load_registrations(engine: Engine) -> dict[str, tuple[Registration, ...]]:
     not a single ClinicalTrials.gov registration; a store of one registry costs one empty query."""
     linked = select(Study.trial_id).where(Study.trial_id != Study.registration_id)
     with transaction(engine) as session:
-        rows = session.execute(
+        return _registrations(session, or_(Study.registry_name != "ctgov", Study.trial_id.in_(linked)))
+
+
+def _registrations(session: Session, where: Any) -> dict[str, tuple[Registration, ...]]:
+    """Trial ID → the registrations `where` selects, each trial's standing registration first."""
+    rows = session.execute(
+        select(
+            Study.registration_id,
+            Study.registry_name,
+            Study.trial_id,
+            Study.overall_status,
+            Study.registry_status,
+            Study.decision_date,
+        ).where(where)
+    ).all()
+    countries: dict[str, list[tuple[str, str | None, date | None]]] = defaultdict(list)
+    for chunk in batched([row.registration_id for row in rows]):
+        for rid, country, status, decided in session.execute(
             select(
-                Study.registration_id,
-                Study.registry_name,
-                Study.trial_id,
-                Study.overall_status,
-                Study.registry_status,
-                Study.decision_date,
-            ).where(or_(Study.registry_name != "ctgov", Study.trial_id.in_(linked)))
-        ).all()
-        ids = [row.registration_id for row in rows]
-        countries: dict[str, list[tuple[str, str | None, date | None]]] = defaultdict(list)
-        for chunk in batched(ids):
-            for rid, country, status, decided in session.execute(
-                select(
-                    RegistrationCountry.registration_id,
-                    RegistrationCountry.country,
-                    RegistrationCountry.status,
-                    RegistrationCountry.decision_date,
-                )
-                .where(RegistrationCountry.registration_id.in_(chunk))
-                .order_by(RegistrationCountry.registration_id, RegistrationCountry.position)
-            ):
-                countries[rid].append((country, status, decided))
+                RegistrationCountry.registration_id,
+                RegistrationCountry.country,
+                RegistrationCountry.status,
+                RegistrationCountry.decision_date,
+            )
+            .where(RegistrationCountry.registration_id.in_(chunk))
+            .order_by(RegistrationCountry.registration_id, RegistrationCountry.position)
+        ):
+            countries[rid].append((country, status, decided))
     trials: dict[str, list[Registration]] = defaultdict(list)
     for row in rows:
         trial = row.trial_id or row.registration_id
@@ -982,31 +990,8 @@ def study_detail(engine: Engine, registration_id: str) -> dict[str, Any] | None:
             study = session.get(Study, registration_id)
             if study is None:
                 return None
-        registrations = [
-            {
-                "registration_id": item.registration_id,
-                "registry": item.registry_name,
-                "status": item.overall_status,
-                "registry_status": item.registry_status,
-                "decision_date": item.decision_date,
-                "url": registration_url(item.registry_name, item.registration_id),
-                "countries": [
-                    {"country": c.country, "status": c.status, "decision_date": c.decision_date}
-                    for c in session.scalars(
-                        select(RegistrationCountry)
-                        .where(RegistrationCountry.registration_id == item.registration_id)
-                        .order_by(RegistrationCountry.position)
-                    )
-                ],
-            }
-            for item in sorted(
-                session.scalars(select(Study).where(Study.trial_id == registration_id)),
-                key=lambda r: (
-                    r.registration_id != registration_id,
-                    *trial_sort_key(r.registration_id, r.registry_name),
-                ),
-            )
-        ]
+        trial = _registrations(session, Study.trial_id == registration_id).get(registration_id, ())
+        registrations = [registration.as_dict() for registration in trial]
         fields = {column.key: getattr(study, column.key) for column in (*_STUDY_COLUMNS, *_DETAIL_COLUMNS)}
         fields["std_ages"] = list(fields["std_ages"] or ())
         classification = session.get(Classification, registration_id)
