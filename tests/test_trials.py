@@ -235,3 +235,31 @@ def test_status_counts_trials_and_registrations_per_registry(engine: Engine, db_
         f"Trials:          {len(SAMPLE) + 1} (registrations: ctgov {len(SAMPLE)}, ctis 2)"
         in format_status(summary)
     )
+
+
+def test_link_and_unlink_commands(engine: Engine, db_url: str) -> None:
+    from click.testing import CliRunner
+
+    from tracker.cli import main
+
+    land(engine, *SAMPLE, twin())
+    nct = SAMPLE[0].registration_id
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, ["--database-url", db_url, *args])
+        return result.exit_code, result.output
+
+    assert run("unlink", EUCT_TWIN, nct.lower(), "--note", "extension study") == (
+        0,
+        f"Unlinked {EUCT_TWIN} and {nct}: trials {EUCT_TWIN} and {nct}.\n",
+    )
+    code, output = run("link", f"EU CT {EUCT_ALONE}", SAMPLE[1].registration_id, "--note", "same protocol")
+    assert code == 0
+    assert output.splitlines() == [
+        f"Linked {EUCT_ALONE} and {SAMPLE[1].registration_id}: one trial, {SAMPLE[1].registration_id}.",
+        f"{EUCT_ALONE} is not stored yet; the decision applies when it arrives.",
+    ]
+    code, output = run("link", "2019-001588-63", nct, "--note", "x")
+    assert code == 2 and "is not a registration ID" in output
+    assert run("link", nct, nct, "--note", "x")[0] == 2
+    assert trials_of(engine)[EUCT_TWIN] == EUCT_TWIN

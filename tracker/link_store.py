@@ -37,19 +37,12 @@ def relink(session: Session, registration_ids: Collection[str]) -> int:
     return len(moved)
 
 
-def relink_all(engine: Engine) -> int:
-    """Re-link every stored registration (after an upgrade that added identifiers)."""
-    with transaction(engine) as session:
-        ids = list(session.scalars(select(Study.registration_id)))
-        return relink(session, ids)
-
-
 def record_decision(
     engine: Engine, registration_a: str, registration_b: str, action: Literal["link", "unlink"], note: str
 ) -> dict[str, str]:
     """Store a manual link or unlink (replacing an earlier decision on the pair) and re-link around it.
 
-    Returns the trial ID of each of the two registrations afterwards.
+    Returns the trial ID of each of the two that is stored (a decision may name one not stored yet).
     """
     a, b = sorted((registration_a, registration_b))
     with transaction(engine) as session:
@@ -69,11 +62,6 @@ def record_decision(
             select(Study.registration_id, Study.trial_id).where(Study.registration_id.in_([a, b]))
         )
         return {rid: trial or rid for rid, trial in rows}
-
-
-def stored_ids(engine: Engine, ids: Collection[str]) -> set[str]:
-    with transaction(engine) as session:
-        return set(session.scalars(select(Study.registration_id).where(Study.registration_id.in_(list(ids)))))
 
 
 def _neighbourhood(session: Session, seeds: Iterable[str]) -> tuple[set[str], dict[str, set[RegistryId]]]:

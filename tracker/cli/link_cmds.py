@@ -20,14 +20,14 @@ def _registration_id(value: str) -> str:
 
 
 def _decide(app: AppContext, first: str, second: str, action: str, note: str) -> None:
-    from tracker.link_store import record_decision, stored_ids
+    from tracker.link_store import record_decision
 
     a, b = _registration_id(first), _registration_id(second)
     if a == b:
         raise click.BadParameter(f"{a} is the same registration twice")
     engine = app.engine()
     trials = record_decision(engine, a, b, action, note)  # type: ignore[arg-type]
-    missing = [rid for rid in (a, b) if rid not in stored_ids(engine, (a, b))]
+    missing = [rid for rid in (a, b) if rid not in trials]
     if action == "link":
         click.echo(f"Linked {a} and {b}: one trial, {trials.get(a) or trials.get(b) or min(a, b)}.")
     else:
