@@ -121,10 +121,10 @@ def _walk_ends(result: SearchPage, cutoff: date | None) -> bool:
         return True
     if result.total_pages is not None and result.page >= result.total_pages:
         return True  # a nextPage flag that never turns false must not walk forever
-    return cutoff is not None and all(_older_than(record, cutoff) for record in result.records)
+    return cutoff is not None and all(older_than(record, cutoff) for record in result.records)
 
 
-def _older_than(record: Mapping[str, Any], cutoff: date) -> bool:
+def older_than(record: Mapping[str, Any], cutoff: date) -> bool:
     """Both update dates known and before `cutoff`; a missing date counts as recent (read it again)."""
     dates = [day_first_date(record.get(name)) for name in UPDATE_DATES]
     return all(value is not None and value < cutoff for value in dates)

@@ -20,7 +20,7 @@ The walk (../shared/ctis/API_NOTES.md):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 from functools import partial
 from typing import Any
@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 
 from tracker import store
 from tracker.config import Settings
-from tracker.ctis.client import CtisClient
+from tracker.ctis.client import UPDATE_DATES, CtisClient, older_than
 from tracker.ctis.dates import day_first_date
 from tracker.ctis.parse import merge_summary, parse_ctis_record
 from tracker.db.session import utcnow
@@ -49,8 +49,6 @@ from tracker.transport import NotFoundError
 
 logger = logging.getLogger(__name__)
 REGISTRY = "ctis"
-# The search the EU portal offers for a condition; the ClinicalTrials.gov query is a free-text condition too.
-UPDATE_FIELDS = ("lastUpdated", "lastPublicationUpdate")
 
 
 def run_ctis_sync(
@@ -156,22 +154,23 @@ def _walk(
 ) -> set[str]:
     """Land every page of the walk from the watermark `mark` (all when None); returns the CT numbers seen."""
     seen: set[str] = set()
-    newest: date | None = None
+    updates: list[date] = []
     since = mark - OVERLAP if mark is not None else None
     for page in client.iter_updated(condition, mark, overlap_days=OVERLAP.days):
         if page.total_records is not None and result.total_count is None:
             result.total_count = page.total_records
         records: list[object] = []
         for summary in page.records:
-            number = summary.get("ctNumber") if isinstance(summary, dict) else None
-            updated = _updated(summary)
-            if since is not None and (updated is None or updated < since):
-                continue  # on the page that ends the walk: older than the window
-            if not isinstance(number, str) or number in seen:
+            if since is not None and older_than(summary, since):
+                continue  # on the page that ends the walk: older than the window, as the client judges it
+            number = summary.get("ctNumber")
+            if not isinstance(number, str):
                 records.append(summary)  # the parser rejects it with its reason
                 continue
+            if number in seen:
+                continue  # listed again as the search moved under the walk
             seen.add(number)
-            newest = max(newest, updated) if newest and updated else (updated or newest)
+            updates.extend(_update_dates(summary))
             try:
                 records.append(merge_summary(summary, client.retrieve(number)))
             except NotFoundError:
@@ -184,18 +183,14 @@ def _walk(
         result.add(outcome)
         if progress is not None:
             progress(result, len(page.records))
-    if newest is not None:
-        result.data_timestamp = newest.isoformat()
+    if updates:
+        result.data_timestamp = max(updates).isoformat()
     return seen
 
 
-def _updated(summary: Any) -> date | None:
-    """The later of a search record's two update dates (day-first in the registry)."""
-    if not isinstance(summary, dict):
-        return None
-    dates = [day_first_date(summary.get(name)) for name in UPDATE_FIELDS]
-    found = [value for value in dates if value is not None]
-    return max(found) if found else None
+def _update_dates(summary: Mapping[str, Any]) -> list[date]:
+    """The update dates a search record states (day-first in the registry)."""
+    return [day for name in UPDATE_DATES if (day := day_first_date(summary.get(name))) is not None]
 
 
 def _check_complete(result: SyncResult, seen: set[str]) -> None:
