@@ -66,7 +66,7 @@ def sync_job() -> str:
     incremental once a watermark exists; classifies what landed), then, with TRACKER_SCHEDULE_HISTORY,
     `tracker history` for the ClinicalTrials.gov trials that moved (a failure there is logged and leaves
     the sync's result alone). One registry failing does not keep the other from syncing."""
-    from tracker.sync import registries_named, run_registries
+    from tracker.sync import registries_named, run_registries, synced
 
     runtime = _bound()
     try:
@@ -85,8 +85,7 @@ def sync_job() -> str:
             log.info("sync job (%s): %s", registry, outcome.summary())
             parts.append(f"{registry} {outcome.summary()}")
     summary = "; ".join(parts)
-    synced_ctgov = any(name == "ctgov" and not isinstance(o, TrackerError) for name, o in outcomes)
-    if not runtime.settings.schedule_history or not synced_ctgov:
+    if not runtime.settings.schedule_history or not synced(outcomes, "ctgov"):
         return summary
     return f"{summary}; {history_after_sync(runtime)}"
 

@@ -315,6 +315,11 @@ def run_registries(
     return outcomes
 
 
+def synced(outcomes: Sequence[tuple[str, SyncResult | TrackerError]], registry: str) -> bool:
+    """Whether `registry`'s sync finished (rejected records allowed) among `run_registries`' outcomes."""
+    return any(name == registry and isinstance(outcome, SyncResult) for name, outcome in outcomes)
+
+
 def _runner(registry: str) -> Callable[..., SyncResult]:
     if registry == "ctis":
         from tracker.ctis.sync import run_ctis_sync  # only a CTIS sync needs its client and parser

@@ -147,7 +147,9 @@ def sync(
     clean run, minus a 2-day overlap. Exit codes: 0 done, 3 some records rejected, 1/2 failure.
     """
     from tracker import store
-    from tracker.sync import check_query, registries_named  # the classifier only once a page brings studies
+
+    # the classifier is imported only once a page brings studies
+    from tracker.sync import check_query, registries_named, run_registries, synced
 
     registries = registries_named(registry_name)
     settings = app.override(
@@ -159,32 +161,13 @@ def sync(
     check_query(settings)
     engine = app.engine()
     with terminal_progress("sync") as (progress, classify_progress), store.one_shot_process():
-        if registries == ("ctgov",):
-            from tracker.sync import run_sync
-
-            outcomes = [
-                (
-                    "ctgov",
-                    run_sync(
-                        engine, settings, full=full, progress=progress, classify_progress=classify_progress
-                    ),
-                )
-            ]
-        else:
-            from tracker.sync import run_registries
-
-            outcomes = run_registries(
-                engine,
-                settings,
-                registries,
-                full=full,
-                progress=progress,
-                classify_progress=classify_progress,
-            )
+        outcomes = run_registries(
+            engine, settings, registries, full=full, progress=progress, classify_progress=classify_progress
+        )
     try:
         _report_all(outcomes)
     finally:  # rejected records (exit 3) do not stop the history of what did land
-        if with_history and any(name == "ctgov" and not isinstance(r, Exception) for name, r in outcomes):
+        if with_history and synced(outcomes, "ctgov"):
             _sync_history(app)
 
 
@@ -199,7 +182,8 @@ def _report_all(outcomes: list[tuple[str, SyncResult | TrackerError]]) -> None:
         if len(outcomes) > 1 or registry != "ctgov":
             click.echo(f"{REGISTRY_LABELS[registry]}:")
         if isinstance(outcome, TrackerError):
-            click.echo(f"failed: {outcome}", err=True)
+            if len(outcomes) > 1:  # the first failure is also the command's error line
+                click.echo(f"failed: {outcome}", err=True)
             failures.append(outcome)
             continue
         try:
