@@ -82,9 +82,9 @@ def classify_pending(
     else:
         rows = (_rows_of_batch(engine, batch) for batch in batches)
     done = 0
-    for batch, (classification_rows, label_rows) in zip(batches, rows, strict=True):
+    for batch, (classified, labels) in zip(batches, rows, strict=True):
         with transaction(engine) as session:
-            _write_rows(session, classification_rows, label_rows)
+            _write_rows(session, classified, labels)
         done += len(batch)
         if progress is not None:
             progress(done, len(pending))
