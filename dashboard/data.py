@@ -58,7 +58,6 @@ DISPLAY_COLUMNS = (
     "registration_id",
     "trial_id",
     "url",
-    "registries",
     "brief_title",
     "highest_phase",
     "start_date",
