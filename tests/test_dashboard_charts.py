@@ -13,7 +13,7 @@ from dashboard import charts, labels
 from dashboard.frame_index import FrameIndex
 from dashboard.metrics import headline_numbers
 from dashboard.table import MANUAL_MARK, table_rows
-from tracker.query import DATE_COLUMNS, TRIAL_FRAME_COLUMNS
+from tracker.query import CHANGE_EVENT_COLUMNS, DATE_COLUMNS, TRIAL_FRAME_COLUMNS
 
 TODAY = date(2025, 9, 25)
 
@@ -79,17 +79,7 @@ def events_of(*rows: tuple[str, str, str, str | None, str | None, bool]) -> pd.D
             }
             for index, (registration_id, detected, kind, old, new, baseline) in enumerate(rows)
         ],
-        columns=[
-            "id",
-            "registration_id",
-            "detected_at",
-            "kind",
-            "field",
-            "old_value",
-            "new_value",
-            "baseline",
-            "trial_id",
-        ],
+        columns=list(CHANGE_EVENT_COLUMNS),
     )
     frame["detected_at"] = pd.to_datetime(frame["detected_at"])
     return frame
