@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import os
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -73,6 +75,32 @@ def loaded(engine: Engine) -> Engine:
     studies = [hostile_copy(SAMPLE[0]), *SAMPLE[1:]]
     load(engine, studies, seen_at=datetime(2025, 9, 25, 10), stamp=STAMP)
     return engine
+
+
+LOADED_AFTER_EXPORT = """
+import sys
+from tracker.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+finally:
+    print(" ".join(name for name in ("pandas", "numpy") if name in sys.modules) or "-", file=sys.stderr)
+"""
+
+
+def test_a_csv_export_streams_rows_without_loading_pandas(
+    loaded: Engine, db_url: str, tmp_path: Path
+) -> None:
+    # The CSV path folds rows and details from plain query results: no frame library in the process, so
+    # its memory is a batch of rows however many trials the store holds.
+    out = tmp_path / "trials.csv"
+    process = subprocess.run(
+        [sys.executable, "-c", LOADED_AFTER_EXPORT, "--database-url", db_url, "export", "--out", str(out),
+         "--relevance", "all"],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=300,
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr
+    assert process.stderr.splitlines()[-1] == "-"
+    assert len(read_csv(out)) == len(query.select_trials(loaded, TrialFilter(relevance=()))) > 0
 
 
 def test_export_round_trips_through_csv(loaded: Engine, db_url: str, tmp_path: Path) -> None:

@@ -54,8 +54,20 @@ class ExportColumn:
     value: Callable[[Mapping[str, Any]], object]
 
 
+class _Field:
+    """A column that is one key of the row (callable as every column's `value` is; the export reads `key`)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, row: Mapping[str, Any]) -> object:
+        return row.get(self.key)
+
+
 def _field(name: str) -> Callable[[Mapping[str, Any]], object]:
-    return lambda row: row.get(name)
+    return _Field(name)
 
 
 def _labels(dimension: str, column: str) -> Callable[[Mapping[str, Any]], object]:
@@ -270,6 +282,11 @@ EXPORT_COLUMNS: tuple[ExportColumn, ...] = (
     ExportColumn("secondary_ids", "Secondary IDs as identifier (TYPE)", _field("secondary_ids")),
 )
 EXPORT_HEADER: tuple[str, ...] = tuple(column.name for column in EXPORT_COLUMNS)
+# Per column: the row key it reads, or None and the function that derives it.
+_ROW_PLAN = tuple(
+    (column.value.key, None) if isinstance(column.value, _Field) else (None, column.value)
+    for column in EXPORT_COLUMNS
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +384,32 @@ def export_row(row: Mapping[str, Any], *, include_comparators: bool = False) -> 
     `mechanisms` holds the keys under study, or every key with `include_comparators` (as the filter counts
     them: `TrialFilter.mechanism_column`)."""
     row = counted_row(row, include_comparators=include_comparators)
-    return [neutralise_cell(format_cell(column.value(row))) for column in EXPORT_COLUMNS]
+    get = row.get
+    values = [get(key) if key is not None else value(row) for key, value in _ROW_PLAN]
+    # csv_cell inlined for the common text and empty cells: an export writes millions of cells
+    return [
+        (("'" + v) if v.startswith(FORMULA_PREFIXES) else v)
+        if type(v) is str
+        else ("" if v is None else csv_cell(v))
+        for v in values
+    ]
+
+
+def csv_cell(value: object) -> str:
+    """`neutralise_cell(format_cell(value))`, the plain Python values of a streamed row checked first: an
+    export writes millions of cells."""
+    kind = type(value)
+    if kind is str:
+        text = value
+    elif value is None:
+        return ""
+    elif kind is tuple:
+        text = MULTI_VALUE_SEPARATOR.join(
+            [item if type(item) is str else format_cell(item) for item in value]
+        )
+    else:
+        text = format_cell(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
 def counted_row(row: Mapping[str, Any], *, include_comparators: bool = False) -> dict[str, Any]:
@@ -507,7 +549,7 @@ def write_export(
         # memory stays at a batch's outcome and arm text however many trials the store holds.
         for batch in batched(query.iter_trial_rows(engine, trial_filter), DETAIL_BATCH):
             span = (batch[0]["registration_id"], batch[-1]["registration_id"])
-            details = query.detail_values(query.load_detail_tables(engine, nct_range=span))
+            details = query.fold_details(query.read_detail_rows(engine, nct_range=span))
             for row in batch:
                 row_count += 1
                 if row["taxonomy_version"] is not None:

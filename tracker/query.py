@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -220,19 +220,30 @@ class DetailTables:
     site_counts: dict[str, int]
 
 
-def _frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:
-    import pandas as pd
+@dataclass(frozen=True, slots=True)
+class DetailRows:
+    """The same details as plain tuples in DetailTables' column order: what the streaming export folds
+    without building a frame (and without importing pandas)."""
 
-    return pd.DataFrame.from_records(list(rows), columns=columns)
+    studies: list[tuple[Any, ...]]
+    outcomes: list[tuple[Any, ...]]
+    arms: list[tuple[Any, ...]]
+    interventions: list[tuple[Any, ...]]
+    secondary_ids: list[tuple[Any, ...]]
+    collaborators: list[tuple[Any, ...]]
+    site_counts: dict[str, int]
 
 
-def load_detail_tables(engine: Engine, nct_range: tuple[str, str] | None = None) -> DetailTables:
-    """Every stored study's details (the export and the dashboard download cut them to their trials);
-    with `nct_range` (first, last), only those of the studies whose NCT ID lies in it: the export reads
-    them a batch of streamed rows at a time, so its memory does not grow with the store."""
-    outcome_columns = ["registration_id", "role", "position", "measure", "description", "time_frame"]
-    arm_columns = ["registration_id", "position", "label", "type", "description", "intervention_names"]
-    intervention_columns = ["registration_id", "position", "name", "type", "arm_role"]
+_OUTCOME_COLUMNS = ["registration_id", "role", "position", "measure", "description", "time_frame"]
+_ARM_COLUMNS = ["registration_id", "position", "label", "type", "description", "intervention_names"]
+_INTERVENTION_COLUMNS = ["registration_id", "position", "name", "type", "arm_role"]
+_SECONDARY_ID_COLUMNS = ["registration_id", "identifier", "type", "domain"]
+_COLLABORATOR_COLUMNS = ["registration_id", "name", "agency_class"]
+
+
+def read_detail_rows(engine: Engine, nct_range: tuple[str, str] | None = None) -> DetailRows:
+    """Every stored study's details as plain rows; with `nct_range` (first, last), only those of the
+    studies whose registration ID lies in it."""
 
     def select(*columns: Any) -> Select[Any]:  # shadows sqlalchemy's here: the queries below read as before
         statement = sql_select(*columns)
@@ -240,50 +251,73 @@ def load_detail_tables(engine: Engine, nct_range: tuple[str, str] | None = None)
             return statement
         return statement.where(columns[0].between(*nct_range))  # each query selects registration_id first
 
-    with transaction(engine) as session:
-        studies = session.execute(select(*_DETAIL_COLUMNS).order_by(Study.registration_id)).all()
-        outcomes = session.execute(
-            select(*(getattr(OutcomeMeasure, name) for name in outcome_columns)).order_by(
+    def tuples(statement: Select[Any]) -> list[tuple[Any, ...]]:
+        # Core, not the session: an ORM result builds its rows through the ORM's loading machinery
+        return [tuple(row) for row in connection.execute(statement)]
+
+    with engine.connect() as connection:
+        studies = tuples(select(*_DETAIL_COLUMNS).order_by(Study.registration_id))
+        outcomes = tuples(
+            select(*(getattr(OutcomeMeasure, name) for name in _OUTCOME_COLUMNS)).order_by(
                 OutcomeMeasure.registration_id, OutcomeMeasure.id
             )
-        ).all()
-        arms = session.execute(
-            select(*(getattr(ArmGroup, name) for name in arm_columns)).order_by(
+        )
+        arms = tuples(
+            select(*(getattr(ArmGroup, name) for name in _ARM_COLUMNS)).order_by(
                 ArmGroup.registration_id, ArmGroup.position
             )
-        ).all()
-        interventions = session.execute(
-            select(*(getattr(Intervention, name) for name in intervention_columns)).order_by(
+        )
+        interventions = tuples(
+            select(*(getattr(Intervention, name) for name in _INTERVENTION_COLUMNS)).order_by(
                 Intervention.registration_id, Intervention.position
             )
-        ).all()
-        secondary_ids = session.execute(
-            select(
-                SecondaryId.registration_id, SecondaryId.identifier, SecondaryId.type, SecondaryId.domain
-            ).order_by(SecondaryId.registration_id, SecondaryId.position)
-        ).all()
-        collaborators = session.execute(
-            select(Collaborator.registration_id, Collaborator.name, Collaborator.agency_class).order_by(
+        )
+        secondary_ids = tuples(
+            select(*(getattr(SecondaryId, name) for name in _SECONDARY_ID_COLUMNS)).order_by(
+                SecondaryId.registration_id, SecondaryId.position
+            )
+        )
+        collaborators = tuples(
+            select(*(getattr(Collaborator, name) for name in _COLLABORATOR_COLUMNS)).order_by(
                 Collaborator.registration_id, Collaborator.position
             )
-        ).all()
-        site_counts = dict(
-            session.execute(
-                select(Location.registration_id, func.count()).group_by(Location.registration_id)
-            ).all()
         )
-    arm_frame = _frame(arms, arm_columns)
-    arm_frame["intervention_names"] = arm_frame["intervention_names"].map(lambda v: tuple(v or ()))
-    study_frame = _frame(studies, [c.key for c in _DETAIL_COLUMNS])
-    study_frame["std_ages"] = study_frame["std_ages"].map(lambda v: tuple(v or ()))
+        site_counts = {
+            str(registration_id): int(count)
+            for registration_id, count in connection.execute(
+                select(Location.registration_id, func.count()).group_by(Location.registration_id)
+            )
+        }
+    std_ages = len(_DETAIL_COLUMNS) - 1  # the last detail column
+    return DetailRows(
+        studies=[(*row[:std_ages], tuple(row[std_ages] or ())) for row in studies],
+        outcomes=outcomes,
+        arms=[(*row[:-1], tuple(row[-1] or ())) for row in arms],
+        interventions=interventions,
+        secondary_ids=secondary_ids,
+        collaborators=collaborators,
+        site_counts=site_counts,
+    )
+
+
+def load_detail_tables(engine: Engine, nct_range: tuple[str, str] | None = None) -> DetailTables:
+    """Every stored study's details as frames (the dashboard's downloads cut them to their trials); with
+    `nct_range` (first, last), only those of the studies whose NCT ID lies in it."""
+    import pandas as pd
+
+    rows = read_detail_rows(engine, nct_range)
+
+    def frame(records: list[tuple[Any, ...]], columns: list[str]) -> pd.DataFrame:
+        return pd.DataFrame.from_records(records, columns=columns)
+
     return DetailTables(
-        studies=study_frame,
-        outcomes=_frame(outcomes, outcome_columns),
-        arms=arm_frame,
-        interventions=_frame(interventions, intervention_columns),
-        secondary_ids=_frame(secondary_ids, ["registration_id", "identifier", "type", "domain"]),
-        collaborators=_frame(collaborators, ["registration_id", "name", "agency_class"]),
-        site_counts={str(k): int(v) for k, v in site_counts.items()},
+        studies=frame(rows.studies, [c.key for c in _DETAIL_COLUMNS]),
+        outcomes=frame(rows.outcomes, _OUTCOME_COLUMNS),
+        arms=frame(rows.arms, _ARM_COLUMNS),
+        interventions=frame(rows.interventions, _INTERVENTION_COLUMNS),
+        secondary_ids=frame(rows.secondary_ids, _SECONDARY_ID_COLUMNS),
+        collaborators=frame(rows.collaborators, _COLLABORATOR_COLUMNS),
+        site_counts=rows.site_counts,
     )
 
 
@@ -312,11 +346,11 @@ def outcome_endpoint_keys(
     return found
 
 
-def _folded(frame: pd.DataFrame, text: Any) -> dict[str, tuple[str, ...]]:
-    """Rows of a child frame as one tuple of display strings per study, in row order."""
+def _folded(rows: Iterable[tuple[Any, ...]], text: Callable[..., str]) -> dict[str, tuple[str, ...]]:
+    """Child rows (registration ID first) as one tuple of display strings per study, in row order."""
     folded: dict[str, list[str]] = defaultdict(list)
-    for row in frame.itertuples(index=False):
-        folded[row.registration_id].append(text(row))
+    for row in rows:
+        folded[row[0]].append(text(*row))
     return {registration_id: tuple(values) for registration_id, values in folded.items()}
 
 
@@ -330,35 +364,59 @@ def secondary_id_text(identifier: str, id_type: str | None) -> str:
     return f"{identifier} ({id_type})" if id_type else identifier
 
 
-def _plain(frame: pd.DataFrame) -> pd.DataFrame:
-    """Missing values as None whatever dtype pandas inferred for a batch (its string dtype reads NULL as
-    NaN, which would print as "nan")."""
-    return frame.astype(object).where(frame.notna(), None)
+def _plain_rows(frame: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """A frame's rows as tuples with missing values as None whatever dtype pandas inferred (its string
+    dtype reads NULL as NaN, which would print as "nan")."""
+    return list(frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None))
 
 
 def detail_values(tables: DetailTables) -> dict[str, dict[str, Any]]:
     """Each study's DETAIL_FRAME_COLUMNS values (plain Python: text, numbers, tuples of display strings)."""
-    outcomes = _plain(tables.outcomes)
+    return fold_details(
+        DetailRows(
+            studies=_plain_rows(tables.studies),
+            outcomes=_plain_rows(tables.outcomes),
+            arms=_plain_rows(tables.arms),
+            interventions=_plain_rows(tables.interventions),
+            secondary_ids=_plain_rows(tables.secondary_ids),
+            collaborators=_plain_rows(tables.collaborators),
+            site_counts=tables.site_counts,
+        )
+    )
+
+
+def fold_details(rows: DetailRows) -> dict[str, dict[str, Any]]:
+    """Pure: each study's DETAIL_FRAME_COLUMNS values from its detail rows."""
+    by_role: dict[str, list[tuple[Any, ...]]] = {"primary": [], "secondary": [], "other": []}
+    for outcome in rows.outcomes:
+        if outcome[1] in by_role:
+            by_role[outcome[1]].append(outcome)
     folded = {
         f"{role}_outcomes": _folded(
-            outcomes[outcomes["role"] == role], lambda r: format_outcome(r.measure, r.time_frame)
+            outcomes,
+            lambda _id, _role, _position, measure, _description, time_frame: format_outcome(
+                measure, time_frame
+            ),
         )
-        for role in ("primary", "secondary", "other")
+        for role, outcomes in by_role.items()
     }
-    folded["arms"] = _folded(_plain(tables.arms), lambda r: format_arm(r.label, r.type))
+    folded["arms"] = _folded(
+        rows.arms, lambda _id, _position, label, arm_type, *_: format_arm(label, arm_type)
+    )
     folded["intervention_details"] = _folded(
-        _plain(tables.interventions), lambda r: intervention_text(r.name, r.type, r.arm_role)
+        rows.interventions, lambda _id, _position, name, kind, role: intervention_text(name, kind, role)
     )
-    folded["collaborators"] = _folded(_plain(tables.collaborators), lambda r: r.name)
+    folded["collaborators"] = _folded(rows.collaborators, lambda _id, name, _class: name)
     folded["secondary_ids"] = _folded(
-        _plain(tables.secondary_ids), lambda r: secondary_id_text(r.identifier, r.type)
+        rows.secondary_ids, lambda _id, identifier, kind, _domain: secondary_id_text(identifier, kind)
     )
+    names = [column.key for column in _DETAIL_COLUMNS[1:]]
     values: dict[str, dict[str, Any]] = {}
-    for record in _plain(tables.studies).to_dict("records"):
-        registration_id = record.pop("registration_id")
+    for registration_id, *study in rows.studies:
+        record = dict(zip(names, study, strict=True))
         record["std_ages"] = record["std_ages"] if isinstance(record["std_ages"], tuple) else ()
         record.update({name: column.get(registration_id, ()) for name, column in folded.items()})
-        record["site_count"] = tables.site_counts.get(registration_id, 0)
+        record["site_count"] = rows.site_counts.get(registration_id, 0)
         values[registration_id] = record
     return values
 
@@ -605,7 +663,9 @@ def iter_trial_rows(
     followers = _followers(registrations)
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True, yield_per=batch).execute(statement)
-        for record in result.mappings():
+        keys = list(result.keys())
+        for values in result:
+            record = dict(zip(keys, values, strict=True))  # a plain dict reads faster than a RowMapping
             if record["registration_id"] in followers:
                 continue
             row = _trial_row(record)
