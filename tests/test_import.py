@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from support import count_rows
 
 from tracker.cli import main
-from tracker.db.models import Study, StudyVersion, SyncRun
+from tracker.db.models import Classification, Study, StudyLabel, StudyVersion, SyncRun
 from tracker.db.session import make_engine, transaction
 from tracker.errors import ConfigError
 from tracker.sources import import_studies, iter_raw_studies
@@ -182,3 +182,39 @@ def test_a_rejected_record_is_printed_once(sqlite_url: str) -> None:
     assert result.returncode == 3, result.stderr
     lines = [line for line in (result.stdout + result.stderr).splitlines() if "NCT09999901" in line]
     assert len(lines) == 1 and lines[0].startswith("rejected NCT09999901: "), lines
+
+
+def _classified(engine: Engine) -> tuple[list[tuple], list[tuple]]:
+    with transaction(engine) as session:
+        results = session.execute(
+            select(
+                Classification.registration_id,
+                Classification.content_hash,
+                Classification.relevance,
+                Classification.multi_disease,
+                Classification.result,
+            ).order_by(Classification.registration_id)
+        ).all()
+        labels = session.execute(
+            select(
+                StudyLabel.registration_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role
+            ).order_by(StudyLabel.registration_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role)
+        ).all()
+    return [tuple(row) for row in results], [tuple(row) for row in labels]
+
+
+def test_worker_processes_classify_what_a_single_process_would(tmp_path: Path) -> None:
+    # More than one chunk: worker processes parse and classify ahead while this process lands the chunks.
+    from tracker.db.migrate import upgrade_to_head
+
+    stores = {}
+    for workers in (1, 2):
+        engine = make_engine(f"sqlite:///{tmp_path / f'workers{workers}.db'}")
+        upgrade_to_head(engine)
+        result = import_studies(engine, SAMPLE, chunk_size=64, workers=workers)
+        assert (result.outcome, result.inserted, result.classified) == ("success", 200, 200)
+        stores[workers] = _classified(engine)
+        engine.dispose()
+    assert stores[2] == stores[1]
+    assert len(stores[1][0]) == 200
+    assert {relevance for _rid, dimension, relevance, _ in stores[1][1] if dimension == "relevance"} >= {"ms"}

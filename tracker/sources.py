@@ -139,8 +139,10 @@ def import_studies(
     progress: ProgressCallback | None = None,
     classify: bool = True,
     classify_progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> SyncResult:
-    """Import raw studies from `path` in chunks of `chunk_size`, each in its own transaction.
+    """Import raw studies from `path` in chunks of `chunk_size`, each in its own transaction; with
+    `workers` > 1 and more than one chunk, worker processes parse and classify the chunks ahead.
 
     Returns the result (outcome "partial" when records were rejected). A file error fails the run loudly.
     """
@@ -152,19 +154,19 @@ def import_studies(
     with Lease(engine, INGEST, purpose="import"):
         run_id = store.begin_run(engine, mode="import", query=None, source=str(path), data_timestamp=None)
         result = SyncResult(run_id=run_id, mode="import")
-        on_landed = classify_hook() if classify else None
-        pending = chain([first], chunks)
+        second = next(chunks, None)
+        pending = chain([first], [second] if second is not None else [], chunks)
+        # One chunk is landed here; more are parsed and classified by worker processes meanwhile.
+        parallel = classify and second is not None and workers > 1
         try:
-            while True:
-                # The collector pauses while one chunk is decoded and landed, and runs between chunks.
-                with store.gc_paused():
-                    chunk = next(pending, None)
-                    if chunk is None:
-                        break
-                    outcome = store.ingest_page(engine, run_id, chunk, on_landed=on_landed)
-                    result.add(outcome)
-                    if progress is not None:
-                        progress(result, len(chunk))
+            for outcome in (
+                _land_parallel(engine, run_id, pending, workers)
+                if parallel
+                else _land_in_process(engine, run_id, pending, classify)
+            ):
+                result.add(outcome)
+                if progress is not None:
+                    progress(result, outcome.seen)
         except BaseException as exc:
             result.outcome = "failed"
             error = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
@@ -177,3 +179,29 @@ def import_studies(
         finish_ingest(engine, result, classify=classify, classify_progress=classify_progress)
     result.elapsed = time.monotonic() - started
     return result
+
+
+def _land_in_process(
+    engine: Engine, run_id: int, chunks: Iterator[list[Any]], classify: bool
+) -> Iterator[store.PageResult]:
+    on_landed = classify_hook() if classify else None
+    while True:
+        # The collector pauses while one chunk is decoded and landed, and runs between chunks.
+        with store.gc_paused():
+            chunk = next(chunks, None)
+            if chunk is None:
+                return
+            yield store.ingest_page(engine, run_id, chunk, on_landed=on_landed)
+
+
+def _land_parallel(
+    engine: Engine, run_id: int, chunks: Iterator[list[Any]], workers: int
+) -> Iterator[store.PageResult]:
+    """Chunks classified ahead in worker processes, landed here in file order, each with its labels in its
+    own transaction (as `_land_in_process` lands them)."""
+    from tracker.classify.store import classify_raw
+    from tracker.workers import ordered_map
+
+    for chunk, classified in ordered_map(classify_raw, chunks, workers=workers, engine=engine):
+        with store.gc_paused():
+            yield store.ingest_page(engine, run_id, chunk, on_landed=classify_hook(classified))

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -50,6 +50,7 @@ from tracker.locks import INGEST, Lease
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from tracker.classify.store import Classified
     from tracker.ctgov.parse import StudyRecord
 
 logger = logging.getLogger(__name__)
@@ -462,15 +463,15 @@ def fail_run(engine: Engine, result: SyncResult, exc: BaseException, *, prefix: 
         logger.error("could not record the failed run: %s", finish_error)
 
 
-def classify_hook() -> store.LandedHook:
-    """What the sync and the import hand `store.ingest_page` to classify each landed page. The classifier
-    is imported by the first page that brings new or changed studies: a sync with nothing new never
-    compiles its dictionary."""
+def classify_hook(classified: Mapping[str, Classified] | None = None) -> store.LandedHook:
+    """What the sync and the import hand `store.ingest_page` to classify each landed page, with what a
+    worker process already `classified`. The classifier is imported by the first page that brings new or
+    changed studies: a sync with nothing new never compiles its dictionary."""
 
     def classify_page(session: Session, records: Sequence[StudyRecord]) -> int:
         from tracker.classify.store import classify_records
 
-        return classify_records(session, records)
+        return classify_records(session, records, classified)
 
     return classify_page
 

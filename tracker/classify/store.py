@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.orm import Session
@@ -26,7 +26,7 @@ from tracker.db.models import Classification, Override, Study, StudyLabel
 from tracker.db.session import batched, transaction, utcnow
 from tracker.errors import FilterError, RecordError, TrackerError
 from tracker.registries import parse_stored
-from tracker.store import gc_paused, insert_rows
+from tracker.store import PageResult, gc_paused, insert_rows, parse_page
 from tracker.taxonomy import load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -97,38 +97,20 @@ def classify_pending(
 PARALLEL_MIN_BATCHES = 4
 
 
-def default_workers() -> int:
-    """Processes for a whole-store classification: one per core, at most four (the writes are serial)."""
-    import os
-
-    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
-
-
 def _rows_in_children(engine: Engine, batches: list[list[str]], workers: int) -> Iterator[_Rows]:
-    """Each batch's rows, classified in forked child processes, in batch order. Children inherit the
-    compiled rules (fork) but no database connection: the parent's pool is emptied first, as SQLite and
-    Postgres connections must not cross a fork; each child opens its own engine."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    """Each batch's rows, read, parsed and classified in forked child processes (`tracker.workers`), in
+    batch order; each child opens its own engine."""
+    from tracker.workers import ordered_map
 
-    global _parent_engine
-    engine.dispose()
-    _parent_engine = engine
     url = engine.url.render_as_string(hide_password=False)
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_forget_parent) as pool:
-        yield from pool.map(_rows_in_child, [url] * len(batches), batches)
+    work = [(url, batch) for batch in batches]
+    for _work, rows in ordered_map(_rows_in_child, work, workers=workers, engine=engine):
+        yield rows
 
 
-def _forget_parent() -> None:
-    """In a child: drop (never close) any connection the parent's pool still held at the fork; closing
-    it here would end the parent's session with the database."""
-    if _parent_engine is not None:
-        _parent_engine.dispose(close=False)
-
-
-def _rows_in_child(url: str, registration_ids: list[str]) -> _Rows:
+def _rows_in_child(work: tuple[str, list[str]]) -> _Rows:
     global _child_engine
+    url, registration_ids = work
     if _child_engine is None:
         from tracker.db.session import make_engine
 
@@ -137,7 +119,6 @@ def _rows_in_child(url: str, registration_ids: list[str]) -> _Rows:
 
 
 _child_engine: Engine | None = None  # one engine per child process, opened by its first batch
-_parent_engine: Engine | None = None  # the engine a child inherited at the fork (`_forget_parent`)
 
 
 def _rows_of_batch(engine: Engine, registration_ids: Sequence[str]) -> _Rows:
@@ -162,45 +143,100 @@ def _stored_records(session: Session, registration_ids: Sequence[str]) -> list[S
     ]
 
 
-def classify_records(session: Session, records: Sequence[StudyRecord]) -> int:
+def classify_records(
+    session: Session,
+    records: Sequence[StudyRecord],
+    classified: Mapping[str, Classified] | None = None,
+) -> int:
     """Classify parsed records and store their results and effective labels in `session`'s transaction.
 
     The sync and the import call it on each page they land (`store.ingest_page(on_landed=...)`), with the
-    records the store has just parsed, so nothing is read or parsed twice. Returns how many it classified.
+    records the store has just parsed, so nothing is read or parsed twice here; `classified` holds what a
+    worker process already classified (`classify_raw`). Returns how many it classified.
     """
     if not records:
         return 0
     overrides = _overrides(session, [record.registration_id for record in records])
-    classification, labels = classification_rows(records, overrides)
+    classification, labels = classification_rows(records, overrides, classified)
     _write_rows(session, classification, labels)
     return len(classification)
+
+
+class Classified(NamedTuple):
+    """One study's automatic classification as plain values: what a worker process sends back (a tuple of
+    dicts and strings unpickles ten times faster than the result's dataclasses)."""
+
+    content_hash: str  # of the record classified: a result is used only for the same content
+    relevance: str
+    multi_disease: bool
+    result: dict[str, Any]  # ClassificationResult.to_dict()
+    labels: tuple[tuple[str, str, str | None, str], ...]  # effective labels without an override
+
+
+def classify_one(record: StudyRecord, override: Override | None = None) -> Classified:
+    result = classify_study(record)
+    return Classified(
+        record.content_hash,
+        result.relevance.key,
+        result.multi_disease,
+        result.to_dict(),
+        tuple(
+            (label.dimension, label.key, label.role, label.source)
+            for label in effective_labels(result, override, record)
+        ),
+    )
+
+
+def classify_raw(raw_studies: list[object]) -> dict[str, Classified]:
+    """Pure CPU, run in a worker process by the import and the sync: a chunk of raw ClinicalTrials.gov
+    studies parsed (what cannot be parsed is left to the parent's store to reject) and classified."""
+    with gc_paused():
+        return {
+            record.registration_id: classify_one(record) for record in parse_page(raw_studies, PageResult())
+        }
 
 
 # (classification rows, effective label rows) of some records, ready to insert.
 _Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 
-def classification_rows(records: Sequence[StudyRecord], overrides: Mapping[str, Override]) -> _Rows:
-    """The `classifications` and `study_labels` rows of parsed records (pure, given their overrides)."""
+def classification_rows(
+    records: Sequence[StudyRecord],
+    overrides: Mapping[str, Override],
+    classified: Mapping[str, Classified] | None = None,
+) -> _Rows:
+    """The `classifications` and `study_labels` rows of parsed records (pure, given their overrides and
+    what was `classified` elsewhere: used for a record of the same content and without an override)."""
     now = utcnow()
     classification: list[dict[str, Any]] = []
     labels: list[dict[str, Any]] = []
     for record in records:
         registration_id = record.registration_id
-        result = classify_study(record)
+        override = overrides.get(registration_id)
+        done = classified.get(registration_id) if classified else None
+        if done is None or done.content_hash != record.content_hash or override is not None:
+            done = classify_one(record, override)
         classification.append(
             {
                 "registration_id": registration_id,
                 "taxonomy_version": CLASSIFIER_VERSION,
                 "classified_at": now,
                 "content_hash": record.content_hash,
-                "relevance": result.relevance.key,
-                "multi_disease": result.multi_disease,
-                "result": result.to_dict(),
+                "relevance": done.relevance,
+                "multi_disease": done.multi_disease,
+                "result": done.result,
             }
         )
-        effective = effective_labels(result, overrides.get(registration_id), record)
-        labels.extend(_label_row(registration_id, label) for label in effective)
+        labels.extend(
+            {
+                "registration_id": registration_id,
+                "dimension": dimension,
+                "key": key,
+                "role": role,
+                "source": source,
+            }
+            for dimension, key, role, source in done.labels
+        )
     return classification, labels
 
 

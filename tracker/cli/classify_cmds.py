@@ -32,9 +32,10 @@ def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_js
     """
     from tracker.classify.evaluate import evaluate_file, format_evaluation
     from tracker.classify.rules import CLASSIFIER_VERSION
-    from tracker.classify.store import classify_pending, default_workers
+    from tracker.classify.store import classify_pending
     from tracker.locks import INGEST, Lease
     from tracker.store import one_shot_process
+    from tracker.workers import default_workers
 
     engine = app.engine()
     if labels_path is not None:

@@ -215,15 +215,23 @@ def _sync_history(app: AppContext) -> None:
 def import_command(app: AppContext, path: Path) -> None:
     """Import raw API v2 studies from a directory of JSON files, a .zip of them, or JSON Lines (.gz).
 
-    Records land in chunks of 1000 through the same store as a sync; rejected records give exit code 3.
+    Records land in chunks of 1000 through the same store as a sync, parsed and classified ahead by one
+    worker process per core; rejected records give exit code 3.
     """
     from tracker import store
     from tracker.classify import store as classify_store  # noqa: F401  (loaded before the freeze)
     from tracker.sources import import_studies
+    from tracker.workers import default_workers
 
     engine = app.engine()
     with terminal_progress("import") as (progress, classify_progress), store.one_shot_process():
-        result = import_studies(engine, path, progress=progress, classify_progress=classify_progress)
+        result = import_studies(
+            engine,
+            path,
+            progress=progress,
+            classify_progress=classify_progress,
+            workers=default_workers(),
+        )
     _report(result)
 
 
