@@ -261,6 +261,43 @@ def test_real_records_sync_on_both_databases(fake_ctgov: FakeCtgov, engine: Engi
     assert result.pages == 3
 
 
+def test_worker_processes_classify_the_pages_a_single_process_would(
+    fake_ctgov: FakeCtgov, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Worker processes classify the next pages while this one lands (pages of real records, the threshold
+    # lowered to fit them): the store ends as a sync in one process leaves it, page by page classified.
+    sample = [orjson.loads(line) for line in (FIXTURES / "ms_sample.jsonl").read_bytes().splitlines()]
+    fake_ctgov.set_studies(sample)
+    monkeypatch.setattr("tracker.sync.PARALLEL_MIN_STUDIES", 40)
+    stores = []
+    for workers in (1, 2):
+        engine = make_engine(f"sqlite:///{tmp_path / f'workers{workers}.db'}")
+        from tracker.db.migrate import upgrade_to_head
+
+        upgrade_to_head(engine)
+        settings = settings_for(fake_ctgov, engine, query="", page_size=60)
+        result = run_sync(engine, settings, backoff_base=0.01, workers=workers)
+        assert (result.outcome, result.inserted, result.classified, result.pages) == ("success", 200, 200, 4)
+        with transaction(engine) as session:
+            classified = session.execute(
+                select(
+                    Classification.registration_id,
+                    Classification.content_hash,
+                    Classification.relevance,
+                    Classification.result,
+                ).order_by(Classification.registration_id)
+            ).all()
+            labels = session.execute(
+                select(
+                    StudyLabel.registration_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role
+                ).order_by(StudyLabel.registration_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role)
+            ).all()
+        stores.append(([tuple(row) for row in classified], [tuple(row) for row in labels]))
+        engine.dispose()
+    assert stores[1] == stores[0]
+    assert len(stores[0][0]) == 200
+
+
 # --- the command ----------------------------------------------------------------------------------
 
 

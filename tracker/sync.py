@@ -35,6 +35,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import partial
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -147,8 +148,10 @@ def run_sync(
     classify: bool = True,
     classify_progress: Callable[[int, int], None] | None = None,
     hold_lease: bool = True,
+    workers: int = 1,
 ) -> SyncResult:
     """Sync the store with the registry; see the module docstring. Returns the result, outcome included.
+    With `workers` > 1, worker processes classify the pages of a full walk ahead of their landing.
 
     Raises `ConfigError` (bad base URL), `ApiError` (registry unreachable or failing) or
     `IncompleteSyncError`; in each case the run is recorded as failed with the error text. An empty query
@@ -165,6 +168,7 @@ def run_sync(
             backoff_base=backoff_base,
             progress=progress,
             classify=classify,
+            workers=workers,
         ),
         hold_lease=hold_lease,
         classify=classify,
@@ -213,6 +217,7 @@ def _run_sync(
     backoff_base: float,
     progress: ProgressCallback | None,
     classify: bool,
+    workers: int,
 ) -> SyncResult:
     started_at = utcnow()  # recorded as the run's start even when the first request fails
     previous_query = last_clean_query(engine)
@@ -266,9 +271,16 @@ def _run_sync(
             data_timestamp or "timestamp unknown",
             f", updated since {since}" if since else "",
         )
-        on_landed = classify_hook() if classify else None
         try:
-            seen_ids = _walk(engine, client, search_params(settings, since), result, progress, on_landed)
+            seen_ids = _walk(
+                engine,
+                client,
+                search_params(settings, since),
+                result,
+                progress,
+                classify=classify,
+                workers=workers,
+            )
             _check_complete(result, seen_ids)
             if flag_removals:
                 result.removed = store.flag_removed(engine, run_id, seen_ids)
@@ -302,15 +314,17 @@ def registries_named(name: str) -> tuple[str, ...]:
 
 
 def run_registries(
-    engine: Engine, settings: Settings, registries: Sequence[str], **options: Any
+    engine: Engine, settings: Settings, registries: Sequence[str], *, workers: int = 1, **options: Any
 ) -> list[tuple[str, SyncResult | TrackerError]]:
     """Sync each registry in turn under one lease; a registry that fails does not keep the next from
-    syncing. Returns (registry, result or the error that stopped it) per registry."""
+    syncing. Returns (registry, result or the error that stopped it) per registry. `workers`: processes
+    that classify ClinicalTrials.gov pages ahead (see `run_sync`)."""
     outcomes: list[tuple[str, SyncResult | TrackerError]] = []
     with Lease(engine, INGEST, purpose="sync"):
         for registry in registries:
             try:
-                outcomes.append((registry, _runner(registry)(engine, settings, hold_lease=False, **options)))
+                runner = _runner(registry, workers)
+                outcomes.append((registry, runner(engine, settings, hold_lease=False, **options)))
             except TrackerError as exc:
                 outcomes.append((registry, exc))
     return outcomes
@@ -321,12 +335,13 @@ def synced(outcomes: Sequence[tuple[str, SyncResult | TrackerError]], registry: 
     return any(name == registry and isinstance(outcome, SyncResult) for name, outcome in outcomes)
 
 
-def _runner(registry: str) -> Callable[..., SyncResult]:
+def _runner(registry: str, workers: int) -> Callable[..., SyncResult]:
     if registry == "ctis":
         from tracker.ctis.sync import run_ctis_sync  # only a CTIS sync needs its client and parser
 
+        # A CTIS walk retrieves its records one by one: the rate limit, not the classifier, sets its pace.
         return run_ctis_sync
-    return run_sync
+    return partial(run_sync, workers=workers)
 
 
 def classify_run(
@@ -373,24 +388,22 @@ def _walk(
     params: dict[str, Any],
     result: SyncResult,
     progress: ProgressCallback | None,
-    on_landed: store.LandedHook | None = None,
+    *,
+    classify: bool,
+    workers: int = 1,
 ) -> set[str]:
     """Land every page; restart from page 1 once if a page token dies. Returns the NCT IDs seen."""
     seen_ids: set[str] = set()  # in any pass: what the completeness and removal checks count
     while True:
         pass_ids: set[str] = set()  # in this pass: a restarted pass lands again what it is served
         try:
-            pages = client.iter_pages(params)
-            while True:
-                # The collector pauses while one page is decoded and landed, and runs between pages.
+            pages = _fresh_pages(client.iter_pages(params), pass_ids, seen_ids, result)
+            for fresh, served, on_landed in _classified_pages(engine, pages, classify, workers):
+                # The collector pauses while a page is landed, and runs between pages.
                 with store.gc_paused():
-                    page = next(pages, None)
-                    if page is None:
-                        break
-                    if page.total_count is not None:
-                        result.total_count = page.total_count
-                    _land_page(engine, page, pass_ids, seen_ids, result, progress, on_landed)
-                del page  # the next response is decoded with this one already freed
+                    result.add(store.ingest_page(engine, result.run_id, fresh, on_landed=on_landed))
+                if progress is not None:
+                    progress(result, served)
             return seen_ids
         except PageTokenError as exc:
             if result.restarts >= 1:
@@ -399,20 +412,55 @@ def _walk(
             logger.warning("%s; restarting the walk from page 1", exc)
 
 
-def _land_page(
-    engine: Engine,
-    page: Page,
-    pass_ids: set[str],
-    seen_ids: set[str],
-    result: SyncResult,
-    progress: ProgressCallback | None,
-    on_landed: store.LandedHook | None = None,
-) -> None:
-    fresh = list(_not_seen_yet(page.studies, pass_ids, seen_ids))
-    outcome = store.ingest_page(engine, result.run_id, fresh, on_landed=on_landed)
-    result.add(outcome)
-    if progress is not None:
-        progress(result, len(page.studies))
+# A first page with fewer new studies than this is classified here: a worker would cost more than it saves
+# (and an incremental sync with nothing new never loads the classifier).
+PARALLEL_MIN_STUDIES = 500
+
+# A page's studies not landed yet in this pass, and how many studies the page served.
+FreshPage = tuple[list[Any], int]
+
+
+def _fresh_pages(
+    pages: Iterator[Page], pass_ids: set[str], seen_ids: set[str], result: SyncResult
+) -> Iterator[FreshPage]:
+    while True:
+        with store.gc_paused():  # decoding a page allocates much and frees it all by reference counting
+            page = next(pages, None)
+        if page is None:
+            return
+        if page.total_count is not None:
+            result.total_count = page.total_count
+        yield list(_not_seen_yet(page.studies, pass_ids, seen_ids)), len(page.studies)
+        del page  # the next response is decoded with this one already freed
+
+
+def _classified_pages(
+    engine: Engine, pages: Iterator[FreshPage], classify: bool, workers: int
+) -> Iterator[tuple[list[Any], int, store.LandedHook | None]]:
+    """Each page with what classifies it as it lands: this process, or, for a walk of full pages and
+    `workers` > 1, worker processes that classified it while the pages before it landed."""
+    first = next(pages, None)
+    if first is None:
+        return
+    pages = chain([first], pages)
+    if not classify or workers < 2 or len(first[0]) < PARALLEL_MIN_STUDIES:
+        on_landed = classify_hook() if classify else None
+        for fresh, served in pages:
+            yield fresh, served, on_landed
+        return
+    from tracker.workers import ordered_map
+
+    # One page ahead per worker: the pages in flight are what the walk holds in memory.
+    for (fresh, served), classified in ordered_map(
+        _classify_fresh_page, pages, workers=workers, engine=engine, ahead=workers
+    ):
+        yield fresh, served, classify_hook(classified)
+
+
+def _classify_fresh_page(page: FreshPage) -> dict[str, Classified]:
+    from tracker.classify.store import classify_raw
+
+    return classify_raw(page[0])
 
 
 def _not_seen_yet(raw_studies: Iterable[Any], pass_ids: set[str], seen_ids: set[str]) -> Iterator[Any]:

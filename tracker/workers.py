@@ -25,8 +25,11 @@ Result = TypeVar("Result")
 MAX_WORKERS = 4  # the writes stay in the parent and are serial; more children only wait for it
 
 
-def default_workers() -> int:
-    """Child processes for a bulk job: one per core this process may use, at most MAX_WORKERS."""
+def worker_count(setting: int = 0) -> int:
+    """Child processes for a bulk job: the setting (TRACKER_WORKERS), or for 0 one per core this process
+    may use, at most MAX_WORKERS."""
+    if setting > 0:
+        return setting
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(MAX_WORKERS, cores))
 

@@ -35,7 +35,7 @@ def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_js
     from tracker.classify.store import classify_pending
     from tracker.locks import INGEST, Lease
     from tracker.store import one_shot_process
-    from tracker.workers import default_workers
+    from tracker.workers import worker_count
 
     engine = app.engine()
     if labels_path is not None:
@@ -50,7 +50,7 @@ def classify(app: AppContext, all_studies: bool, labels_path: Path | None, as_js
         return
     # Labels have one writer at a time, like studies.
     with one_shot_process(), Lease(engine, INGEST, purpose="classify"):
-        count = classify_pending(engine, all_studies=all_studies, workers=default_workers())
+        count = classify_pending(engine, all_studies=all_studies, workers=worker_count(app.settings.workers))
     if as_json:
         click.echo(json.dumps({"classified": count, "classifier_version": CLASSIFIER_VERSION}))
     else:

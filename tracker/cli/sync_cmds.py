@@ -150,6 +150,7 @@ def sync(
 
     # the classifier is imported only once a page brings studies
     from tracker.sync import check_query, registries_named, run_registries, synced
+    from tracker.workers import worker_count
 
     registries = registries_named(registry_name)
     settings = app.override(
@@ -162,7 +163,13 @@ def sync(
     engine = app.engine()
     with terminal_progress("sync") as (progress, classify_progress), store.one_shot_process():
         outcomes = run_registries(
-            engine, settings, registries, full=full, progress=progress, classify_progress=classify_progress
+            engine,
+            settings,
+            registries,
+            full=full,
+            progress=progress,
+            classify_progress=classify_progress,
+            workers=worker_count(settings.workers),
         )
     try:
         _report_all(outcomes)
@@ -221,7 +228,7 @@ def import_command(app: AppContext, path: Path) -> None:
     from tracker import store
     from tracker.classify import store as classify_store  # noqa: F401  (loaded before the freeze)
     from tracker.sources import import_studies
-    from tracker.workers import default_workers
+    from tracker.workers import worker_count
 
     engine = app.engine()
     with terminal_progress("import") as (progress, classify_progress), store.one_shot_process():
@@ -230,7 +237,7 @@ def import_command(app: AppContext, path: Path) -> None:
             path,
             progress=progress,
             classify_progress=classify_progress,
-            workers=default_workers(),
+            workers=worker_count(app.settings.workers),
         )
     _report(result)
 
