@@ -7,6 +7,7 @@ TrackerError
  │    └── ApiRequestError   a 400: our request was wrong, never retried
  ├── IncompleteSyncError   a full pass received fewer studies than totalCount
  ├── RecordError        one study record that cannot be parsed (rejected alone)
+ ├── WorkerError        a worker process died (killed, out of memory); what landed is kept
  └── FilterError        a filter value that is not one of the known keys
 """
 
@@ -50,6 +51,10 @@ class RecordError(TrackerError):
 
 class FilterError(TrackerError):
     exit_code = 2
+
+
+class WorkerError(TrackerError):
+    """A process that classified ahead died; the pages or chunks landed before stay landed."""
 
 
 class PartialSyncError(TrackerError):

@@ -14,8 +14,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
+from tracker.errors import WorkerError
+
 if TYPE_CHECKING:
-    from concurrent.futures import Future
+    from concurrent.futures import Future, ProcessPoolExecutor
 
     from sqlalchemy import Engine
 
@@ -49,6 +51,7 @@ def ordered_map(
     a module-level function. `engine`, when the parent has one, is emptied before the fork."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     global _inherited_engine
     if engine is not None:
@@ -57,20 +60,31 @@ def ordered_map(
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_child_start
     )
-    in_flight: deque[tuple[Item, Future[Result]]] = deque()
     limit = ahead or 2 * workers
     try:
-        for item in items:
-            in_flight.append((item, pool.submit(function, item)))
-            if len(in_flight) >= limit:
-                item, future = in_flight.popleft()
-                yield item, future.result()
-        while in_flight:
-            item, future = in_flight.popleft()
-            yield item, future.result()
+        yield from _in_order(pool, function, items, limit)
+    except BrokenProcessPool as exc:
+        raise WorkerError(
+            f"a worker process stopped unexpectedly ({exc or 'killed'}); what landed is kept: run the "
+            "command again, or with TRACKER_WORKERS=1 to work in one process"
+        ) from None
     finally:
         # An interrupt or an error in the parent stops the children's queued work at once.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _in_order(
+    pool: ProcessPoolExecutor, function: Callable[[Item], Result], items: Iterable[Item], limit: int
+) -> Iterator[tuple[Item, Result]]:
+    in_flight: deque[tuple[Item, Future[Result]]] = deque()
+    for item in items:
+        in_flight.append((item, pool.submit(function, item)))
+        if len(in_flight) >= limit:
+            item, future = in_flight.popleft()
+            yield item, future.result()
+    while in_flight:
+        item, future = in_flight.popleft()
+        yield item, future.result()
 
 
 _inherited_engine: Engine | None = None  # the parent's engine at the fork (`_child_start` drops it)
