@@ -670,7 +670,7 @@ def iter_trial_rows(
                 continue
             row = _trial_row(record)
             row.update(trial_values(row["registration_id"], registrations.get(row["registration_id"])))
-            _merge_trial_values(row)
+            _merge_trial_values(row)  # the URL, countries and search text of every registration
             if trial_filter.matches(row):
                 yield row
 
@@ -693,19 +693,19 @@ _HISTORY_SELECT = tuple(
 )
 
 
-def _trial_row(record: Any) -> dict[str, Any]:
-    """One study's row of the trial frame, built as `load_trial_frame` builds it."""
-    row = {column.key: record[column.key] for column in _STUDY_COLUMNS}
+def _trial_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One study's row of the trial frame, built as `load_trial_frame` builds it, in place from the
+    streamed record (its aggregate and history columns become the frame's)."""
     registration_id = row["registration_id"]
     phases = tuple(row["phases"] or ())
-    interventions = _distinct(_json_list(record["interventions"]))
+    interventions = _distinct(_json_list(row["interventions"]))
     mechanisms: list[str] = []
     roles: list[str] = []
     comparator_keys: list[str] = []
     phenotypes: list[str] = []
     other_labels: list[tuple[str, str, str | None]] = []
     relevance = "unclassified"
-    for dimension, key, role in _json_list(record["labels"]):
+    for dimension, key, role in _json_list(row.pop("labels")):
         if dimension in _LABEL_DIMENSIONS:
             other_labels.append((dimension, key, role))
         elif dimension == "relevance":
@@ -718,32 +718,29 @@ def _trial_row(record: Any) -> dict[str, Any]:
                 comparator_keys.append(key)
         elif dimension == "phenotype" and key not in phenotypes:
             phenotypes.append(key)
-    classified = record["taxonomy_version"] is not None
+    classified = row["taxonomy_version"] is not None
+    comparators = tuple(k for k in mechanisms if k in comparator_keys) if comparator_keys else ()
+    start_date = row["start_date"]
     row.update(
         phases=phases,
         phase_label=phase_label(phases),
         highest_phase=highest_phase(phases),
-        start_year=row["start_date"].year if row["start_date"] is not None else None,
+        start_year=start_date.year if start_date is not None else None,
         sponsor_category=sponsor_category(row["lead_sponsor_class"]),
-        conditions=_distinct(_json_list(record["conditions"])),
+        conditions=_distinct(_json_list(row["conditions"])),
         interventions=interventions,
-        countries=_distinct(_json_list(record["countries"])),
+        countries=_distinct(_json_list(row["countries"])),
         relevance=relevance,
         mechanisms=tuple(mechanisms),
-        comparator_mechanisms=tuple(k for k in mechanisms if k in comparator_keys),
-        investigational_mechanisms=investigational_mechanisms(
-            tuple(mechanisms), tuple(k for k in mechanisms if k in comparator_keys)
-        ),
+        comparator_mechanisms=comparators,
+        investigational_mechanisms=investigational_mechanisms(tuple(mechanisms), comparators),
         mechanism_roles=tuple(roles),
         phenotypes=tuple(phenotypes),
-        **label_values(other_labels),
-        multi_disease=bool(record["multi_disease"]) if classified else False,
-        manual=bool(record["manual"]),
-        taxonomy_version=record["taxonomy_version"],
+        **(label_values(other_labels) if other_labels else EMPTY_LABEL_VALUES),
+        multi_disease=bool(row["multi_disease"]) if classified else False,
+        manual=bool(row["manual"]),
         removed=row.pop("removed_at") is not None,
         has_results=bool(row["has_results"]),
-        url=study_url(registration_id),
-        **{name: record[f"history_{name}"] for name in HISTORY_COLUMNS},
         search_text=" ".join(
             (
                 registration_id,
@@ -755,6 +752,8 @@ def _trial_row(record: Any) -> dict[str, Any]:
             )
         ).lower(),
     )
+    for name in HISTORY_COLUMNS:
+        row[name] = row.pop(f"history_{name}")
     return row
 
 
@@ -886,6 +885,9 @@ def trial_values(trial_id: str, registrations: tuple[Registration, ...] | None) 
 
 def _merge_trial_values(row: dict[str, Any]) -> None:
     """A trial's countries, URL and search text cover every registration's (a streamed row, in place)."""
+    if not row["eu_countries"] and len(row["registration_ids"]) == 1:  # most trials: one registration
+        row["url"] = registration_url(row["registries"][0], row["registration_id"])
+        return
     eu_countries = tuple(text.split(": ", 1)[0] for text in row["eu_countries"])
     row["countries"] = _distinct((*row["countries"], *eu_countries))
     row["url"] = registration_url(row["registries"][0], row["registration_id"])
