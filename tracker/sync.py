@@ -399,17 +399,28 @@ def _walk(
         try:
             pages = _fresh_pages(client.iter_pages(params), pass_ids, seen_ids, result)
             for fresh, served, on_landed in _classified_pages(engine, pages, classify, workers):
-                # The collector pauses while a page is landed, and runs between pages.
-                with store.gc_paused():
-                    result.add(store.ingest_page(engine, result.run_id, fresh, on_landed=on_landed))
-                if progress is not None:
-                    progress(result, served)
+                _land_page(engine, fresh, served, on_landed, result, progress)
             return seen_ids
         except PageTokenError as exc:
             if result.restarts >= 1:
                 raise ApiError(f"page token refused again after a restart; giving up ({exc})") from None
             result.restarts += 1
             logger.warning("%s; restarting the walk from page 1", exc)
+
+
+def _land_page(
+    engine: Engine,
+    fresh: list[Any],
+    served: int,
+    on_landed: store.LandedHook | None,
+    result: SyncResult,
+    progress: ProgressCallback | None,
+) -> None:
+    # The collector pauses while a page is landed, and runs between pages.
+    with store.gc_paused():
+        result.add(store.ingest_page(engine, result.run_id, fresh, on_landed=on_landed))
+    if progress is not None:
+        progress(result, served)
 
 
 # A first page with fewer new studies than this is classified here: a worker would cost more than it saves
