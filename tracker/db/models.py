@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -548,3 +549,21 @@ class RegistryChangeEvent(Base):
     found_at: Mapped[datetime] = mapped_column(index=True)
     baseline: Mapped[bool] = mapped_column(Boolean, default=False)
     change_event_id: Mapped[int | None] = mapped_column(ForeignKey("change_events.id", ondelete="SET NULL"))
+
+
+class FrameSnapshot(Base):
+    """A read model the query layer built, stored so a new dashboard process need not rebuild it.
+
+    `payload` is the frame as Apache Parquet (data only: never pickle, which would let whoever can write
+    this table run code in the dashboard). It stands for the data only while `data_version` equals
+    `tracker.query.data_version` serialised, and `frame_format` the running code's
+    (`tracker.frame_snapshot.frame_format`); otherwise it is rebuilt and overwritten.
+    """
+
+    __tablename__ = "frame_snapshots"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)  # e.g. "trial_frame"
+    data_version: Mapped[str] = mapped_column(Text)
+    frame_format: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column()
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
