@@ -61,8 +61,8 @@ def frame_format(columns: Sequence[str], modules: Sequence[str]) -> int:
     return int.from_bytes(digest.digest()[:4], "big") & 0x7FFF_FFFF
 
 
-def frame_to_parquet(frame: pd.DataFrame) -> bytes:
-    """The frame as Parquet bytes, its pandas dtypes in the file's metadata; row labels not kept
+def frame_to_parquet(frame: pd.DataFrame) -> memoryview:
+    """The frame as Parquet, its pandas dtypes in the file's metadata; row labels not kept
     (the frames stored have a plain RangeIndex)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -77,7 +77,9 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
         for start in range(0, max(len(frame), 1), ROW_GROUP_ROWS):
             piece = frame.iloc[start : start + ROW_GROUP_ROWS]
             writer.write_table(pa.Table.from_pandas(piece, schema=schema, preserve_index=False))
-    return sink.getvalue().to_pybytes()
+    pa.default_memory_pool().release_unused()  # the slices' Arrow copies
+    # a view of Arrow's buffer, not a copy: both drivers bind a buffer as a blob
+    return memoryview(sink.getvalue())
 
 
 def frame_from_parquet(payload: bytes, columns: Sequence[str] | None = None) -> pd.DataFrame:
