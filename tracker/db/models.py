@@ -353,7 +353,7 @@ class Classification(Base):
 
     registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), primary_key=True)
     taxonomy_version: Mapped[str] = mapped_column(String(20))
-    classified_at: Mapped[datetime] = mapped_column()
+    classified_at: Mapped[datetime] = mapped_column(index=True)  # its max is part of the data version
     content_hash: Mapped[str] = mapped_column(String(64))  # the study content that was classified
     relevance: Mapped[str] = mapped_column(Key)
     multi_disease: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -480,12 +480,12 @@ class RegistryHistory(Base):
     registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), primary_key=True)
     version_count: Mapped[int] = mapped_column(Integer)
     last_version: Mapped[int] = mapped_column(Integer)
-    index_read_at: Mapped[datetime] = mapped_column()
+    index_read_at: Mapped[datetime] = mapped_column(index=True)  # its max is part of the data version
     study_last_update_posted: Mapped[date | None] = mapped_column(Date)
     versions_through: Mapped[int | None] = mapped_column(Integer)
     # The last version posted when the history was first read: changes up to it are history, not news.
     baseline_through: Mapped[int] = mapped_column(Integer)
-    versions_accepted_at: Mapped[datetime | None] = mapped_column()
+    versions_accepted_at: Mapped[datetime | None] = mapped_column(index=True)  # as index_read_at
     original_enrollment_count: Mapped[int | None] = mapped_column(Integer)
     original_enrollment_type: Mapped[str | None] = mapped_column(Enum)
     original_primary_outcomes: Mapped[list[Any] | None] = mapped_column(JSON)
