@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,3 +42,39 @@ def serving_process(script: str, data: Path, *, timeout: float = 60) -> Iterator
         assert child.stdin is not None
         child.stdin.close()
         child.wait(timeout=timeout)
+
+
+# Each measured command runs under this small launcher, which forks, execs the command and reports the
+# child's own wall time, CPU time and peak RSS: a child forked from the benchmark itself would count its
+# memory too.
+LAUNCHER = """
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as report:
+    print(time.perf_counter() - started, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, file=report)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_process(
+    command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds, peak RSS (MB) and output of one command as a whole process."""
+    with tempfile.NamedTemporaryFile("r", suffix=".txt") as report:
+        child = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, report.name, *command],
+            env=os.environ if env is None else env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+        if child.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{child.stdout[-2000:]}")
+        seconds, cpu, max_rss_kib = (float(value) for value in report.read().split())
+    return seconds, cpu, max_rss_kib / 1024, child.stdout

@@ -104,14 +104,17 @@ def current_version(url: str) -> tuple[Any, ...]:
 
 @st.cache_resource(show_spinner="Loading trials…", max_entries=2)
 def trial_frame(url: str, version: tuple[Any, ...]) -> pd.DataFrame:
-    return query.load_trial_frame(get_engine(url))
+    """The stored snapshot when it is of this data version (a new process then loads, not builds, it);
+    else the frame is built and stored for the next process (`tracker.query.load_trial_frame_snapshot`)."""
+    return query.load_trial_frame_snapshot(get_engine(url), version)
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
+@st.cache_resource(show_spinner="Loading trials…", max_entries=2)
 def display_frame(url: str, version: tuple[Any, ...]) -> pd.DataFrame:
     """The trial frame cut to the columns the page filters on and shows: filtering copies every column
-    of the rows it keeps, and half the columns are only needed for the CSV download."""
-    return slim_frame(trial_frame(url, version))
+    of the rows it keeps, and half the columns are only needed for the CSV download. Only these columns
+    are read from the stored snapshot; the whole frame (`trial_frame`) waits for a download."""
+    return query.load_trial_frame_snapshot(get_engine(url), version, DISPLAY_COLUMNS)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -170,11 +173,6 @@ def data_date(url: str, version: tuple[Any, ...]) -> query.DataDate:
 @st.cache_data(show_spinner=False, max_entries=2)
 def latest_run(url: str, version: tuple[Any, ...]) -> dict[str, Any] | None:
     return query.latest_run(get_engine(url))
-
-
-def slim_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Pure: the display columns of a trial frame (those it has), row labels kept."""
-    return frame[[column for column in DISPLAY_COLUMNS if column in frame.columns]]
 
 
 def choices_from_frame(frame: pd.DataFrame) -> FilterChoices:

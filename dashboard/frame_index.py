@@ -66,8 +66,7 @@ class FrameIndex:
         pairs = pd.DataFrame({"row": mechanisms.rows, "mechanism": mechanisms.codes}).merge(
             pd.DataFrame({"row": phenotypes.rows, "phenotype": phenotypes.codes}), on="row"
         )
-        phase_text = frame["highest_phase"].map(labels.phase_label)
-        phase_codes, phase_labels = pd.factorize(phase_text)
+        phase_codes, phase_labels = pd.factorize(phase_texts(frame["highest_phase"]))
         return cls(
             size=len(frame),
             mechanisms=mechanisms,
@@ -88,15 +87,22 @@ class FrameIndex:
         return selected
 
 
+def phase_texts(highest_phases: pd.Series) -> np.ndarray:
+    """Each trial's phase label (`labels.phase_label`), worked out once per distinct phase."""
+    codes, uniques = pd.factorize(highest_phases, use_na_sentinel=False)
+    texts = np.array([labels.phase_label(phase) for phase in uniques], dtype=object)
+    return texts[codes]
+
+
 def primary_families(frame: pd.DataFrame) -> pd.Series:
-    """Per trial, the endpoint families of its primary endpoint keys, each once, in key order."""
+    """Per trial, the endpoint families of its primary endpoint keys, each once, in key order (worked out
+    once per distinct tuple of keys: most trials share theirs)."""
     family_of = labels.endpoint_family_of()
     keys = frame[PRIMARY_ENDPOINTS] if PRIMARY_ENDPOINTS in frame else pd.Series([()] * len(frame))
-    return pd.Series(
-        [tuple(dict.fromkeys(family_of[k] for k in found or () if k in family_of)) for found in keys],
-        index=frame.index,
-        dtype=object,
-    )
+    families: dict[tuple[str, ...] | None, tuple[str, ...]] = {}
+    for found in dict.fromkeys(keys):
+        families[found] = tuple(dict.fromkeys(family_of[k] for k in found or () if k in family_of))
+    return pd.Series([families[found] for found in keys], index=frame.index, dtype=object)
 
 
 def index_for(frame: pd.DataFrame, index: FrameIndex | None) -> tuple[FrameIndex, np.ndarray, np.ndarray]:

@@ -330,3 +330,35 @@ def test_the_daily_sync_job_also_refreshes_the_registry_history(engine: Engine, 
             wait_for(lambda: count_rows(engine, RegistryHistory) == 1, "the history after the sync")
         assert running.error is None
     assert count_rows(engine, RegistryChangeEvent, RegistryChangeEvent.kind == "status") == 1
+
+
+def test_a_sync_job_that_lands_studies_stores_the_trial_frame(
+    engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fake_ctgov import FakeCtgov, make_study
+    from support import count_rows
+
+    from tracker import scheduler
+    from tracker.db.models import FrameSnapshot
+    from tracker.frame_snapshot import frame_from_parquet, stored_version, version_text
+    from tracker.query import TRIAL_FRAME_SNAPSHOT, data_version, trial_frame_format
+
+    study = make_study("NCT01000001", title="Ocrelizumab in relapsing multiple sclerosis")
+    with FakeCtgov([study]) as fake:
+        settings = load_settings(
+            database_url=db_url,
+            ctgov_base_url=fake.url,
+            requests_per_second=0,
+            query="sclerosis",
+            schedule_registry="ctgov",
+        )
+        monkeypatch.setattr(scheduler, "_runtime", scheduler._Runtime(engine, settings))
+        assert "1 inserted" in scheduler.sync_job()
+        current = (version_text(data_version(engine)), trial_frame_format())
+        assert stored_version(engine, TRIAL_FRAME_SNAPSHOT) == current
+        with transaction(engine) as session:
+            payload = session.get(FrameSnapshot, TRIAL_FRAME_SNAPSHOT).payload
+            session.query(FrameSnapshot).delete()
+        assert list(frame_from_parquet(payload)["registration_id"]) == ["NCT01000001"]
+        assert "0 inserted, 0 updated" in scheduler.sync_job()  # nothing new: nothing to refresh
+    assert count_rows(engine, FrameSnapshot) == 0

@@ -8,6 +8,8 @@ a filter means the same thing on the dashboard, in an export and in a digest.
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import Engine, Select, func, literal_column, or_, select
 from sqlalchemy import select as sql_select
+from sqlalchemy.exc import SQLAlchemyError
 
+from tracker import frame_snapshot
 from tracker.changes import format_arm, format_outcome
 from tracker.db.models import (
     ArmGroup,
@@ -31,6 +35,7 @@ from tracker.db.models import (
     OutcomeMeasure,
     Override,
     RegistrationCountry,
+    RegistrationLink,
     RegistryChangeEvent,
     RegistryHistory,
     RegistryVersion,
@@ -40,8 +45,8 @@ from tracker.db.models import (
     StudyVersion,
     SyncRun,
 )
-from tracker.db.session import batched, transaction
-from tracker.errors import FilterError
+from tracker.db.session import batched, one_line, transaction
+from tracker.errors import FilterError, TrackerError
 from tracker.filters import TrialFilter, apply_filter, sponsor_category
 
 # The store's runs, data date and change events: Core-only reads that `status` and `changes` use alone.
@@ -60,6 +65,8 @@ from tracker.registries import registration_url
 if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
 
 PHASE_ORDER = ("EARLY_PHASE1", "PHASE1", "PHASE2", "PHASE3", "PHASE4")
 PHASE_LABELS = {
@@ -536,6 +543,72 @@ def load_trial_frame(engine: Engine) -> pd.DataFrame:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     _typed_history_columns(frame)
     return frame.sort_values("registration_id", ignore_index=True)[list(TRIAL_FRAME_COLUMNS)]
+
+
+# The stored trial frame (`tracker.frame_snapshot`): its row in `frame_snapshots`, and the modules whose
+# source decides what the frame holds (a change to any of them rebuilds the stored frame once).
+TRIAL_FRAME_SNAPSHOT = "trial_frame"
+_TRIAL_FRAME_MODULES = (
+    "tracker.query",
+    "tracker.filters",
+    "tracker.registries",
+    "tracker.linking",
+    "tracker.frame_snapshot",
+)
+
+
+@functools.cache
+def trial_frame_format() -> int:
+    return frame_snapshot.frame_format(TRIAL_FRAME_COLUMNS, _TRIAL_FRAME_MODULES)
+
+
+def load_trial_frame_snapshot(
+    engine: Engine, version: Sequence[Any] | None = None, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """`load_trial_frame`, from the stored snapshot when it was built from the current data (`version`,
+    read here when not given) by the current code; otherwise built and stored for the next process.
+    With `columns` (of TRIAL_FRAME_COLUMNS), only those, in that order: a stored frame is read no further.
+
+    Storing is best effort: a read-only database, or any failure to write, logs one warning and the
+    built frame is returned all the same."""
+    version_text = frame_snapshot.version_text(data_version(engine) if version is None else version)
+    frame = frame_snapshot.read_snapshot(
+        engine, TRIAL_FRAME_SNAPSHOT, version_text, trial_frame_format(), columns
+    )
+    if frame is not None:
+        return frame
+    frame = load_trial_frame(engine)
+    _store_trial_frame(engine, frame, version_text)
+    return frame if columns is None else frame[list(columns)]
+
+
+def refresh_trial_frame_snapshot(engine: Engine) -> str:
+    """Build and store the trial frame unless the stored one is current (the scheduler calls this after a
+    sync lands, so the next dashboard process finds it ready); one line saying what happened."""
+    version_text = frame_snapshot.version_text(data_version(engine))
+    frame_format = trial_frame_format()
+    if frame_snapshot.stored_version(engine, TRIAL_FRAME_SNAPSHOT) == (version_text, frame_format):
+        return "trial frame snapshot already current"
+    frame = load_trial_frame(engine)
+    size = _store_trial_frame(engine, frame, version_text)
+    if size is None:
+        return "trial frame snapshot not stored"
+    return f"trial frame snapshot stored ({len(frame)} trials, {size / 1e6:.1f} MB)"
+
+
+def _store_trial_frame(engine: Engine, frame: pd.DataFrame, version_text: str) -> int | None:
+    """Store a frame built from data version `version_text`, unless the data moved on while it was built
+    (it would be stale at once); the payload's size, or None when nothing was stored."""
+    try:
+        if frame_snapshot.version_text(data_version(engine)) != version_text:
+            return None
+        return frame_snapshot.write_snapshot(
+            engine, TRIAL_FRAME_SNAPSHOT, frame, version_text, trial_frame_format()
+        )
+    except (SQLAlchemyError, TrackerError, ValueError, TypeError, OSError) as exc:
+        # pyarrow's conversion errors are ValueError / TypeError subclasses
+        log.warning("could not store the trial frame snapshot: %s", one_line(exc))
+        return None
 
 
 # Every stored trial: the filter `load_trial_frame` streams rows through (the frame is filtered later).
@@ -1020,7 +1093,9 @@ def registry_timeline(engine: Engine, registration_id: str) -> pd.DataFrame:
 
 
 def data_version(engine: Engine) -> tuple[Any, ...]:
-    """Changes whenever a sync, import, classification or override lands: the dashboard's cache key."""
+    """Changes whenever anything the trial frame shows lands: a sync or import, a classification, an
+    override, a manual link or unlink, a history backfill (its index or an accepted version chain). The
+    dashboard's cache key, and what a stored frame snapshot is checked against (`tracker.frame_snapshot`)."""
     with transaction(engine) as session:
         return tuple(
             session.execute(
@@ -1033,7 +1108,12 @@ def data_version(engine: Engine) -> tuple[Any, ...]:
                     select(func.max(Override.updated_at)).scalar_subquery(),
                     select(func.count()).select_from(Override).scalar_subquery(),
                     select(func.max(RegistryHistory.index_read_at)).scalar_subquery(),
+                    # accepting a version chain rewrites a trial's summary without reading its index again
+                    select(func.max(RegistryHistory.versions_accepted_at)).scalar_subquery(),
                     select(func.max(RegistryChangeEvent.id)).scalar_subquery(),
+                    # a decision replaces the pair's earlier one (same count): its time tells them apart
+                    select(func.max(RegistrationLink.created_at)).scalar_subquery(),
+                    select(func.count()).select_from(RegistrationLink).scalar_subquery(),
                 )
             ).one()
         )

@@ -65,8 +65,9 @@ def sync_job() -> str:
     """The daily job: `tracker sync --registry TRACKER_SCHEDULE_REGISTRY` (every registry by default;
     incremental once a watermark exists; classifies what landed), then, with TRACKER_SCHEDULE_HISTORY,
     `tracker history` for the ClinicalTrials.gov trials that moved (a failure there is logged and leaves
-    the sync's result alone). One registry failing does not keep the other from syncing."""
-    from tracker.sync import registries_named, run_registries, synced
+    the sync's result alone). One registry failing does not keep the other from syncing. When anything
+    landed, the stored trial frame is refreshed, so the next dashboard process loads rather than builds it."""
+    from tracker.sync import SyncResult, registries_named, run_registries, synced
 
     runtime = _bound()
     try:
@@ -85,23 +86,42 @@ def sync_job() -> str:
             log.info("sync job (%s): %s", registry, outcome.summary())
             parts.append(f"{registry} {outcome.summary()}")
     summary = "; ".join(parts)
-    if not runtime.settings.schedule_history or not synced(outcomes, "ctgov"):
-        return summary
-    return f"{summary}; {history_after_sync(runtime)}"
+    landed = any(isinstance(outcome, SyncResult) and outcome.landed for _, outcome in outcomes)
+    if runtime.settings.schedule_history and synced(outcomes, "ctgov"):
+        history, history_landed = history_after_sync(runtime)
+        summary = f"{summary}; {history}"
+        landed = landed or history_landed
+    if landed:
+        refresh_frame_snapshot(runtime)
+    return summary
 
 
-def history_after_sync(runtime: _Runtime) -> str:
+def history_after_sync(runtime: _Runtime) -> tuple[str, bool]:
+    """`tracker history` after the sync: its summary, and whether it stored anything."""
     from tracker.history import run_history
 
     try:
         history = run_history(runtime.engine, runtime.settings)
     except TrackerError as exc:
         log.error("history after the sync failed: %s", exc)
-        return f"history failed: {exc}"
+        return f"history failed: {exc}", False
     for failure in history.failed:
         log.warning("history of %s not accepted: %s", failure.registration_id, failure.reason)
     log.info("sync job: %s", history.summary())
-    return history.summary()
+    return history.summary(), bool(history.accepted or history.versions_fetched)
+
+
+def refresh_frame_snapshot(runtime: _Runtime) -> None:
+    """Store the trial frame of what just landed (`tracker.query.refresh_trial_frame_snapshot`); a failure
+    is logged and leaves the job's result alone: the dashboard then builds the frame itself."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tracker.query import refresh_trial_frame_snapshot
+
+    try:
+        log.info("sync job: %s", refresh_trial_frame_snapshot(runtime.engine))
+    except (TrackerError, SQLAlchemyError) as exc:
+        log.error("trial frame snapshot not refreshed: %s", exc)
 
 
 def digest_job() -> str:

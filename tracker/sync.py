@@ -92,6 +92,11 @@ class SyncResult:
         self.unchanged += outcome.unchanged
         self.rejected.extend(outcome.rejected)
 
+    @property
+    def landed(self) -> bool:
+        """Whether the run changed what the read side shows: studies in, changed or out, or classified."""
+        return bool(self.inserted or self.updated or self.removed or self.classified)
+
     def summary(self) -> str:
         """One line for logs and the end of the command."""
         return (

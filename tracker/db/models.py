@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -352,7 +353,7 @@ class Classification(Base):
 
     registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), primary_key=True)
     taxonomy_version: Mapped[str] = mapped_column(String(20))
-    classified_at: Mapped[datetime] = mapped_column()
+    classified_at: Mapped[datetime] = mapped_column(index=True)  # its max is part of the data version
     content_hash: Mapped[str] = mapped_column(String(64))  # the study content that was classified
     relevance: Mapped[str] = mapped_column(Key)
     multi_disease: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -479,12 +480,12 @@ class RegistryHistory(Base):
     registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), primary_key=True)
     version_count: Mapped[int] = mapped_column(Integer)
     last_version: Mapped[int] = mapped_column(Integer)
-    index_read_at: Mapped[datetime] = mapped_column()
+    index_read_at: Mapped[datetime] = mapped_column(index=True)  # its max is part of the data version
     study_last_update_posted: Mapped[date | None] = mapped_column(Date)
     versions_through: Mapped[int | None] = mapped_column(Integer)
     # The last version posted when the history was first read: changes up to it are history, not news.
     baseline_through: Mapped[int] = mapped_column(Integer)
-    versions_accepted_at: Mapped[datetime | None] = mapped_column()
+    versions_accepted_at: Mapped[datetime | None] = mapped_column(index=True)  # as index_read_at
     original_enrollment_count: Mapped[int | None] = mapped_column(Integer)
     original_enrollment_type: Mapped[str | None] = mapped_column(Enum)
     original_primary_outcomes: Mapped[list[Any] | None] = mapped_column(JSON)
@@ -548,3 +549,21 @@ class RegistryChangeEvent(Base):
     found_at: Mapped[datetime] = mapped_column(index=True)
     baseline: Mapped[bool] = mapped_column(Boolean, default=False)
     change_event_id: Mapped[int | None] = mapped_column(ForeignKey("change_events.id", ondelete="SET NULL"))
+
+
+class FrameSnapshot(Base):
+    """A read model the query layer built, stored so a new dashboard process need not rebuild it.
+
+    `payload` is the frame as Apache Parquet (data only: never pickle, which would let whoever can write
+    this table run code in the dashboard). It stands for the data only while `data_version` equals
+    `tracker.query.data_version` serialised, and `frame_format` the running code's
+    (`tracker.frame_snapshot.frame_format`); otherwise it is rebuilt and overwritten.
+    """
+
+    __tablename__ = "frame_snapshots"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)  # e.g. "trial_frame"
+    data_version: Mapped[str] = mapped_column(Text)
+    frame_format: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column()
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
