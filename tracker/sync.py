@@ -466,9 +466,10 @@ def _classified_pages(
         return
     from tracker.workers import ordered_map
 
-    # One page ahead per worker: the pages in flight are what the walk holds in memory.
+    # One page per worker in flight and one more, so no worker waits while a page lands: the pages in
+    # flight are what the walk holds in memory.
     for (fresh, served), classified in ordered_map(
-        _classify_fresh_page, pages, workers=workers, engine=engine, ahead=workers
+        _classify_fresh_page, pages, workers=workers, engine=engine, ahead=workers + 1
     ):
         yield fresh, served, classify_hook(classified)
 
