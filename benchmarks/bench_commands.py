@@ -6,7 +6,8 @@ beside its baseline in the same run (the order rotates each round) and printed a
 
   tracker --help                      vs `python -c pass`
   tracker status, changes --limit 5   vs `python -c pass` (on the database the sync filled)
-  tracker sync (fresh SQLite file)    vs benchmarks/naive_dump.py (httpx → json.loads → one table)
+  tracker sync (fresh SQLite file)    vs benchmarks/naive_dump.py (httpx → json.loads → one table); also
+                                      with TRACKER_WORKERS=1 (one process), as import is
   tracker sync, nothing new           vs `python -c pass` (an incremental run on the synced database)
   tracker import (SQLite, Postgres)   vs the naive script; studies per second
   tracker export, classify --all      on the synced database
@@ -19,8 +20,8 @@ the snapshot to N studies with rewritten NCT IDs (e.g. 100000); `--quick` does 3
     .venv/bin/python benchmarks/bench_commands.py [--quick] [--scale 100000] [--repeat 5]
         [--postgres postgresql+psycopg://127.0.0.1/test] [--data PATH.jsonl.gz] [--only pass,status]
 
-Figure keys for --only: pass help status changes naive sync no_change import export classify streamlit
-dashboard (both dashboard figures) import_pg.
+Figure keys for --only: pass help status changes naive sync sync_one no_change import import_one export
+classify streamlit dashboard (both dashboard figures) import_pg.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from tracker.sources import iter_raw_studies  # noqa: E402
 DEFAULT_DATA = ROOT.parent / "shared/data/ctgov_ms_2025-09-25.jsonl.gz"
 TRACKER = [sys.executable, "-m", "tracker"]
 PASS = [sys.executable, "-c", "pass"]
+# The same command without worker processes (TRACKER_WORKERS=1), to compare in the same run.
+ONE_PROCESS = ["/usr/bin/env", "TRACKER_WORKERS=1"]
 APPTEST_IMPORT = "from streamlit.testing.v1 import AppTest"
 
 
@@ -209,11 +212,23 @@ def measure(
             [*TRACKER, *db, sync_url, "sync", "--base-url", url],
             sync_reset,
         ),
+        (
+            "sync_one",
+            "tracker sync, one process",
+            [*ONE_PROCESS, *TRACKER, *db, sync_url, "sync", "--base-url", url],
+            sync_reset,
+        ),
         ("no_change", "tracker sync, nothing new", [*TRACKER, *db, synced, "sync", "--base-url", url], None),
         (
             "import",
             "tracker import (fresh SQLite)",
             [*TRACKER, *db, import_url, "import", str(data)],
+            import_reset,
+        ),
+        (
+            "import_one",
+            "tracker import, one process",
+            [*ONE_PROCESS, *TRACKER, *db, import_url, "import", str(data)],
             import_reset,
         ),
         ("export", "tracker export (all trials)", [*TRACKER, *db, synced, "export", "--out", str(out)], None),
@@ -264,7 +279,7 @@ def report(figures: dict[str, Figure], studies: int) -> None:
         f"\nmedian wall-clock s (CPU s), peak RSS; ratio to the baseline of the same run ({studies} studies)"
     )
     baselines = dict.fromkeys(("help", "status", "changes", "no_change"), "pass")
-    baselines.update(dict.fromkeys(("sync", "import", "import_pg"), "naive"))
+    baselines.update(dict.fromkeys(("sync", "sync_one", "import", "import_one", "import_pg"), "naive"))
     baselines["dashboard"] = baselines["dashboard_built"] = "streamlit"
     for key, figure in figures.items():
         line = (
