@@ -2,7 +2,7 @@
 
 Revision ID: 0008_frame_snapshots
 Revises: 0007_read_indexes
-Create Date: 2026-12-05 21:00:00
+Create Date: 2026-12-04 21:00:00
 
 Building the trial frame is most of a dashboard process's cold start (8 s at 100,000 studies). Each row
 of `frame_snapshots` holds one frame the query layer built, as Apache Parquet, with the data version it

@@ -66,6 +66,10 @@ class Study(Base):
     """
 
     __tablename__ = "studies"
+    # `tracker status` counts registrations per registry and the trials from this index alone.
+    __table_args__ = (
+        Index("ix_studies_registry_trial_id_registration_id", "registry", "trial_id", "registration_id"),
+    )
 
     registration_id: Mapped[str] = mapped_column(RegistrationId, primary_key=True)
     # "registry" is the declarative base's own attribute name, so the ORM calls the column registry_name.
