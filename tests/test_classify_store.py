@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, select, update
+from support import stored_classification
 
 from tracker import store
 from tracker.classify.rules import CLASSIFIER_VERSION
@@ -287,13 +288,10 @@ def test_classifying_in_child_processes_stores_exactly_what_one_process_stores(d
     import json
     from pathlib import Path
 
-    from sqlalchemy import select
-
     from tracker import store
     from tracker.classify.store import classify_pending, set_override
     from tracker.db.migrate import upgrade_to_head
-    from tracker.db.models import Classification, StudyLabel
-    from tracker.db.session import make_engine, transaction
+    from tracker.db.session import make_engine
 
     sample = Path(__file__).parent / "fixtures" / "ms_sample.jsonl"
     raws = [json.loads(line) for line in sample.read_text().splitlines()]
@@ -305,23 +303,9 @@ def test_classifying_in_child_processes_stores_exactly_what_one_process_stores(d
     first = raws[0]["protocolSection"]["identificationModule"]["nctId"]
     set_override(engine, first, mechanisms=["anti_cd20"], note="test")
 
-    def stored() -> tuple[list[tuple], list[tuple]]:
-        with transaction(engine) as session:
-            results = session.execute(
-                select(
-                    Classification.registration_id, Classification.relevance, Classification.result
-                ).order_by(Classification.registration_id)
-            ).all()
-            labels = session.execute(
-                select(
-                    StudyLabel.registration_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role
-                ).order_by(StudyLabel.registration_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role)
-            ).all()
-        return [tuple(r) for r in results], [tuple(r) for r in labels]
-
     assert classify_pending(engine, all_studies=True, batch_size=20, workers=1) == len(raws)
-    one = stored()
+    one = stored_classification(engine)
     assert classify_pending(engine, all_studies=True, batch_size=20, workers=2) == len(raws)
-    assert stored() == one
+    assert stored_classification(engine) == one
     assert "anti_cd20" in {key for rid, dim, key, _ in one[1] if rid == first and dim == "mechanism"}
     engine.dispose()

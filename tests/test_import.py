@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import FIXTURES
 from sqlalchemy import Engine, select
-from support import count_rows
+from support import count_rows, stored_classification
 
 from tracker.cli import main
-from tracker.db.models import Classification, Study, StudyLabel, StudyVersion, SyncRun
+from tracker.db.models import Study, StudyVersion, SyncRun
 from tracker.db.session import make_engine, transaction
 from tracker.errors import ConfigError
 from tracker.sources import import_studies, iter_raw_studies
@@ -184,25 +184,6 @@ def test_a_rejected_record_is_printed_once(sqlite_url: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("rejected NCT09999901: "), lines
 
 
-def _classified(engine: Engine) -> tuple[list[tuple], list[tuple]]:
-    with transaction(engine) as session:
-        results = session.execute(
-            select(
-                Classification.registration_id,
-                Classification.content_hash,
-                Classification.relevance,
-                Classification.multi_disease,
-                Classification.result,
-            ).order_by(Classification.registration_id)
-        ).all()
-        labels = session.execute(
-            select(
-                StudyLabel.registration_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role
-            ).order_by(StudyLabel.registration_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role)
-        ).all()
-    return [tuple(row) for row in results], [tuple(row) for row in labels]
-
-
 def test_worker_processes_classify_what_a_single_process_would(tmp_path: Path) -> None:
     # More than one chunk: worker processes parse and classify ahead while this process lands the chunks.
     from tracker.db.migrate import upgrade_to_head
@@ -213,7 +194,7 @@ def test_worker_processes_classify_what_a_single_process_would(tmp_path: Path) -
         upgrade_to_head(engine)
         result = import_studies(engine, SAMPLE, chunk_size=64, workers=workers)
         assert (result.outcome, result.inserted, result.classified) == ("success", 200, 200)
-        stores[workers] = _classified(engine)
+        stores[workers] = stored_classification(engine)
         engine.dispose()
     assert stores[2] == stores[1]
     assert len(stores[1][0]) == 200

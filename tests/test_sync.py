@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from conftest import FIXTURES
 from fake_ctgov import FakeCtgov, Fault, make_study
 from sqlalchemy import Engine, select
-from support import count_rows
+from support import count_rows, stored_classification
 
 from tracker import store
 from tracker.cli import main
@@ -278,21 +278,7 @@ def test_worker_processes_classify_the_pages_a_single_process_would(
         settings = settings_for(fake_ctgov, engine, query="", page_size=60)
         result = run_sync(engine, settings, backoff_base=0.01, workers=workers)
         assert (result.outcome, result.inserted, result.classified, result.pages) == ("success", 200, 200, 4)
-        with transaction(engine) as session:
-            classified = session.execute(
-                select(
-                    Classification.registration_id,
-                    Classification.content_hash,
-                    Classification.relevance,
-                    Classification.result,
-                ).order_by(Classification.registration_id)
-            ).all()
-            labels = session.execute(
-                select(
-                    StudyLabel.registration_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role
-                ).order_by(StudyLabel.registration_id, StudyLabel.dimension, StudyLabel.key, StudyLabel.role)
-            ).all()
-        stores.append(([tuple(row) for row in classified], [tuple(row) for row in labels]))
+        stores.append(stored_classification(engine))
         engine.dispose()
     assert stores[1] == stores[0]
     assert len(stores[0][0]) == 200
