@@ -13,6 +13,7 @@ from conftest import FIXTURES
 from sqlalchemy import Engine, select
 from support import count_rows, stored_classification
 
+from tracker.classify.store import classify_pending
 from tracker.cli import main
 from tracker.db.models import Study, StudyVersion, SyncRun
 from tracker.db.session import make_engine, transaction
@@ -199,3 +200,14 @@ def test_worker_processes_classify_what_a_single_process_would(tmp_path: Path) -
     assert stores[2] == stores[1]
     assert len(stores[1][0]) == 200
     assert {relevance for _rid, dimension, relevance, _ in stores[1][1] if dimension == "relevance"} >= {"ms"}
+
+
+def test_an_import_with_workers_stores_what_reclassifying_in_one_process_gives(engine: Engine) -> None:
+    # On both databases: the parent disposes of its pool before forking, lands each chunk with the labels
+    # a worker sent back, and a later reclassification in one process rewrites exactly the same rows.
+    result = import_studies(engine, SAMPLE, chunk_size=64, workers=2)
+    assert (result.outcome, result.inserted, result.classified) == ("success", 200, 200)
+    with_workers = stored_classification(engine)
+
+    assert classify_pending(engine, all_studies=True, workers=1) == 200
+    assert stored_classification(engine) == with_workers
