@@ -140,5 +140,5 @@ def _column_of(session: Session, ids: Collection[str], column: Any) -> dict[str,
     found: dict[str, Any] = {}
     for chunk in batched(sorted(ids)):
         rows = session.execute(select(Study.registration_id, column).where(Study.registration_id.in_(chunk)))
-        found.update(rows.tuples().all())
+        found.update((registration_id, value) for registration_id, value in rows)
     return found
