@@ -513,3 +513,21 @@ def test_the_streamed_export_is_byte_identical_to_the_frame_export(
     assert result.provenance["classification_taxonomy_versions"] == versions
     rows = list(query.iter_trial_rows(real_trials, trial_filter))
     assert [row["trial_id"] for row in rows] == list(frame["registration_id"])
+
+
+def test_worker_processes_write_the_same_csv_as_one_process(
+    loaded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Spans of registration IDs formatted in worker processes, written in order: the same bytes, the same
+    # provenance (spans made small so the fixture store has several).
+    monkeypatch.setattr("tracker.export.EXPORT_SPAN", 40)
+    every_trial = TrialFilter(relevance=(), include_removed=True)
+    written = {}
+    for workers in (1, 2):
+        out = tmp_path / f"workers{workers}.csv"
+        result = write_export(
+            loaded, every_trial, out, excel=True, now=datetime(2025, 9, 26), workers=workers
+        )
+        written[workers] = (out.read_bytes(), result.row_count, result.provenance)
+    assert written[2] == written[1]
+    assert written[1][1] == len(query.select_trials(loaded, every_trial)) > 40

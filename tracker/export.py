@@ -525,12 +525,14 @@ def write_export(
     excel: bool = False,
     xlsx_path: Path | None = None,
     now: datetime | None = None,
+    workers: int = 1,
 ) -> ExportResult:
     """Write the trials matching the filter as CSV to `path` with the provenance sidecar beside it,
     and/or as a workbook to `xlsx_path`; nothing is written unless every target folder exists.
 
-    CSV rows are written as they are read (`query.iter_trial_rows`), each with its registry details
-    (`query.detail_values`); the sidecar, which counts them, follows."""
+    CSV rows are written as they are read (`detailed_trial_rows`); the sidecar, which counts them,
+    follows. With `workers` > 1 and a store of more than one EXPORT_SPAN, worker processes format spans of
+    registration IDs into CSV text that this process writes in order: the same bytes."""
     targets = [target for target in (path, xlsx_path) if target is not None]
     if not targets:
         raise ConfigError("nothing to write: give --out FILE.csv, --xlsx FILE.xlsx or both")
@@ -545,19 +547,13 @@ def write_export(
 
     def trial_rows() -> Iterator[dict[str, Any]]:
         nonlocal row_count
-        # Details are read for one batch of streamed rows at a time (their NCT ID range), so the export's
-        # memory stays at a batch's outcome and arm text however many trials the store holds.
-        for batch in batched(query.iter_trial_rows(engine, trial_filter), DETAIL_BATCH):
-            span = (batch[0]["registration_id"], batch[-1]["registration_id"])
-            details = query.fold_details(query.read_detail_rows(engine, nct_range=span))
-            for row in batch:
-                row_count += 1
-                if row["taxonomy_version"] is not None:
-                    versions.add(str(row["taxonomy_version"]))
-                row.update(details.get(row["registration_id"]) or query.EMPTY_DETAILS)
-                if xlsx_path is not None:
-                    kept.append(row)
-                yield row
+        for row in detailed_trial_rows(engine, trial_filter):
+            row_count += 1
+            if row["taxonomy_version"] is not None:
+                versions.add(str(row["taxonomy_version"]))
+            if xlsx_path is not None:
+                kept.append(row)
+            yield row
 
     def provenance() -> dict[str, Any]:
         return build_provenance(
@@ -568,10 +564,28 @@ def write_export(
             frame_taxonomy_versions=sorted(versions),
         )
 
+    spans = query.registration_spans(engine, EXPORT_SPAN) if workers > 1 and xlsx_path is None else []
+
     def write_csv(handle: IO[bytes]) -> None:
+        nonlocal row_count
         text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
-        rows = (export_row(row, include_comparators=trial_filter.include_comparators) for row in trial_rows())
-        _write_csv(text, rows, excel=excel)
+        if len(spans) > 1:
+            _write_csv(text, (), excel=excel)  # the header; the spans' rows follow in order
+            from tracker.workers import ordered_map
+
+            url = engine.url.render_as_string(hide_password=False)
+            work = [(url, trial_filter, span) for span in spans]
+            for _work, (chunk, count, chunk_versions) in ordered_map(
+                _csv_of_span, work, workers=workers, engine=engine, ahead=workers + 1
+            ):
+                text.write(chunk)
+                row_count += count
+                versions.update(chunk_versions)
+        else:
+            rows = (
+                export_row(row, include_comparators=trial_filter.include_comparators) for row in trial_rows()
+            )
+            _write_csv(text, rows, excel=excel)
         text.flush()
         text.detach()  # the caller closes the file
 
@@ -611,6 +625,42 @@ def write_export(
     return ExportResult(
         path=path, sidecar_path=sidecar, row_count=row_count, provenance=written[0], xlsx_path=xlsx_path
     )
+
+
+def detailed_trial_rows(
+    engine: Engine, trial_filter: TrialFilter, span: tuple[str, str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The trial rows `query.iter_trial_rows` streams, each with its registry details. Details are read
+    for one batch of streamed rows at a time (their registration ID range), so the export's memory stays
+    at a batch's outcome and arm text however many trials the store holds."""
+    for batch in batched(query.iter_trial_rows(engine, trial_filter, span=span), DETAIL_BATCH):
+        first_and_last = (batch[0]["registration_id"], batch[-1]["registration_id"])
+        details = query.fold_details(query.read_detail_rows(engine, nct_range=first_and_last))
+        for row in batch:
+            row.update(details.get(row["registration_id"]) or query.EMPTY_DETAILS)
+            yield row
+
+
+# Registrations per worker's share of a parallel CSV export (a smaller store is exported in one process).
+EXPORT_SPAN = 5_000
+
+
+def _csv_of_span(work: tuple[str, TrialFilter, tuple[str, str]]) -> tuple[str, int, set[str]]:
+    """In a worker process: the CSV rows (no header) of the trials in one span of registration IDs, how
+    many, and the taxonomy versions they carry."""
+    from tracker.workers import child_engine
+
+    url, trial_filter, span = work
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    count = 0
+    versions: set[str] = set()
+    for row in detailed_trial_rows(child_engine(url), trial_filter, span):
+        count += 1
+        if row["taxonomy_version"] is not None:
+            versions.add(str(row["taxonomy_version"]))
+        writer.writerow(export_row(row, include_comparators=trial_filter.include_comparators))
+    return buffer.getvalue(), count, versions
 
 
 # --- workbook -----------------------------------------------------------------------------------

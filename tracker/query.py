@@ -709,11 +709,12 @@ def _distinct(values: Iterable[Any]) -> tuple[Any, ...]:
 
 
 def iter_trial_rows(
-    engine: Engine, trial_filter: TrialFilter, *, batch: int = 1000
+    engine: Engine, trial_filter: TrialFilter, *, batch: int = 1000, span: tuple[str, str] | None = None
 ) -> Iterator[dict[str, Any]]:
     """The rows of `select_trials`, as dicts, one at a time and in NCT ID order, from one query that the
     database aggregates; no frame and no ORM objects, so memory stays flat however many trials there are.
-    Each dict carries the trial frame's columns (dates as `date`, missing values as None)."""
+    Each dict carries the trial frame's columns (dates as `date`, missing values as None). With `span`
+    (first, last), only the trials whose registration ID lies in it (`registration_spans`)."""
     dialect = engine.dialect.name
     aggregates = [
         literal_column(_aggregate_sql(dialect, *spec)).label(name) for name, spec in _AGGREGATES.items()
@@ -732,6 +733,8 @@ def iter_trial_rows(
         .outerjoin(RegistryHistory, RegistryHistory.registration_id == Study.registration_id)
         .order_by(Study.registration_id)
     )
+    if span is not None:
+        statement = statement.where(Study.registration_id.between(*span))
     registrations = load_registrations(engine)
     followers = _followers(registrations)
     with engine.connect() as connection:
@@ -746,6 +749,14 @@ def iter_trial_rows(
             _merge_trial_values(row)  # the URL, countries and search text of every registration
             if trial_filter.matches(row):
                 yield row
+
+
+def registration_spans(engine: Engine, size: int) -> list[tuple[str, str]]:
+    """The stored registration IDs in order, cut into (first, last) spans of `size`: ranges that together
+    cover every registration once, for readers that share a walk among processes."""
+    with engine.connect() as connection:
+        ids = list(connection.scalars(select(Study.registration_id).order_by(Study.registration_id)))
+    return [(ids[start], ids[min(start + size, len(ids)) - 1]) for start in range(0, len(ids), size)]
 
 
 # The registry-history columns of a streamed row, labelled by their trial-frame names.

@@ -88,6 +88,17 @@ def _in_order(
 
 
 _inherited_engine: Engine | None = None  # the parent's engine at the fork (`_child_start` drops it)
+_child_engines: dict[str, Engine] = {}  # in a child: one engine per database URL, opened by its first item
+
+
+def child_engine(url: str) -> Engine:
+    """In a worker process: its own engine on the database at `url` (never the parent's connections)."""
+    engine = _child_engines.get(url)
+    if engine is None:
+        from tracker.db.session import make_engine
+
+        engine = _child_engines[url] = make_engine(url)
+    return engine
 
 
 def _child_start() -> None:

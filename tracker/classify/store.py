@@ -109,16 +109,10 @@ def _rows_in_children(engine: Engine, batches: list[list[str]], workers: int) ->
 
 
 def _rows_in_child(work: tuple[str, list[str]]) -> _Rows:
-    global _child_engine
+    from tracker.workers import child_engine
+
     url, registration_ids = work
-    if _child_engine is None:
-        from tracker.db.session import make_engine
-
-        _child_engine = make_engine(url)
-    return _rows_of_batch(_child_engine, registration_ids)
-
-
-_child_engine: Engine | None = None  # one engine per child process, opened by its first batch
+    return _rows_of_batch(child_engine(url), registration_ids)
 
 
 def _rows_of_batch(engine: Engine, registration_ids: Sequence[str]) -> _Rows:

@@ -40,10 +40,18 @@ def export(app: AppContext, out: Path | None, xlsx_path: Path | None, excel: boo
         raise click.UsageError("give --out FILE.csv, --xlsx FILE.xlsx or both.")
     from tracker.export import write_export
     from tracker.query import resolve_names
+    from tracker.workers import worker_count
 
     engine = app.reader()
     trial_filter = resolve_names(engine, filter_from_options(filters))
-    result = write_export(engine, trial_filter, out, excel=excel, xlsx_path=xlsx_path)
+    result = write_export(
+        engine,
+        trial_filter,
+        out,
+        excel=excel,
+        xlsx_path=xlsx_path,
+        workers=worker_count(app.settings.workers),
+    )
     if result.path is not None:
         click.echo(f"Wrote {result.row_count} trials to {result.path} (provenance: {result.sidecar_path}).")
     if result.xlsx_path is not None:
