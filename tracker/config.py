@@ -53,8 +53,8 @@ class Settings:
     request_timeout: float = _bounded(90.0, gt=0)
     max_retries: int = _bounded(5, ge=0)
     page_size: int = _bounded(1000, ge=1, le=1000)
-    # Processes that parse and classify ahead in `sync`, `import` and `classify --all`: 0 = one per core
-    # (at most 4), 1 = this process alone.
+    # Worker processes for `sync`, `import`, `classify --all` and a large `export`: 0 = one per core (at
+    # most 4), 1 = this process alone.
     workers: int = _bounded(0, ge=0, le=64)
 
     smtp_host: str = "localhost"
