@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -464,20 +465,38 @@ def _classified_pages(
         for fresh, served in pages:
             yield fresh, served, on_landed
         return
+    from tracker.classify.store import classify_raw
     from tracker.workers import ordered_map
 
-    # One page per worker in flight and one more, so no worker waits while a page lands: the pages in
-    # flight are what the walk holds in memory.
-    for (fresh, served), classified in ordered_map(
-        _classify_fresh_page, pages, workers=workers, engine=engine, ahead=workers + 1
+    # Each page is cut into one part per worker, so the first page is classified by every worker at once;
+    # a page lands once all its parts are back. The pages whose parts are in flight (about two) are what
+    # the walk holds in memory.
+    waiting: deque[tuple[FreshPage, int]] = deque()  # pages handed out, with how many parts each
+
+    def parts() -> Iterator[list[Any]]:
+        for page in pages:
+            cut = _parts(page[0], workers)
+            waiting.append((page, len(cut)))
+            yield from cut
+
+    classified: dict[str, Classified] = {}
+    parts_back = 0
+    for _part, part_classified in ordered_map(
+        classify_raw, parts(), workers=workers, engine=engine, ahead=2 * workers + 1
     ):
-        yield fresh, served, classify_hook(classified)
+        classified.update(part_classified)
+        parts_back += 1
+        (fresh, served), count = waiting[0]
+        if parts_back == count:
+            waiting.popleft()
+            yield fresh, served, classify_hook(classified)
+            classified, parts_back = {}, 0
 
 
-def _classify_fresh_page(page: FreshPage) -> dict[str, Classified]:
-    from tracker.classify.store import classify_raw
-
-    return classify_raw(page[0])
+def _parts(studies: list[Any], count: int) -> list[list[Any]]:
+    """`studies` in `count` consecutive parts of (nearly) equal size; one empty part for no studies."""
+    size = max(1, -(-len(studies) // count))
+    return [studies[start : start + size] for start in range(0, len(studies), size)] or [[]]
 
 
 def _not_seen_yet(raw_studies: Iterable[Any], pass_ids: set[str], seen_ids: set[str]) -> Iterator[Any]:
