@@ -221,16 +221,7 @@ def classification_rows(
                 "result": done.result,
             }
         )
-        labels.extend(
-            {
-                "registration_id": registration_id,
-                "dimension": dimension,
-                "key": key,
-                "role": role,
-                "source": source,
-            }
-            for dimension, key, role, source in done.labels
-        )
+        labels.extend(_label_row(registration_id, label) for label in done.labels)
     return classification, labels
 
 
@@ -318,13 +309,19 @@ def _facet_labels(result: ClassificationResult, override: Override | None) -> li
     return labels
 
 
-def _label_row(registration_id: str, label: EffectiveLabel) -> dict[str, Any]:
+def _label_row(
+    registration_id: str, label: EffectiveLabel | tuple[str, str, str | None, str]
+) -> dict[str, Any]:
+    """A `study_labels` row of an effective label (or of its plain (dimension, key, role, source) form)."""
+    if isinstance(label, EffectiveLabel):
+        label = (label.dimension, label.key, label.role, label.source)
+    dimension, key, role, source = label
     return {
         "registration_id": registration_id,
-        "dimension": label.dimension,
-        "key": label.key,
-        "role": label.role,
-        "source": label.source,
+        "dimension": dimension,
+        "key": key,
+        "role": role,
+        "source": source,
     }
 
 
