@@ -682,14 +682,19 @@ def _xlsx_value(value: object) -> object:
 
 def _append(sheet: Any, values: Sequence[object]) -> None:
     """Append one row; text is kept as text (never read as a formula) and stripped of the control
-    characters the .xlsx format cannot hold."""
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    characters the .xlsx format cannot hold. Text cells are made here, typed, and handed to `append`:
+    finding the row again afterwards (`sheet.max_row`) scans every cell of the sheet, once per row."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 
-    cleaned = [ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in values]
-    sheet.append(cleaned)
-    for cell in sheet[sheet.max_row]:
-        if isinstance(cell.value, str):
+    row: list[object] = []
+    for value in values:
+        if isinstance(value, str):
+            cell = Cell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
             cell.data_type = "s"
+            row.append(cell)
+        else:
+            row.append(value)
+    sheet.append(row)
 
 
 def _header(sheet: Any, names: Sequence[str]) -> None:
