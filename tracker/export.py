@@ -682,14 +682,15 @@ def _xlsx_value(value: object) -> object:
 
 def _append(sheet: Any, values: Sequence[object]) -> None:
     """Append one row; text is kept as text (never read as a formula) and stripped of the control
-    characters the .xlsx format cannot hold. Text cells are made here, typed, and handed to `append`:
-    finding the row again afterwards (`sheet.max_row`) scans every cell of the sheet, once per row."""
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+    characters the .xlsx format cannot hold. Text cells are made here and typed before they are written
+    (the sheets are write-only: rows stream to the file, none is kept to be found again)."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     row: list[object] = []
     for value in values:
         if isinstance(value, str):
-            cell = Cell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
+            cell = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
             cell.data_type = "s"
             row.append(cell)
         else:
@@ -698,12 +699,19 @@ def _append(sheet: Any, values: Sequence[object]) -> None:
 
 
 def _header(sheet: Any, names: Sequence[str]) -> None:
+    """The bold header row, kept in view (set before any row is written: a write-only sheet's view is
+    written with its first row)."""
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
-    sheet.append(list(names))
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
     sheet.freeze_panes = "A2"
+    bold = Font(bold=True)
+    cells = []
+    for name in names:
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.font = bold
+        cells.append(cell)
+    sheet.append(cells)
 
 
 def glossary_rows() -> list[tuple[str, str, str]]:
@@ -764,9 +772,8 @@ def rows_to_xlsx(
     from openpyxl import Workbook
 
     ids = {row["registration_id"] for row in rows}
-    workbook = Workbook()
-    trials = workbook.active
-    trials.title = "Trials"
+    workbook = Workbook(write_only=True)
+    trials = workbook.create_sheet("Trials")
     _header(trials, EXPORT_HEADER)
     for row in rows:
         counted = counted_row(row, include_comparators=include_comparators)
