@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import signal
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
 from support import count_rows
 
 from tracker import store
 from tracker.db.models import (
     ChangeEvent,
+    Classification,
     Condition,
     Intervention,
     Study,
@@ -153,3 +158,24 @@ def test_an_older_copy_never_rolls_a_study_back(engine: Engine) -> None:
     assert count_rows(engine, ChangeEvent, ChangeEvent.kind != "new") == 0
     with transaction(engine) as session:
         assert session.get(Study, "NCT03064438").overall_status == "TERMINATED"
+
+
+def test_ctrl_c_while_a_page_is_written_takes_effect_once_the_page_has_landed(engine: Engine) -> None:
+    # An interrupt inside the page's transaction (here from the classifier hook) waits for its end: the
+    # page lands whole with its labels, then KeyboardInterrupt; the database is left unlocked.
+    from tracker.sync import classify_hook
+
+    run_id = store.begin_run(engine, mode="import", query=None, source="test", data_timestamp=None)
+    classify = classify_hook()
+
+    def interrupted_while_classifying(session: Any, records: Any) -> int:
+        os.kill(os.getpid(), signal.SIGINT)
+        return classify(session, records)
+
+    with pytest.raises(KeyboardInterrupt):
+        store.ingest_page(engine, run_id, SAMPLE, on_landed=interrupted_while_classifying)
+
+    assert count_rows(engine, Study) == len(SAMPLE)
+    assert count_rows(engine, Classification) == len(SAMPLE)
+    store.finish_run(engine, run_id, outcome="failed", error="interrupted")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -236,16 +236,45 @@ def ingest_page(
         now = seen_at or utcnow()
         result = PageResult()
         records = parse_page(raw_studies, result, parse)
-        try:
-            with transaction(engine) as session:
-                result.merge(_store_and_classify(session, run_id, records, now, on_landed))
-                _count_page(session, run_id, result)
-        except _RECORD_WRITE_ERRORS as exc:
-            log.warning("page write failed (%s); writing it record by record", _write_error(exc))
-            result.merge(_store_one_by_one(engine, run_id, records, now, on_landed))
-            with transaction(engine) as session:
-                _count_page(session, run_id, result)
+        with interrupts_between_pages():
+            try:
+                with transaction(engine) as session:
+                    result.merge(_store_and_classify(session, run_id, records, now, on_landed))
+                    _count_page(session, run_id, result)
+            except _RECORD_WRITE_ERRORS as exc:
+                log.warning("page write failed (%s); writing it record by record", _write_error(exc))
+                result.merge(_store_one_by_one(engine, run_id, records, now, on_landed))
+                with transaction(engine) as session:
+                    _count_page(session, run_id, result)
         return result
+
+
+@contextmanager
+def interrupts_between_pages() -> Iterator[None]:
+    """Ctrl-C while a page is written takes effect once the page's transaction has ended.
+
+    An interrupt raised inside a driver call leaves SQLite's statement unfinished: the connection SQLAlchemy
+    then discards is closed as a "zombie" that keeps its write transaction (and the database's write lock)
+    until the traceback holding the statement is gone, so recording the failed run waits out the busy
+    timeout. Deferred to the page's end, the page has landed or rolled back whole. Only the main thread of
+    a process whose Ctrl-C raises KeyboardInterrupt (a command) defers; a page takes under a second."""
+    import signal
+    import threading
+
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _store_and_classify(
