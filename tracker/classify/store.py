@@ -26,7 +26,7 @@ from tracker.db.models import Classification, Override, Study, StudyLabel
 from tracker.db.session import batched, transaction, utcnow
 from tracker.errors import FilterError, RecordError, TrackerError
 from tracker.registries import parse_stored
-from tracker.store import PageResult, gc_paused, insert_rows, parse_page
+from tracker.store import PageResult, gc_paused, insert_rows, interrupts_between_pages, parse_page
 from tracker.taxonomy import load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def classify_pending(
         rows = (_rows_of_batch(engine, batch) for batch in batches)
     done = 0
     for batch, (classified, labels) in zip(batches, rows, strict=True):
-        with transaction(engine) as session:
+        with interrupts_between_pages(), transaction(engine) as session:
             _write_rows(session, classified, labels)
         done += len(batch)
         if progress is not None:
