@@ -396,20 +396,15 @@ def export_row(row: Mapping[str, Any], *, include_comparators: bool = False) -> 
 
 
 def csv_cell(value: object) -> str:
-    """`neutralise_cell(format_cell(value))`, the plain Python values of a streamed row checked first: an
-    export writes millions of cells."""
-    kind = type(value)
-    if kind is str:
-        text = value
-    elif value is None:
-        return ""
-    elif kind is tuple:
+    """`neutralise_cell(format_cell(value))` for a cell that is neither text nor missing (`export_row`
+    writes those inline); a tuple of text is joined without `format_cell`'s checks of each item."""
+    if type(value) is tuple:
         text = MULTI_VALUE_SEPARATOR.join(
             [item if type(item) is str else format_cell(item) for item in value]
         )
     else:
         text = format_cell(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+    return neutralise_cell(text)
 
 
 def counted_row(row: Mapping[str, Any], *, include_comparators: bool = False) -> dict[str, Any]:

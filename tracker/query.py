@@ -262,33 +262,19 @@ def read_detail_rows(engine: Engine, nct_range: tuple[str, str] | None = None) -
         # Core, not the session: an ORM result builds its rows through the ORM's loading machinery
         return [tuple(row) for row in connection.execute(statement)]
 
+    def children(model: Any, names: Sequence[str], order: Any) -> list[tuple[Any, ...]]:
+        """A child table's rows: `names` (registration ID first), in registry order within each study."""
+        return tuples(
+            select(*(getattr(model, name) for name in names)).order_by(model.registration_id, order)
+        )
+
     with engine.connect() as connection:
         studies = tuples(select(*_DETAIL_COLUMNS).order_by(Study.registration_id))
-        outcomes = tuples(
-            select(*(getattr(OutcomeMeasure, name) for name in _OUTCOME_COLUMNS)).order_by(
-                OutcomeMeasure.registration_id, OutcomeMeasure.id
-            )
-        )
-        arms = tuples(
-            select(*(getattr(ArmGroup, name) for name in _ARM_COLUMNS)).order_by(
-                ArmGroup.registration_id, ArmGroup.position
-            )
-        )
-        interventions = tuples(
-            select(*(getattr(Intervention, name) for name in _INTERVENTION_COLUMNS)).order_by(
-                Intervention.registration_id, Intervention.position
-            )
-        )
-        secondary_ids = tuples(
-            select(*(getattr(SecondaryId, name) for name in _SECONDARY_ID_COLUMNS)).order_by(
-                SecondaryId.registration_id, SecondaryId.position
-            )
-        )
-        collaborators = tuples(
-            select(*(getattr(Collaborator, name) for name in _COLLABORATOR_COLUMNS)).order_by(
-                Collaborator.registration_id, Collaborator.position
-            )
-        )
+        outcomes = children(OutcomeMeasure, _OUTCOME_COLUMNS, OutcomeMeasure.id)
+        arms = children(ArmGroup, _ARM_COLUMNS, ArmGroup.position)
+        interventions = children(Intervention, _INTERVENTION_COLUMNS, Intervention.position)
+        secondary_ids = children(SecondaryId, _SECONDARY_ID_COLUMNS, SecondaryId.position)
+        collaborators = children(Collaborator, _COLLABORATOR_COLUMNS, Collaborator.position)
         site_counts = {
             str(registration_id): int(count)
             for registration_id, count in connection.execute(
