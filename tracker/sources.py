@@ -31,7 +31,7 @@ from tracker import store
 from tracker.db.session import batched
 from tracker.errors import ConfigError, TrackerError
 from tracker.locks import INGEST, Lease
-from tracker.sync import ProgressCallback, SyncResult, classify_hook, finish_ingest
+from tracker.sync import FreshPage, ProgressCallback, SyncResult, classified_pages, finish_ingest
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def import_studies(
     workers: int = 1,
 ) -> SyncResult:
     """Import raw studies from `path` in chunks of `chunk_size`, each in its own transaction; with
-    `workers` > 1 and more than one chunk, worker processes parse and classify the chunks ahead.
+    `workers` > 1 and a full first chunk, worker processes parse and classify the chunks ahead.
 
     Returns the result (outcome "partial" when records were rejected). A file error fails the run loudly.
     """
@@ -154,19 +154,16 @@ def import_studies(
     with Lease(engine, INGEST, purpose="import"):
         run_id = store.begin_run(engine, mode="import", query=None, source=str(path), data_timestamp=None)
         result = SyncResult(run_id=run_id, mode="import")
-        second = next(chunks, None)
-        pending = chain([first], [second] if second is not None else [], chunks)
-        # One chunk is landed here; more are parsed and classified by worker processes meanwhile.
-        parallel = classify and second is not None and workers > 1
+        # A full first chunk means more follow: worker processes then parse and classify the chunks ahead
+        # while each lands here, in file order, with its labels in its own transaction.
+        pages = classified_pages(
+            engine, _decoded(chain([first], chunks)), classify, workers, parallel_from=chunk_size
+        )
         try:
-            for outcome in (
-                _land_parallel(engine, run_id, pending, workers)
-                if parallel
-                else _land_in_process(engine, run_id, pending, classify)
-            ):
-                result.add(outcome)
+            for chunk, served, on_landed in pages:
+                result.add(store.ingest_page(engine, run_id, chunk, on_landed=on_landed))
                 if progress is not None:
-                    progress(result, outcome.seen)
+                    progress(result, served)
         except BaseException as exc:
             result.outcome = "failed"
             error = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
@@ -181,27 +178,12 @@ def import_studies(
     return result
 
 
-def _land_in_process(
-    engine: Engine, run_id: int, chunks: Iterator[list[Any]], classify: bool
-) -> Iterator[store.PageResult]:
-    on_landed = classify_hook() if classify else None
+def _decoded(chunks: Iterator[list[Any]]) -> Iterator[FreshPage]:
+    """Each chunk with its size; the collector pauses while a chunk is decoded (it frees all of it by
+    reference counting)."""
     while True:
-        # The collector pauses while one chunk is decoded and landed, and runs between chunks.
         with store.gc_paused():
             chunk = next(chunks, None)
-            if chunk is None:
-                return
-            yield store.ingest_page(engine, run_id, chunk, on_landed=on_landed)
-
-
-def _land_parallel(
-    engine: Engine, run_id: int, chunks: Iterator[list[Any]], workers: int
-) -> Iterator[store.PageResult]:
-    """Chunks classified ahead in worker processes, landed here in file order, each with its labels in its
-    own transaction (as `_land_in_process` lands them)."""
-    from tracker.classify.store import classify_raw
-    from tracker.workers import ordered_map
-
-    for chunk, classified in ordered_map(classify_raw, chunks, workers=workers, engine=engine):
-        with store.gc_paused():
-            yield store.ingest_page(engine, run_id, chunk, on_landed=classify_hook(classified))
+        if chunk is None:
+            return
+        yield chunk, len(chunk)

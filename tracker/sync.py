@@ -404,7 +404,8 @@ def _walk(
         pass_ids: set[str] = set()  # in this pass: a restarted pass lands again what it is served
         try:
             pages = _fresh_pages(client.iter_pages(params), pass_ids, seen_ids, result)
-            for fresh, served, on_landed in _classified_pages(engine, pages, classify, workers):
+            landing = classified_pages(engine, pages, classify, workers, parallel_from=PARALLEL_MIN_STUDIES)
+            for fresh, served, on_landed in landing:
                 _land_page(engine, fresh, served, on_landed, result, progress)
             return seen_ids
         except PageTokenError as exc:
@@ -451,16 +452,22 @@ def _fresh_pages(
         del page  # the next response is decoded with this one already freed
 
 
-def _classified_pages(
-    engine: Engine, pages: Iterator[FreshPage], classify: bool, workers: int
+def classified_pages(
+    engine: Engine,
+    pages: Iterator[FreshPage],
+    classify: bool,
+    workers: int,
+    *,
+    parallel_from: int,
 ) -> Iterator[tuple[list[Any], int, store.LandedHook | None]]:
-    """Each page with what classifies it as it lands: this process, or, for a walk of full pages and
-    `workers` > 1, worker processes that classified it while the pages before it landed."""
+    """Each page (a sync's, an import's chunk) with what classifies it as it lands: this process, or, when
+    `workers` > 1 and the first page brings at least `parallel_from` studies, worker processes that
+    classified it while the pages before it landed."""
     first = next(pages, None)
     if first is None:
         return
     pages = chain([first], pages)
-    if not classify or workers < 2 or len(first[0]) < PARALLEL_MIN_STUDIES:
+    if not classify or workers < 2 or len(first[0]) < parallel_from:
         on_landed = classify_hook() if classify else None
         for fresh, served in pages:
             yield fresh, served, on_landed
