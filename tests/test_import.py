@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -211,3 +212,22 @@ def test_an_import_with_workers_stores_what_reclassifying_in_one_process_gives(e
 
     assert classify_pending(engine, all_studies=True, workers=1) == 200
     assert stored_classification(engine) == with_workers
+
+
+def test_a_worker_part_classifies_the_content_the_parent_stores() -> None:
+    # A part travels to a worker as JSON bytes: the records it parses there must hash as the parent's do,
+    # or the parent would quietly classify every study again. Undecodable items stay with the parent.
+    from tracker.classify.rules import classify_study
+    from tracker.classify.store import classify_raw, raw_payload
+    from tracker.ctgov.parse import parse_study
+
+    raws = [raw for raw in iter_raw_studies(SAMPLE)][:40]
+    payload = raw_payload([*raws, Unreadable("line 41: not valid JSON")])
+    assert isinstance(payload, bytes)
+    classified = classify_raw(payload)
+    records = [parse_study(raw) for raw in raws]
+    assert list(classified) == [record.registration_id for record in records]
+    for record in records:
+        done = classified[record.registration_id]
+        assert done.content_hash == record.content_hash
+        assert json.loads(done.result) == classify_study(record).to_dict()

@@ -125,6 +125,12 @@ class Unreadable:
     reason: str
 
 
+class JsonText(str):
+    """A JSON value already serialised (by a worker process, say): stored as it is, not encoded again."""
+
+    __slots__ = ()
+
+
 @dataclass(slots=True)
 class PageResult:
     """What one page did to the store; `landed` holds the parsed records inserted or updated."""
@@ -985,6 +991,8 @@ def _json_text(session: Session) -> Callable[[Any], str]:
     memo: dict[int, tuple[Any, str]] = session.info.setdefault("json_text", {})
 
     def convert(value: Any) -> str:
+        if type(value) is JsonText:
+            return value
         if not value:
             return "[]" if isinstance(value, list) else orjson.dumps(value).decode()
         hit = memo.get(id(value))

@@ -472,7 +472,7 @@ def classified_pages(
         for fresh, served in pages:
             yield fresh, served, on_landed
         return
-    from tracker.classify.store import classify_raw
+    from tracker.classify.store import classify_raw, raw_payload
     from tracker.workers import ordered_map
 
     # Each page is cut into one part per worker, so the first page is classified by every worker at once;
@@ -480,11 +480,11 @@ def classified_pages(
     # the walk holds in memory.
     waiting: deque[tuple[FreshPage, int]] = deque()  # pages handed out, with how many parts each
 
-    def parts() -> Iterator[list[Any]]:
+    def parts() -> Iterator[bytes | list[Any]]:
         for page in pages:
             cut = _parts(page[0], workers)
             waiting.append((page, len(cut)))
-            yield from cut
+            yield from map(raw_payload, cut)
 
     classified: dict[str, Classified] = {}
     parts_back = 0
