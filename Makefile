@@ -9,6 +9,9 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# An editable install leaves the modules uncompiled; where PYTHONDONTWRITEBYTECODE is set every
+	@# command would compile them again. Stale files are ignored by Python, never used.
+	$(BIN)/python -m compileall -q tracker dashboard > /dev/null
 	touch $@
 
 install: $(BIN)/.installed
