@@ -173,33 +173,31 @@ def test_a_half_migrated_file_holding_rows_is_refused_precisely(sqlite_url: str)
     assert "subscriptions" in table_names(sqlite_url)
 
 
-# A migration that stops after its third table and waits to be killed: the parent kills it with SIGKILL.
+# A new database's creation that stops after its third table and waits to be killed: the parent kills it
+# with SIGKILL.
 _KILLED_MIGRATION = """
 import sys, time
 from pathlib import Path
-from alembic.operations import Operations
+from sqlalchemy import Table, event
 from tracker.db.migrate import upgrade_to_head
 from tracker.db.session import make_engine
 
 marker = Path(sys.argv[2])
-real_create_table = Operations.create_table
 created = []
 
-def create_table_then_hang(self, *args, **kwargs):
-    table = real_create_table(self, *args, **kwargs)
-    created.append(args[0])
+@event.listens_for(Table, "after_create")
+def hang_after_the_third(table, connection, **kwargs):
+    created.append(table.name)
     if len(created) == 3:
         marker.write_text(",".join(created))
         while True:
             time.sleep(1)
-    return table
 
-Operations.create_table = create_table_then_hang
 upgrade_to_head(make_engine(sys.argv[1]))
 """
 
 
-def test_sigkill_during_a_sqlite_migration_leaves_a_working_database(tmp_path: Path) -> None:
+def test_sigkill_while_a_new_sqlite_database_is_created_leaves_a_working_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'trials.db'}"
     marker = tmp_path / "three-tables-created"
     child = subprocess.Popen([sys.executable, "-c", _KILLED_MIGRATION, url, str(marker)])
