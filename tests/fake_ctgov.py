@@ -24,20 +24,18 @@ from __future__ import annotations
 
 import re
 import secrets
-import socket
-import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from fake_history import FakeHistory
+from loopback import FakeHandler, LoopbackServer
 
 API_PREFIX = "/api/v2"
 HISTORY_PREFIX = "/api/int"
@@ -268,7 +266,7 @@ def _parse_bound(text: str, open_value: str) -> str:
         raise BadRequest(f"Error parsing query in advanced filter: invalid date '{text}'") from None
 
 
-class FakeCtgov:
+class FakeCtgov(LoopbackServer):
     """The fake registry. Start with `start()` (or use as a context manager); `url` is the API base URL."""
 
     def __init__(
@@ -280,6 +278,7 @@ class FakeCtgov:
         api_version: str = "2.0.5",
         total_count_bias: int = 0,
     ) -> None:
+        super().__init__(_Handler, "fake-ctgov")
         self.data_timestamp = data_timestamp
         # Added to every totalCount: a registry that promises more than it delivers (completeness tests).
         self.total_count_bias = total_count_bias
@@ -293,8 +292,6 @@ class FakeCtgov:
         self.requests: list[LoggedRequest] = []
         self.histories: dict[str, FakeHistory] = {}
         self.set_studies(studies)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- data ----------------------------------------------------------------------------------------
 
@@ -387,33 +384,6 @@ class FakeCtgov:
             self.requests.append(LoggedRequest(path, params))
 
     # -- server lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> FakeCtgov:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-ctgov", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeCtgov:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "server not started"
-        return self._server.server_address[1]
 
     @property
     def url(self) -> str:
@@ -552,15 +522,8 @@ class FakeCtgov:
         return chosen
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FakeHandler):
     fake: FakeCtgov
-    protocol_version = "HTTP/1.1"  # keep-alive, like the real API
-    # Headers and body go out in two writes; with Nagle on, each keep-alive request would stall ~40 ms on
-    # the client's delayed ACK, a fixed cost per page that would blur the benchmark.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
-        return
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         split = urlsplit(self.path)
@@ -598,23 +561,6 @@ class _Handler(BaseHTTPRequestHandler):
         except BadRequest as exc:
             self._send(exc.status, str(exc).encode(), content_type="text/plain")
 
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        *,
-        content_type: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-        declared_length: int | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body) if declared_length is None else declared_length))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
     def _serve_fault(self, fault: Fault) -> bool:
         """Serve the fault; False means 'now answer normally' (a delay)."""
         kind = fault.kind
@@ -628,10 +574,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = b"<html><body>Forbidden</body></html>" if kind == "403" else b"Service Unavailable"
             self._send(int(kind), body, content_type="text/html" if kind == "403" else "text/plain")
         elif kind == "reset":
-            # SO_LINGER 0 turns close() into a TCP reset.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.close_connection = True
-            self.connection.close()
+            self._reset()
         elif kind == "truncated":
             body = b'{"studies":[{"protocolSection":{"identificationModule":{"nctId":"NCT0'
             self._send(200, body, declared_length=len(body) * 10)

@@ -25,18 +25,16 @@ from __future__ import annotations
 
 import copy
 import re
-import socket
-import struct
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from loopback import FakeHandler, LoopbackServer
 
 API_PREFIX = "/ctis-public-api"
 SORT_PROPERTIES = frozenset({"decisionDate", "lastUpdated", "lastPublicationUpdate"})
@@ -240,17 +238,17 @@ def make_trial(
     }
 
 
-class FakeCtis:
+class FakeCtis(LoopbackServer):
     """The fake registry. Start with `start()` (or use as a context manager); `url` is the API base URL."""
 
     def __init__(self, trials: Iterable[Mapping[str, Any]] = ()) -> None:
+        super().__init__(_Handler, "fake-ctis")
         self._lock = threading.Lock()
         self._trials: list[_Trial] = []
         self._faults: deque[Fault] = deque()
         self._displaced: dict[str, int] = {}
         self.requests: list[LoggedRequest] = []
         self.set_trials(trials)
-        self._server: ThreadingHTTPServer | None = None
 
     # -- data ----------------------------------------------------------------------------------------
 
@@ -309,32 +307,9 @@ class FakeCtis:
 
     # -- server lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> FakeCtis:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-ctis", daemon=True
-        )
-        thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeCtis:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def url(self) -> str:
-        assert self._server is not None, "server not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}{API_PREFIX}"
+        return f"http://127.0.0.1:{self.port}{API_PREFIX}"
 
     # -- API logic -----------------------------------------------------------------------------------
 
@@ -421,13 +396,8 @@ class FakeCtis:
         return ordered
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FakeHandler):
     fake: FakeCtis
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
-        return
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         path = urlsplit(self.path).path.removeprefix(API_PREFIX)
@@ -472,22 +442,6 @@ class _Handler(BaseHTTPRequestHandler):
         except BadRequest as exc:
             self._send(exc.status, str(exc).encode(), content_type="text/plain")
 
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        *,
-        content_type: str = "application/json",
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
     def _serve_fault(self, fault: Fault) -> bool:
         """Serve a transport fault; False for a shape fault the caller serves itself."""
         kind = fault.kind
@@ -506,10 +460,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "invalid_json":
             self._send(200, b'{"showWarning": false, "data": [')
         elif kind == "reset":
-            # SO_LINGER 0 turns close() into a TCP reset.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.close_connection = True
-            self.connection.close()
+            self._reset()
         else:
             return False
         return True

@@ -84,7 +84,7 @@ def test_a_ctis_sync_lands_registrations_classified_through_the_same_rules(
     stored = registrations(engine)
     assert stored == {number: ("ctis", number) for number in MS_RECORDS}
     with transaction(engine) as session:
-        labels = set(session.execute(select(StudyLabel.registration_id, StudyLabel.key)).tuples())
+        labels = set(session.execute(select(StudyLabel.registration_id, StudyLabel.key)).all())
         run = session.scalars(select(SyncRun)).one()
     assert ("2025-520148-33-00", "btk_inhibitor") in labels
     assert ("2024-513377-21-00", "ahsct") in labels
@@ -157,7 +157,7 @@ def test_a_changed_record_shape_fails_loudly_and_keeps_what_is_stored(
     assert {rid for rid, (registry, _) in stored.items() if registry == "ctgov"} == {BTK_TWIN, "NCT04000001"}
     with transaction(engine) as session:
         rows = session.execute(select(SyncRun.registry_name, SyncRun.outcome).order_by(SyncRun.id))
-        outcomes = dict(rows.tuples().all())
+        outcomes = dict(rows.all())
     assert outcomes["ctis"] == "failed"
 
 

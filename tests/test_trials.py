@@ -55,7 +55,7 @@ def land(engine: Engine, *records: StudyRecord) -> None:
 
 def trials_of(engine: Engine) -> dict[str, str]:
     with transaction(engine) as session:
-        return dict(session.execute(select(Study.registration_id, Study.trial_id)).tuples().all())
+        return dict(session.execute(select(Study.registration_id, Study.trial_id)).all())
 
 
 def twin() -> StudyRecord:
