@@ -126,11 +126,13 @@ class Study(Base):
     std_ages: Mapped[list[Any] | None] = mapped_column(JSON)
 
     content_hash: Mapped[str] = mapped_column(String(64))
-    raw: Mapped[dict[str, Any]] = mapped_column()
     first_seen_at: Mapped[datetime] = mapped_column()
     last_seen_at: Mapped[datetime] = mapped_column()
     # Set when a full pass no longer returns the study; the row is kept (data is never deleted).
     removed_at: Mapped[datetime | None] = mapped_column(index=True)  # `tracker status` counts them
+    # Last in a new database's rows: SQLite reads a row up to the last column a query asks for, and the
+    # raw JSON (~12 KB a study) spills into overflow pages that no other column should sit behind.
+    raw: Mapped[dict[str, Any]] = mapped_column()
 
 
 class Condition(Base):
