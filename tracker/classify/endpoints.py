@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
+from re import _constants, _parser  # the standard library's own regex parser and its opcodes
+from typing import Any
 
 from tracker.classify.dictionary import normalise
 from tracker.classify.model import EndpointLabel, Evidence, OutcomeEndpoints
@@ -27,7 +29,7 @@ TRIAL_ROLES = ("primary", "secondary")  # "other" outcomes are classified and ke
 
 
 class _Branches:
-    """Every key's patterns, each tried only when the literal it starts with occurs in the text.
+    """Every key's patterns, each tried only when the literals it needs occur in the text.
 
     One alternation of some 500 patterns makes the regex engine try every branch at every position, and
     a Python loop of substring tests is not much cheaper; an Aho-Corasick automaton (pyahocorasick) finds
@@ -38,26 +40,27 @@ class _Branches:
         import ahocorasick
 
         self._keys = tuple(patterns)
-        # literal → its index; a branch runs when its leading literal occurs, and its longest required
-        # literal too: r"\bt ?max\b" starts with the letter "t", which nearly every text holds, but cannot
-        # match without "max" (one-letter leading literals made most of the searches, all failing).
+        self._branches: list[tuple[str, re.Pattern[str]]] = []  # (key, pattern) by rank
+        # literal → its index; the branches filed under each as (rank, index of a literal needed besides)
         literals: dict[str, int] = {}
-        self._always: list[_Branch] = []
-        by_literal: dict[int, list[_Branch]] = {}
-        rank = 0
+        by_literal: dict[int, list[tuple[int, int]]] = {}
+        checked: list[tuple[int, tuple[frozenset[str], ...]]] = []
         for key, alternatives in patterns.items():
             for alternative in (part for item in alternatives for part in _expand(item)):
-                literal = _leading_literal(alternative)
-                required = _required_literal(alternative)
-                needs = literals.setdefault(required, len(literals)) if len(required) > len(literal) else -1
-                if literal:
-                    index = literals.setdefault(literal, len(literals))
-                    branch = (rank, key, re.compile(alternative), index if needs < 0 else needs)
-                    by_literal.setdefault(index, []).append(branch)
+                rank = len(self._branches)
+                self._branches.append((key, re.compile(alternative)))
+                groups = sorted(_gate_literals(alternative), key=_shortest, reverse=True)
+                if groups and _shortest(groups[0]) > 1 and _one_more_literal(groups[1:]):
+                    needs = literals.setdefault(min(groups[1]), len(literals)) if len(groups) > 1 else -1
+                    for literal in groups[0]:
+                        index = literals.setdefault(literal, len(literals))
+                        by_literal.setdefault(index, []).append((rank, index if needs < 0 else needs))
                 else:
-                    self._always.append((rank, key, re.compile(alternative), needs))
-                rank += 1
-        self._by_literal = tuple(by_literal.get(index, []) for index in range(len(literals)))
+                    # one-letter literals stay out of the automaton: "e" or "t" occur a dozen times in a
+                    # text, each occurrence a tuple and a set insertion; a substring test answers at once
+                    checked.append((rank, tuple(groups)))
+        self._by_literal = tuple(tuple(by_literal.get(index, ())) for index in range(len(literals)))
+        self._checked = tuple(checked)
         self._automaton = ahocorasick.Automaton()
         for literal, index in literals.items():
             self._automaton.add_word(literal, index)
@@ -68,14 +71,17 @@ class _Branches:
         if not text:
             return {}
         present = set(map(_SECOND, self._automaton.iter(text)))
-        candidates = [
-            branch for index in present for branch in self._by_literal[index] if branch[3] in present
-        ]
-        candidates += [branch for branch in self._always if branch[3] < 0 or branch[3] in present]
-        candidates.sort()
+        # ranks, not branches: a branch filed under two literals runs once
+        ranks = {rank for index in present for rank, needs in self._by_literal[index] if needs in present}
+        ranks.update(
+            rank
+            for rank, groups in self._checked
+            if all(any(literal in text for literal in group) for group in groups)
+        )
         # Ranks run key by key in taxonomy order, so keys are found (and kept) in that order.
         found: dict[str, str] = {}
-        for _rank, key, pattern, _needs in candidates:
+        for rank in sorted(ranks):
+            key, pattern = self._branches[rank]
             if key in found:
                 continue
             match = pattern.search(text)
@@ -84,9 +90,77 @@ class _Branches:
         return found
 
 
-# (rank, key, pattern, index of a literal it needs besides its leading one, or -1)
-_Branch = tuple[int, str, re.Pattern[str], int]
 _SECOND = itemgetter(1)
+
+
+def _gate_literals(pattern: str) -> list[frozenset[str]]:
+    """Groups of literals a text must hold one of each for `pattern` to run on it.
+
+    A branch has always run where its leading literal occurs and its longest required literal too (when
+    longer): those decide which texts it is tried on, so they stay. Its start spelled out ("eg" or "ecg"
+    for r"\bec?gs?\b", "t cell", "t-cell" or "tcell" for r"\bt[- ]?cells?\b") occurs in every text it
+    matches, and replaces the literals each start holds: one letter ruled out nearly nothing."""
+    leading = _leading_literal(pattern)
+    required = _required_literal(pattern)
+    needed = [leading] if leading else []
+    if len(required) > len(leading):
+        needed.append(required)
+    starts = _leading_options(pattern)
+    if not starts:
+        return [frozenset({literal}) for literal in needed]
+    return [starts] + [frozenset({literal}) for literal in needed if any(literal not in s for s in starts)]
+
+
+def _shortest(group: frozenset[str]) -> int:
+    return min(map(len, group))
+
+
+def _one_more_literal(groups: list[frozenset[str]]) -> bool:
+    """Nothing or one literal of two or more characters: what the automaton can require besides."""
+    return not groups or (len(groups) == 1 and len(groups[0]) == 1 and _shortest(groups[0]) > 1)
+
+
+# Spelling out a pattern's start stops before it would give more strings than this.
+_MAX_STARTS = 8
+_OPTIONAL = (_constants.MAX_REPEAT, _constants.MIN_REPEAT)
+
+
+def _leading_options(pattern: str) -> frozenset[str]:
+    """Strings of which every match of `pattern` starts with one: its plain characters, classes of plain
+    characters and optional ones spelled out, up to the first other construct (zero-width assertions are
+    stepped over). Empty when unsure."""
+    try:
+        parsed = _parser.parse(pattern)
+    except re.error:
+        return frozenset()
+    if parsed.state.flags & re.IGNORECASE:
+        return frozenset()
+    starts = [""]
+    for op, value in parsed:
+        if op in (_constants.AT, _constants.ASSERT, _constants.ASSERT_NOT):
+            continue
+        optional = op in _OPTIONAL and value[:2] == (0, 1) and len(value[2]) == 1
+        chars = _plain_characters(*(value[2][0] if optional else (op, value)))
+        if not chars:
+            break
+        grown = [start + char for start in starts for char in chars]
+        if len(grown) + optional * len(starts) > _MAX_STARTS:
+            break
+        starts = starts + grown if optional else grown
+    # a string another one starts with adds nothing: wherever it occurs, so does the shorter one
+    kept = {
+        start for start in starts if not any(start != other and start.startswith(other) for other in starts)
+    }
+    return frozenset(kept) if all(kept) else frozenset()
+
+
+def _plain_characters(op: Any, value: Any) -> list[str]:
+    """The characters a plain character or a class of plain characters matches ([] for anything else)."""
+    if op is _constants.LITERAL:
+        return [chr(value)]
+    if op is _constants.IN and all(item is _constants.LITERAL for item, _ in value):
+        return [chr(char) for _, char in value]
+    return []
 
 
 def _required_literal(pattern: str) -> str:
@@ -94,8 +168,6 @@ def _required_literal(pattern: str) -> str:
 
     Only the pattern's top-level sequence is read: a group, class, repeat or alternation ends a run and
     adds nothing, so the answer can be too short but never wrong."""
-    from re import _constants, _parser  # the standard library's own regex parser
-
     try:
         parsed = _parser.parse(pattern)
     except re.error:
