@@ -36,24 +36,61 @@ def required_literals(pattern: re.Pattern[str]) -> frozenset[str] | None:
 
 def _sequence(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
     """The most selective requirement among a sequence's items: each run of literals, each group,
-    alternation or repeat (at least once) that has one. Longer shortest literal wins, then fewer."""
+    alternation or repeat (at least once) that has one. Longer shortest literal wins, then fewer.
+
+    A group of plain alternatives starts a run: r"(?:arterio|athero)sclerosis" needs "arteriosclerosis" or
+    "atherosclerosis", not merely "sclerosis" (which every MS title holds)."""
     options: list[frozenset[str]] = []
-    run: list[str] = []
+    run = [""]  # what the current run can be: one of these strings occurs, whole
     for op, value in items:
         if op is sre.LITERAL:
-            run.append(chr(value))
+            run = [head + chr(value) for head in run]
             continue
-        if run:
-            options.append(frozenset({"".join(run)}))
-            run = []
-        option = _item(op, value)
+        if run != [""]:
+            options.append(frozenset(run))
+        strings = _plain_strings(op, value)
+        run = strings if strings is not None else [""]
+        option = _item(op, value) if strings is None else None
         if option:
             options.append(option)
-    if run:
-        options.append(frozenset({"".join(run)}))
+    if run != [""]:
+        options.append(frozenset(run))
     if not options:
         return None
     return max(options, key=lambda option: (min(map(len, option)), -len(option)))
+
+
+# A run of plain items stops growing before it would stand for more strings than this.
+_MAX_RUN_STRINGS = 16
+
+
+def _plain_strings(op: Any, value: Any) -> list[str] | None:
+    """The strings a literal, or a group or alternation of plain literals only, matches (None otherwise).
+    (The parser has already turned an alternation of single characters into a class, which stays out.)"""
+    if op is sre.LITERAL:
+        return [chr(value)]
+    if op is sre.SUBPATTERN:
+        _group, add_flags, _del_flags, content = value
+        return None if add_flags & re.IGNORECASE else _plain_sequence(list(content))
+    if op is sre.BRANCH:
+        strings: list[str] = []
+        for branch in value[1]:
+            branch_strings = _plain_sequence(list(branch))
+            if branch_strings is None:
+                return None
+            strings += branch_strings
+        return strings
+    return None
+
+
+def _plain_sequence(items: list[tuple[Any, Any]]) -> list[str] | None:
+    strings = [""]
+    for op, value in items:
+        item_strings = _plain_strings(op, value)
+        if item_strings is None or len(strings) * len(item_strings) > _MAX_RUN_STRINGS:
+            return None
+        strings = [head + tail for head in strings for tail in item_strings]
+    return strings
 
 
 def _item(op: Any, value: Any) -> frozenset[str] | None:
