@@ -876,11 +876,11 @@ def trial_endpoints(outcomes: Iterable[OutcomeEndpoints]) -> tuple[EndpointLabel
     for outcome in outcomes:
         if outcome.role not in TRIAL_ROLES:
             continue
-        for key in outcome.keys:
-            merged.setdefault((outcome.role, key), []).extend(outcome.evidence_for(key))
-    order = {key: index for index, key in enumerate(ENDPOINT_KEYS)}
+        # a measure names each key once (keys come from a dict): evidence[i] is all there is for keys[i]
+        for key, item in zip(outcome.keys, outcome.evidence, strict=True):
+            merged.setdefault((outcome.role, key), []).append(item)
     labels = [EndpointLabel(key, role, tuple(evidence[:3])) for (role, key), evidence in merged.items()]
-    labels.sort(key=lambda label: (TRIAL_ROLES.index(label.role), order.get(label.key, len(order))))
+    labels.sort(key=lambda label: (TRIAL_ROLES.index(label.role), _KEY_ORDER.get(label.key, len(_KEY_ORDER))))
     return tuple(labels)
 
 
@@ -892,7 +892,9 @@ def classify_outcome(outcome: OutcomeMeasure, drug_words: Sequence[str] = ()) ->
     source = f"{field}.measure"
     if not found and not _VAGUE.match(measure):
         for name, value in (("description", outcome.description), ("time_frame", outcome.time_frame)):
-            text = normalise(value or "")
+            if not value:
+                continue  # an empty text matches nothing
+            text = normalise(value)
             found = _match_text(text)
             if found:
                 source = f"{field}.{name}"

@@ -306,41 +306,8 @@ def classify_phenotypes(
         found.setdefault(key, []).append(Evidence(field, text))
 
     for item in texts:
-        if not _PHENOTYPE_CUES.search(item.norm):
-            continue
-        without_active_spms = item.norm
-        for match in _ACTIVE_SPMS.finditer(item.norm):
-            add("rms", item.field, match.group(0))
-            without_active_spms = without_active_spms.replace(match.group(0), " ")
-        texts_for = {
-            "spms": without_active_spms,
-            "rms": _NON_RELAPSING.sub(" ", item.norm),
-            "cis": _FIRST_EVENT_AS_OUTCOME.sub(" ", item.norm),
-        }
-        for regex, key in ((_RMS, "rms"), (_SPMS, "spms"), (_PPMS, "ppms"), (_CIS, "cis"), (_RIS, "ris")):
-            match = regex.search(texts_for.get(key, item.norm))
-            if match:
-                add(key, item.field, match.group(0))
-        for regex, key in (
-            (_RMS_ABBREVIATIONS, "rms"),
-            (_CIS_ABBREVIATIONS, "cis"),
-            (_RIS_ABBREVIATIONS, "ris"),
-        ):
-            match = regex.search(item.text)
-            if match:
-                add(key, item.field, match.group(0))
-        if item.field in strong_fields:
-            match = _OPTIC_NEURITIS.search(item.norm)
-            if match:
-                add("cis", item.field, match.group(0))
-        specific_progressive = _SPMS.sub(" ", _PPMS.sub(" ", item.norm))
-        match = _PROGRESSIVE.search(specific_progressive) or _PROGRESSIVE_ABBREVIATIONS.search(item.text)
-        if match:
-            add("progressive_unspecified", item.field, match.group(0))
-        if _may_name_pediatric_ms(item):
-            match = _PEDIATRIC.search(item.norm) or _PEDIATRIC_WORD.search(item.norm)
-            if match:
-                add("pediatric", item.field, match.group(0))
+        for key, words in _phenotype_hits(item, item.field in strong_fields):
+            add(key, item.field, words)
     if not set(found) - {"pediatric"}:
         # No phenotype named, only relapse words: a trial treating or preventing relapses enrols relapsing MS.
         for item in strong + [t for t in texts if t.field.startswith("keywords")]:
@@ -362,16 +329,76 @@ def classify_phenotypes(
     return tuple(labels)
 
 
-def _may_name_pediatric_ms(item: _Text) -> bool:
+def _phenotype_hits(item: _Text, strong: bool) -> tuple[tuple[str, str], ...]:
+    """(phenotype key, words) named by one text, in the order found. Cached for short texts: conditions
+    and keywords repeat across studies, and the answer depends only on the text and its kind of field."""
+    if item.field in _TITLE_FIELDS:
+        kind = "title"
+    elif item.field.startswith(("conditions", "keywords")):
+        kind = "listed"
+    else:
+        kind = "other"
+    args = (item.text, item.norm, item.ms is not None, strong, kind)
+    if len(item.text) > CACHED_TEXT_LENGTH:
+        return _text_phenotype_hits.__wrapped__(*args)
+    return _text_phenotype_hits(*args)
+
+
+@lru_cache(maxsize=65536)
+def _text_phenotype_hits(
+    text: str, norm: str, ms: bool, strong: bool, kind: str
+) -> tuple[tuple[str, str], ...]:
+    """The phenotype rules over one text (`norm` its normalised form, `ms` whether it names MS); `strong`
+    for a condition or title, `kind` "title", "listed" (a condition or keyword) or "other"."""
+    if not _PHENOTYPE_CUES.search(norm):
+        return ()
+    hits: list[tuple[str, str]] = []
+    without_active_spms = norm
+    for match in _ACTIVE_SPMS.finditer(norm):
+        hits.append(("rms", match.group(0)))
+        without_active_spms = without_active_spms.replace(match.group(0), " ")
+    texts_for = {
+        "spms": without_active_spms,
+        "rms": _NON_RELAPSING.sub(" ", norm),
+        "cis": _FIRST_EVENT_AS_OUTCOME.sub(" ", norm),
+    }
+    for regex, key in ((_RMS, "rms"), (_SPMS, "spms"), (_PPMS, "ppms"), (_CIS, "cis"), (_RIS, "ris")):
+        match = regex.search(texts_for.get(key, norm))
+        if match:
+            hits.append((key, match.group(0)))
+    for regex, key in (
+        (_RMS_ABBREVIATIONS, "rms"),
+        (_CIS_ABBREVIATIONS, "cis"),
+        (_RIS_ABBREVIATIONS, "ris"),
+    ):
+        match = regex.search(text)
+        if match:
+            hits.append((key, match.group(0)))
+    if strong:
+        match = _OPTIC_NEURITIS.search(norm)
+        if match:
+            hits.append(("cis", match.group(0)))
+    specific_progressive = _SPMS.sub(" ", _PPMS.sub(" ", norm))
+    match = _PROGRESSIVE.search(specific_progressive) or _PROGRESSIVE_ABBREVIATIONS.search(text)
+    if match:
+        hits.append(("progressive_unspecified", match.group(0)))
+    if _may_name_pediatric_ms(kind, norm, ms):
+        match = _PEDIATRIC.search(norm) or _PEDIATRIC_WORD.search(norm)
+        if match:
+            hits.append(("pediatric", match.group(0)))
+    return tuple(hits)
+
+
+def _may_name_pediatric_ms(kind: str, norm: str, ms: bool) -> bool:
     """Titles, or a condition/keyword that is about MS or is just the word ("Pediatric"); not
     "Celiac disease in children" or "Pediatric acute-onset neuropsychiatric syndrome"."""
-    if item.field in _TITLE_FIELDS:
+    if kind == "title":
         return True
-    if not item.field.startswith(("conditions", "keywords")):
+    if kind != "listed":
         return False
-    if _OTHER_DISEASES.search(item.norm):
+    if _OTHER_DISEASES.search(norm):
         return False
-    return len(item.norm.split()) <= 2 or item.ms is not None
+    return len(norm.split()) <= 2 or ms
 
 
 _DESCRIPTIVE_FIELDS = ("brief_summary", "eligibility_criteria.inclusion")
@@ -832,6 +859,7 @@ def clear_caches() -> None:
     _analyse.cache_clear()
     _part_matches.cache_clear()
     _is_neutral.cache_clear()
+    _text_phenotype_hits.cache_clear()
     endpoints.clear_caches()
 
 
