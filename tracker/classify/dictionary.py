@@ -107,7 +107,10 @@ class AgentMatcher:
         self.agents = agents
         self._by_canonical = {key: agent for key, (_, agent) in synonyms.items()}
         names = [name for names, _ in synonyms.values() for name in names]
-        patterns = sorted({synonym_pattern(name) for name in names}, key=len, reverse=True)
+        # Longest first, then alphabetical: a set's order would follow the process's string hash seed.
+        patterns = sorted(
+            {synonym_pattern(name) for name in names}, key=lambda pattern: (-len(pattern), pattern)
+        )
         # a pattern's first character is its first token's, a letter or digit (re.escape leaves those)
         by_first: dict[str, list[str]] = {}
         for pattern in patterns:
