@@ -284,6 +284,43 @@ def test_worker_processes_classify_the_pages_a_single_process_would(
     assert len(stores[0][0]) == 200
 
 
+def test_workers_classify_only_the_studies_that_land_new_or_changed(
+    fake_ctgov: FakeCtgov, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A study served again with the content the store holds lands unchanged: handing it to a worker would
+    # classify it for nothing (and a sync with nothing new would start workers for hundreds of them).
+    import tracker.sync as sync_module
+
+    monkeypatch.setattr("tracker.sync.PARALLEL_MIN_STUDIES", 1)
+    handed: list[str] = []
+    to_classify = sync_module._to_classify
+
+    def spy(engine: Engine, studies: list[Any]) -> list[Any]:
+        chosen = to_classify(engine, studies)
+        handed.extend(sync_module.study_id(raw) or "" for raw in chosen)
+        return chosen
+
+    monkeypatch.setattr("tracker.sync._to_classify", spy)
+    # Updated inside the next incremental window: the next sync is served all of them again.
+    fake_ctgov.set_studies(studies(30, last_update="2025-09-24"))
+    first = run_sync(engine, settings_for(fake_ctgov, engine, page_size=10), backoff_base=0.01, workers=2)
+    assert (first.inserted, first.classified, len(handed)) == (30, 30, 30)
+
+    fake_ctgov.data_timestamp = "2025-09-27T09:00:00"
+    fake_ctgov.upsert_study(make_study("NCT00000007", title="Ocrelizumab in PPMS", last_update="2025-09-26"))
+    fake_ctgov.upsert_study(make_study("NCT00000031", last_update="2025-09-26"))
+    handed.clear()
+    again = run_sync(engine, settings_for(fake_ctgov, engine, page_size=10), backoff_base=0.01, workers=2)
+    assert (again.mode, again.seen, again.inserted, again.updated) == ("incremental", 31, 1, 1)
+    assert again.classified == 2
+    assert sorted(handed) == ["NCT00000007", "NCT00000031"]
+    with_workers = stored_classification(engine)
+    from tracker.classify.store import classify_pending
+
+    assert classify_pending(engine, all_studies=True, workers=1) == 31
+    assert stored_classification(engine) == with_workers
+
+
 # --- the command ----------------------------------------------------------------------------------
 
 
@@ -501,7 +538,9 @@ def test_a_sync_with_nothing_new_imports_neither_the_classifier_nor_pandas(tmp_p
             capture_output=True, text=True, cwd=PROJECT, timeout=300,
         )  # fmt: skip
 
-    with FakeCtgov(studies(12, last_update="2025-01-01")) as fake:
+    # Updated on the last days the next sync's window covers, so it is served them all again: more than a
+    # page needs to start worker processes, and all unchanged, so none may start.
+    with FakeCtgov(studies(600, last_update="2025-09-24")) as fake:
         first = sync_process()
         assert first.returncode == 0, first.stderr
         assert "tracker.classify.rules" in first.stderr.splitlines()[-1]  # the first sync classifies
@@ -509,5 +548,5 @@ def test_a_sync_with_nothing_new_imports_neither_the_classifier_nor_pandas(tmp_p
     assert again.returncode == 0, again.stderr
     assert again.stderr.splitlines()[-1] == "-"
     engine = make_engine(database_url)
-    assert count_rows(engine, Classification) == 12
+    assert count_rows(engine, Classification) == 600
     engine.dispose()

@@ -541,6 +541,18 @@ def _is_older(record: StudyRecord, stored_posted: date | None) -> bool:
     return stored_posted is not None and posted is not None and posted < stored_posted
 
 
+def stored_content_hashes(engine: Engine, registration_ids: Collection[str]) -> dict[str, str]:
+    """The content hash stored for each of these registrations the store holds."""
+    found: dict[str, str] = {}
+    with engine.connect() as connection:
+        for chunk in batched(sorted(registration_ids)):
+            rows = connection.execute(
+                select(Study.registration_id, Study.content_hash).where(Study.registration_id.in_(chunk))
+            )
+            found.update((registration_id, content_hash) for registration_id, content_hash in rows)
+    return found
+
+
 def _stored_snapshots(
     session: Session, registration_ids: list[str]
 ) -> dict[str, tuple[StudySnapshot, datetime | None, date | None]]:

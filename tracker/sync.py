@@ -461,28 +461,31 @@ def classified_pages(
     parallel_from: int,
 ) -> Iterator[tuple[list[Any], int, store.LandedHook | None]]:
     """Each page (a sync's, an import's chunk) with what classifies it as it lands: this process, or, when
-    `workers` > 1 and the first page brings at least `parallel_from` studies, worker processes that
-    classified it while the pages before it landed."""
-    first = next(pages, None)
-    if first is None:
-        return
-    pages = chain([first], pages)
-    if not classify or workers < 2 or len(first[0]) < parallel_from:
-        on_landed = classify_hook() if classify else None
-        for fresh, served in pages:
-            yield fresh, served, on_landed
-        return
+    `workers` > 1, worker processes from the first page that brings at least `parallel_from` studies to
+    classify (new, or changed since stored): they classify each page while the pages before it land."""
+    on_landed = classify_hook() if classify else None
+    for page in pages:
+        work = _to_classify(engine, page[0]) if classify and workers > 1 else []
+        if len(work) >= max(parallel_from, 1):
+            yield from _classified_in_workers(engine, page, work, pages, workers)
+            return
+        yield page[0], page[1], on_landed
+
+
+def _classified_in_workers(
+    engine: Engine, first: FreshPage, first_work: list[Any], pages: Iterator[FreshPage], workers: int
+) -> Iterator[tuple[list[Any], int, store.LandedHook]]:
     from tracker.classify.store import classify_raw, raw_payload
     from tracker.workers import ordered_map
 
-    # Each page is cut into one part per worker, so the first page is classified by every worker at once;
-    # a page lands once all its parts are back. The pages whose parts are in flight (about two) are what
-    # the walk holds in memory.
+    # Each page's studies to classify are cut into one part per worker, so the first page is classified by
+    # every worker at once; a page lands once all its parts are back. The pages whose parts are in flight
+    # (about two) are what the walk holds in memory.
     waiting: deque[tuple[FreshPage, int]] = deque()  # pages handed out, with how many parts each
 
     def parts() -> Iterator[bytes | list[Any]]:
-        for page in pages:
-            cut = _parts(page[0], workers)
+        for page in chain([first], pages):
+            cut = _parts(first_work if page is first else _to_classify(engine, page[0]), workers)
             waiting.append((page, len(cut)))
             yield from map(raw_payload, cut)
 
@@ -498,6 +501,23 @@ def classified_pages(
             waiting.popleft()
             yield fresh, served, classify_hook(classified)
             classified, parts_back = {}, 0
+
+
+def _to_classify(engine: Engine, studies: list[Any]) -> list[Any]:
+    """The studies of a page that can land new or changed. One served again with the content the store
+    holds lands unchanged and is not classified: an incremental sync with nothing new is served every
+    study updated on its last day again (hundreds, in a large store), and must not start workers for them."""
+    ids = [registration_id for raw in studies if (registration_id := study_id(raw))]
+    stored = store.stored_content_hashes(engine, ids)
+    if not stored:
+        return studies
+    from tracker.ctgov.parse import content_hash
+
+    return [
+        raw
+        for raw in studies
+        if (registration_id := study_id(raw)) not in stored or content_hash(raw) != stored[registration_id]
+    ]
 
 
 def _parts(studies: list[Any], count: int) -> list[list[Any]]:
