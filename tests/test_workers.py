@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tracker.errors import WorkerError
-from tracker.workers import ordered_map, worker_count
+from tracker.workers import CHILD_NICENESS, ordered_map, worker_count
 
 
 def _square_slowly(number: int) -> tuple[int, int]:
@@ -45,6 +45,17 @@ def test_items_are_read_only_a_few_ahead_of_the_results_taken() -> None:
     assert first[0] == 0
     assert len(pulled) == 3  # a lazy reader of a large file stays a few items in memory
     assert [item for item, _ in results] == list(range(1, 20))
+
+
+def _niceness(_item: int) -> int:
+    return os.nice(0)
+
+
+def test_children_yield_the_cpu_to_the_parent_that_lands_their_work() -> None:
+    parent = os.nice(0)
+    niceness = {value for _, value in ordered_map(_niceness, range(4), workers=2)}
+    assert niceness == {min(parent + CHILD_NICENESS, 19)}
+    assert os.nice(0) == parent
 
 
 def test_a_worker_that_dies_is_one_clear_error() -> None:
