@@ -165,6 +165,10 @@ def classify_records(
     return len(classification)
 
 
+# An effective label as plain values: (dimension, key, role, source).
+_LabelValues = tuple[str, str, str | None, str]
+
+
 class Classified(NamedTuple):
     """One study's automatic classification as plain values: what a worker process sends back. Its result
     travels as JSON text, the form it is stored in: a string unpickles in the parent some thirty times
@@ -174,7 +178,7 @@ class Classified(NamedTuple):
     relevance: str
     multi_disease: bool
     result: str  # ClassificationResult.to_dict() as JSON text
-    labels: tuple[tuple[str, str, str | None, str], ...]  # effective labels without an override
+    labels: tuple[_LabelValues, ...]  # effective labels without an override
 
 
 def classify_one(record: StudyRecord, override: Override | None = None) -> Classified:
@@ -184,10 +188,7 @@ def classify_one(record: StudyRecord, override: Override | None = None) -> Class
         result.relevance.key,
         result.multi_disease,
         orjson.dumps(result.to_dict()).decode(),
-        tuple(
-            (label.dimension, label.key, label.role, label.source)
-            for label in effective_labels(result, override, record)
-        ),
+        tuple(map(_label_values, effective_labels(result, override, record))),
     )
 
 
@@ -332,12 +333,12 @@ def _facet_labels(result: ClassificationResult, override: Override | None) -> li
     return labels
 
 
-def _label_row(
-    registration_id: str, label: EffectiveLabel | tuple[str, str, str | None, str]
-) -> dict[str, Any]:
-    """A `study_labels` row of an effective label (or of its plain (dimension, key, role, source) form)."""
-    if isinstance(label, EffectiveLabel):
-        label = (label.dimension, label.key, label.role, label.source)
+def _label_values(label: EffectiveLabel) -> _LabelValues:
+    return (label.dimension, label.key, label.role, label.source)
+
+
+def _label_row(registration_id: str, label: _LabelValues) -> dict[str, Any]:
+    """A `study_labels` row of an effective label's plain values."""
     dimension, key, role, source = label
     return {
         "registration_id": registration_id,
@@ -469,7 +470,10 @@ def _rematerialise(session: Session, registration_id: str, override: Override | 
         return
     result = ClassificationResult.from_dict(classification.result)
     session.execute(delete(StudyLabel).where(StudyLabel.registration_id == registration_id))
-    rows = [_label_row(registration_id, label) for label in effective_labels(result, override, record)]
+    rows = [
+        _label_row(registration_id, _label_values(label))
+        for label in effective_labels(result, override, record)
+    ]
     session.execute(insert(StudyLabel), rows)
 
 
