@@ -179,11 +179,6 @@ def import_studies(
 
 
 def _decoded(chunks: Iterator[list[Any]]) -> Iterator[FreshPage]:
-    """Each chunk with its size; the collector pauses while a chunk is decoded (it frees all of it by
-    reference counting)."""
-    while True:
-        with store.gc_paused():
-            chunk = next(chunks, None)
-        if chunk is None:
-            return
+    """Each chunk with its size."""
+    for chunk in store.each_decoded(chunks):
         yield chunk, len(chunk)

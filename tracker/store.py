@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -309,6 +309,22 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
             # Only the young generations: what the step left behind, not every long-lived object again.
             gc.collect(1)
+
+
+Decoded = TypeVar("Decoded")
+
+
+def each_decoded(items: Iterator[Decoded]) -> Iterator[Decoded]:
+    """The items of a lazy decoder (a sync's pages, an import's chunks), the collector paused while each
+    is decoded: decoding allocates much and frees it all by reference counting. Nothing here holds an item
+    once the next is asked for, so a caller that lets go of its own can have it freed first."""
+    while True:
+        with gc_paused():
+            item = next(items, None)
+        if item is None:
+            return
+        yield item
+        del item
 
 
 @contextmanager

@@ -441,11 +441,7 @@ FreshPage = tuple[list[Any], int]
 def _fresh_pages(
     pages: Iterator[Page], pass_ids: set[str], seen_ids: set[str], result: SyncResult
 ) -> Iterator[FreshPage]:
-    while True:
-        with store.gc_paused():  # decoding a page allocates much and frees it all by reference counting
-            page = next(pages, None)
-        if page is None:
-            return
+    for page in store.each_decoded(pages):
         if page.total_count is not None:
             result.total_count = page.total_count
         yield list(_not_seen_yet(page.studies, pass_ids, seen_ids)), len(page.studies)
@@ -507,17 +503,13 @@ def _to_classify(engine: Engine, studies: list[Any]) -> list[Any]:
     """The studies of a page that can land new or changed. One served again with the content the store
     holds lands unchanged and is not classified: an incremental sync with nothing new is served every
     study updated on its last day again (hundreds, in a large store), and must not start workers for them."""
-    ids = [registration_id for raw in studies if (registration_id := study_id(raw))]
-    stored = store.stored_content_hashes(engine, ids)
+    keyed = [(study_id(raw), raw) for raw in studies]
+    stored = store.stored_content_hashes(engine, [rid for rid, _raw in keyed if rid is not None])
     if not stored:
         return studies
     from tracker.ctgov.parse import content_hash
 
-    return [
-        raw
-        for raw in studies
-        if (registration_id := study_id(raw)) not in stored or content_hash(raw) != stored[registration_id]
-    ]
+    return [raw for rid, raw in keyed if rid not in stored or content_hash(raw) != stored[rid]]
 
 
 def _parts(studies: list[Any], count: int) -> list[list[Any]]:
