@@ -519,8 +519,13 @@ def test_worker_processes_write_the_same_csv_as_one_process(
     loaded: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Spans of registration IDs formatted in worker processes, written in order: the same bytes, the same
-    # provenance (spans made small so the fixture store has several).
+    # provenance (spans made small so the fixture store has several). Two registrations in the first and
+    # the last span are one trial: each span must know the other's registration.
+    from tracker.link_store import record_decision
+
     monkeypatch.setattr("tracker.export.EXPORT_SPAN", 40)
+    ((first, last),) = query.registration_spans(loaded, 10_000)
+    record_decision(loaded, first, last, "link", "one trial registered twice")
     every_trial = TrialFilter(relevance=(), include_removed=True)
     written = {}
     for workers in (1, 2):

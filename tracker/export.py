@@ -20,7 +20,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -536,16 +536,12 @@ def write_export(
             raise ConfigError(f"cannot write {target}: folder {target.parent} does not exist")
     exported_at = now or utcnow()
     latest_run = query.latest_run(engine)
-    row_count = 0
-    versions: set[str] = set()
+    tally = _Tally()
     kept: list[dict[str, Any]] = []  # the rows again, for the workbook (built in memory anyway)
 
     def trial_rows() -> Iterator[dict[str, Any]]:
-        nonlocal row_count
         for row in detailed_trial_rows(engine, trial_filter):
-            row_count += 1
-            if row["taxonomy_version"] is not None:
-                versions.add(str(row["taxonomy_version"]))
+            tally.add(row)
             if xlsx_path is not None:
                 kept.append(row)
             yield row
@@ -555,27 +551,26 @@ def write_export(
             exported_at=exported_at,
             latest_run=latest_run,
             trial_filter=trial_filter,
-            row_count=row_count,
-            frame_taxonomy_versions=sorted(versions),
+            row_count=tally.rows,
+            frame_taxonomy_versions=sorted(tally.versions),
         )
 
     spans = query.registration_spans(engine, EXPORT_SPAN) if workers > 1 and xlsx_path is None else []
 
     def write_csv(handle: IO[bytes]) -> None:
-        nonlocal row_count
         text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
         if len(spans) > 1:
             _write_csv(text, (), excel=excel)  # the header; the spans' rows follow in order
             from tracker.workers import ordered_map
 
             url = engine.url.render_as_string(hide_password=False)
-            work = [(url, trial_filter, span) for span in spans]
-            for _work, (chunk, count, chunk_versions) in ordered_map(
+            registrations = query.load_registrations(engine)  # once for every span
+            work = [(url, trial_filter, span, registrations) for span in spans]
+            for _work, (chunk, span_tally) in ordered_map(
                 _csv_of_span, work, workers=workers, engine=engine, ahead=workers + 1
             ):
                 text.write(chunk)
-                row_count += count
-                versions.update(chunk_versions)
+                tally.merge(span_tally)
         else:
             rows = (
                 export_row(row, include_comparators=trial_filter.include_comparators) for row in trial_rows()
@@ -618,17 +613,22 @@ def write_export(
         except OSError as exc:
             raise ConfigError(f"cannot write {target}: {exc.strerror}") from None
     return ExportResult(
-        path=path, sidecar_path=sidecar, row_count=row_count, provenance=written[0], xlsx_path=xlsx_path
+        path=path, sidecar_path=sidecar, row_count=tally.rows, provenance=written[0], xlsx_path=xlsx_path
     )
 
 
 def detailed_trial_rows(
-    engine: Engine, trial_filter: TrialFilter, span: tuple[str, str] | None = None
+    engine: Engine,
+    trial_filter: TrialFilter,
+    span: tuple[str, str] | None = None,
+    registrations: dict[str, tuple[query.Registration, ...]] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The trial rows `query.iter_trial_rows` streams, each with its registry details. Details are read
-    for one batch of streamed rows at a time (their registration ID range), so the export's memory stays
-    at a batch's outcome and arm text however many trials the store holds."""
-    for batch in batched(query.iter_trial_rows(engine, trial_filter, span=span), DETAIL_BATCH):
+    """The trial rows `query.iter_trial_rows` streams (of one `span`, with `registrations`, when given),
+    each with its registry details. Details are read for one batch of streamed rows at a time (their
+    registration ID range), so the export's memory stays at a batch's outcome and arm text however many
+    trials the store holds."""
+    rows = query.iter_trial_rows(engine, trial_filter, span=span, registrations=registrations)
+    for batch in batched(rows, DETAIL_BATCH):
         first_and_last = (batch[0]["registration_id"], batch[-1]["registration_id"])
         details = query.fold_details(query.read_detail_rows(engine, nct_range=first_and_last))
         for row in batch:
@@ -640,22 +640,38 @@ def detailed_trial_rows(
 EXPORT_SPAN = 5_000
 
 
-def _csv_of_span(work: tuple[str, TrialFilter, tuple[str, str]]) -> tuple[str, int, set[str]]:
-    """In a worker process: the CSV rows (no header) of the trials in one span of registration IDs, how
-    many, and the taxonomy versions they carry."""
+@dataclass(slots=True)
+class _Tally:
+    """What an export wrote, for its provenance: how many rows, and the taxonomy versions they carry."""
+
+    rows: int = 0
+    versions: set[str] = field(default_factory=set)
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self.rows += 1
+        if row["taxonomy_version"] is not None:
+            self.versions.add(str(row["taxonomy_version"]))
+
+    def merge(self, other: _Tally) -> None:
+        self.rows += other.rows
+        self.versions |= other.versions
+
+
+def _csv_of_span(
+    work: tuple[str, TrialFilter, tuple[str, str], dict[str, tuple[query.Registration, ...]]],
+) -> tuple[str, _Tally]:
+    """In a worker process: the CSV rows (no header) of the trials in one span of registration IDs, and
+    their tally."""
     from tracker.workers import child_engine
 
-    url, trial_filter, span = work
+    url, trial_filter, span, registrations = work
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    count = 0
-    versions: set[str] = set()
-    for row in detailed_trial_rows(child_engine(url), trial_filter, span):
-        count += 1
-        if row["taxonomy_version"] is not None:
-            versions.add(str(row["taxonomy_version"]))
+    tally = _Tally()
+    for row in detailed_trial_rows(child_engine(url), trial_filter, span, registrations):
+        tally.add(row)
         writer.writerow(export_row(row, include_comparators=trial_filter.include_comparators))
-    return buffer.getvalue(), count, versions
+    return buffer.getvalue(), tally
 
 
 # --- workbook -----------------------------------------------------------------------------------

@@ -695,12 +695,18 @@ def _distinct(values: Iterable[Any]) -> tuple[Any, ...]:
 
 
 def iter_trial_rows(
-    engine: Engine, trial_filter: TrialFilter, *, batch: int = 1000, span: tuple[str, str] | None = None
+    engine: Engine,
+    trial_filter: TrialFilter,
+    *,
+    batch: int = 1000,
+    span: tuple[str, str] | None = None,
+    registrations: dict[str, tuple[Registration, ...]] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The rows of `select_trials`, as dicts, one at a time and in NCT ID order, from one query that the
     database aggregates; no frame and no ORM objects, so memory stays flat however many trials there are.
     Each dict carries the trial frame's columns (dates as `date`, missing values as None). With `span`
-    (first, last), only the trials whose registration ID lies in it (`registration_spans`)."""
+    (first, last), only the trials whose registration ID lies in it (`registration_spans`); a walk shared
+    among processes passes the `registrations` (`load_registrations`) it read once for all its spans."""
     dialect = engine.dialect.name
     aggregates = [
         literal_column(_aggregate_sql(dialect, *spec)).label(name) for name, spec in _AGGREGATES.items()
@@ -721,7 +727,8 @@ def iter_trial_rows(
     )
     if span is not None:
         statement = statement.where(Study.registration_id.between(*span))
-    registrations = load_registrations(engine)
+    if registrations is None:
+        registrations = load_registrations(engine)
     followers = _followers(registrations)
     with engine.connect() as connection:
         result = connection.execution_options(stream_results=True, yield_per=batch).execute(statement)
