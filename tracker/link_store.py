@@ -128,14 +128,14 @@ def _decisions(session: Session, members: Collection[str]) -> list[LinkDecision]
 
 def _registries(session: Session, ids: Collection[str]) -> dict[str, str]:
     """Registry of each stored registration among `ids` (a decision may name one not stored yet)."""
-    return _column_of(session, ids, Study.registry_name)
+    return study_values(session, ids, Study.registry_name)
 
 
 def _current_trials(session: Session, ids: Collection[str]) -> dict[str, str | None]:
-    return _column_of(session, ids, Study.trial_id)
+    return study_values(session, ids, Study.trial_id)
 
 
-def _column_of(session: Session, ids: Collection[str], column: Any) -> dict[str, Any]:
+def study_values(session: Session, ids: Collection[str], column: Any) -> dict[str, Any]:
     """registration ID → `column` of `studies`, for the stored registrations among `ids`."""
     found: dict[str, Any] = {}
     for chunk in batched(sorted(ids)):

@@ -79,7 +79,7 @@ from tracker.db.session import batched, one_line, transaction, utcnow
 from tracker.errors import RecordError
 from tracker.identifiers import carried_ids
 from tracker.ledger import last_clean_run, watermark  # noqa: F401  (re-exported; read by `status` alone)
-from tracker.link_store import relink
+from tracker.link_store import relink, study_values
 from tracker.registries import parse_stored
 
 log = logging.getLogger(__name__)
@@ -559,14 +559,8 @@ def _is_older(record: StudyRecord, stored_posted: date | None) -> bool:
 
 def stored_content_hashes(engine: Engine, registration_ids: Collection[str]) -> dict[str, str]:
     """The content hash stored for each of these registrations the store holds."""
-    found: dict[str, str] = {}
-    with engine.connect() as connection:
-        for chunk in batched(sorted(registration_ids)):
-            rows = connection.execute(
-                select(Study.registration_id, Study.content_hash).where(Study.registration_id.in_(chunk))
-            )
-            found.update((registration_id, content_hash) for registration_id, content_hash in rows)
-    return found
+    with transaction(engine) as session:
+        return study_values(session, registration_ids, Study.content_hash)
 
 
 def _stored_snapshots(
