@@ -118,6 +118,22 @@ def test_bare_mri_is_lesions_and_diffusion_is_repair_and_stool_is_other() -> Non
     assert keys("Gut microbiome composition in stool samples") == {"other"}
 
 
+def test_every_word_of_a_symptom_pattern_is_tried_not_only_the_first() -> None:
+    # "pruritus|itch" was once one pattern, gated by its first word: itching alone was never seen
+    assert keys("Itching severity (numeric rating scale)") == {"symptom_scale"}
+    assert keys("Swallowing function (DYMUS score)") == {"symptom_scale"}
+    assert keys("Pruritis at the application site") == {"symptom_scale"}
+    assert keys("Proportion of participants switching therapy") == {"other"}
+
+
+def test_a_pattern_with_a_top_level_alternative_is_refused() -> None:
+    from tracker.classify.endpoints import _Branches
+
+    with pytest.raises(ValueError, match="top-level alternative"):
+        _Branches({"symptom_scale": (r"pruritus|itch",)})
+    _Branches({"symptom_scale": (r"(?:pruritus|itch)", r"[|]", r"\|")})  # grouped, in a class, escaped
+
+
 def test_vague_measures_are_other_whatever_the_description_says() -> None:
     assert keys("Efficacy", "Annualised relapse rate at week 96") == {"other"}
     assert keys("Clinical effects") == {"other"}

@@ -46,6 +46,8 @@ class _Branches:
         by_literal: dict[int, list[tuple[int, int]]] = {}
         checked: list[tuple[int, tuple[frozenset[str], ...]]] = []
         for key, alternatives in patterns.items():
+            for item in alternatives:
+                _refuse_top_level_alternation(item)
             for alternative in (part for item in alternatives for part in _expand(item)):
                 rank = len(self._branches)
                 self._branches.append((key, re.compile(alternative)))
@@ -91,6 +93,25 @@ class _Branches:
 
 
 _SECOND = itemgetter(1)
+
+
+def _refuse_top_level_alternation(pattern: str) -> None:
+    """A pattern is gated by the literals it starts with, and "a|b" starts with "a" only: its "b" would
+    never run. Each alternative is its own pattern in the rules (they are tried in order anyway)."""
+    depth, in_class, index = 0, False, 0
+    while index < len(pattern):
+        char = pattern[index]
+        index += 1
+        if char == "\\":
+            index += 1  # an escaped character is plain
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "()":
+            depth += 1 if char == "(" else -1
+        elif char == "|" and depth == 0:
+            raise ValueError(f"endpoint pattern {pattern!r}: make each top-level alternative its own pattern")
 
 
 def _gate_literals(pattern: str) -> list[frozenset[str]]:
@@ -518,8 +539,10 @@ _STRONG: dict[str, tuple[str, ...]] = {
         r"\bicars\b",
         r"heat sensitivity",
         r"numbness",
-        r"pruritus|itch",
-        r"dysphagia|swallow",
+        r"prurit",  # pruritus, and its frequent misspelling "pruritis"
+        r"\bitch(?:ing|y|es)?\b",  # never "switching"
+        r"dysphag",
+        r"swallow",
         r"flu[- ]like",
         r"\bsymptom (?:severity|score)",
     ),
