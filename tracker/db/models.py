@@ -56,6 +56,9 @@ def _unique(table: str, *columns: str) -> Index:
 
 
 def _study_fk() -> ForeignKey:
+    """A child row's study. The column gets no index of its own: each child table has a unique index that
+    starts with it, which serves every lookup and cascading delete by study (a second one was one more
+    B-tree written for every row; `tests/test_migrations.py` checks each such table has its unique index)."""
     return ForeignKey("studies.registration_id", ondelete="CASCADE")
 
 
@@ -141,7 +144,7 @@ class Condition(Base):
     __table_args__ = (_unique("conditions", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(Text)
 
@@ -151,7 +154,7 @@ class Keyword(Base):
     __table_args__ = (_unique("keywords", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(Text)
 
@@ -161,7 +164,7 @@ class Intervention(Base):
     __table_args__ = (_unique("interventions", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     position: Mapped[int] = mapped_column(Integer)
     type: Mapped[str | None] = mapped_column(Enum)
     name: Mapped[str] = mapped_column(Text)
@@ -177,7 +180,7 @@ class Collaborator(Base):
     __table_args__ = (_unique("collaborators", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(Text)
     agency_class: Mapped[str | None] = mapped_column(Enum)
@@ -188,7 +191,7 @@ class Location(Base):
     __table_args__ = (_unique("locations", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     position: Mapped[int] = mapped_column(Integer)
     facility: Mapped[str | None] = mapped_column(Text)
     city: Mapped[str | None] = mapped_column(Text)
@@ -204,7 +207,7 @@ class OutcomeMeasure(Base):
     __table_args__ = (_unique("outcome_measures", "registration_id", "role", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     role: Mapped[str] = mapped_column(String(20))  # primary / secondary / other
     position: Mapped[int] = mapped_column(Integer)
     measure: Mapped[str] = mapped_column(Text)
@@ -217,7 +220,7 @@ class ArmGroup(Base):
     __table_args__ = (_unique("arm_groups", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     position: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(Text)
     type: Mapped[str | None] = mapped_column(Enum)  # EXPERIMENTAL, ACTIVE_COMPARATOR, PLACEBO_COMPARATOR…
@@ -232,7 +235,7 @@ class SecondaryId(Base):
     __table_args__ = (_unique("secondary_ids", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     position: Mapped[int] = mapped_column(Integer)
     identifier: Mapped[str] = mapped_column(Text)
     type: Mapped[str | None] = mapped_column(Enum)  # registry enum, e.g. EUDRACT_NUMBER, OTHER_GRANT
@@ -246,7 +249,7 @@ class RegistrationIdentifier(Base):
     __table_args__ = (_unique("registration_identifiers", "registration_id", "scheme", "value"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     scheme: Mapped[str] = mapped_column(String(10))  # nct / euct / eudract
     value: Mapped[str] = mapped_column(RegistrationId, index=True)
 
@@ -258,7 +261,7 @@ class RegistrationCountry(Base):
     __table_args__ = (_unique("registration_countries", "registration_id", "position"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     position: Mapped[int] = mapped_column(Integer)
     country: Mapped[str] = mapped_column(Text)
     status: Mapped[str | None] = mapped_column(Text)
@@ -315,7 +318,7 @@ class StudyVersion(Base):
     __table_args__ = (_unique("study_versions", "registration_id", "content_hash"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     seen_at: Mapped[datetime] = mapped_column()
     last_update_posted: Mapped[date | None] = mapped_column(Date)
     content_hash: Mapped[str] = mapped_column(String(64))
@@ -395,7 +398,7 @@ class StudyLabel(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     # relevance / mechanism / phenotype / endpoint / an eligibility facet (age_min, edss_max, sex...)
     dimension: Mapped[str] = mapped_column(String(20))
     key: Mapped[str] = mapped_column(Key)
@@ -544,7 +547,7 @@ class RegistryChangeEvent(Base):
     __table_args__ = (UniqueConstraint("registration_id", "version", "kind", "field"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk(), index=True)
+    registration_id: Mapped[str] = mapped_column(RegistrationId, _study_fk())
     version: Mapped[int] = mapped_column(Integer)
     effective_date: Mapped[date] = mapped_column(Date, index=True)
     kind: Mapped[str] = mapped_column(String(40))
