@@ -179,3 +179,24 @@ def test_ctrl_c_while_a_page_is_written_takes_effect_once_the_page_has_landed(en
     assert count_rows(engine, Classification) == len(SAMPLE)
     store.finish_run(engine, run_id, outcome="failed", error="interrupted")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_sqlite_writer_keeps_the_wal_and_checkpoints_it_in_large_steps(sqlite_url: str) -> None:
+    from sqlalchemy import text
+
+    from tracker.db.session import make_engine
+
+    engine = make_engine(sqlite_url)
+    with engine.connect() as connection:
+        pragmas = {
+            name: connection.execute(text(f"PRAGMA {name}")).scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "wal_autocheckpoint")
+        }
+    engine.dispose()
+    # synchronous 1 = NORMAL: safe against a crash of the process in WAL mode, no sync at each commit
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "foreign_keys": 1,
+        "wal_autocheckpoint": 16384,
+    }

@@ -124,6 +124,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     # WAL lets the dashboard read while a sync writes; foreign keys are off by default in SQLite.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Copy the WAL back into the database every 64 MB rather than every 4 MB: a bulk page of 1,000 studies
+    # writes more than 4 MB, so every commit also checkpointed (and synced) the index pages it had just
+    # written; fewer, larger checkpoints write each of them once. 100k import 38.7 -> 37.1 s.
+    cursor.execute("PRAGMA wal_autocheckpoint=16384")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
