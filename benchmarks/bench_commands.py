@@ -84,7 +84,8 @@ def run_process(command: list[str], env: dict[str, str]) -> tuple[float, float, 
 
 
 def replicate(data: Path, scale: int, folder: Path) -> Path:
-    """The snapshot repeated to `scale` studies; copies after the first get NCT IDs of their own."""
+    """The snapshot repeated to `scale` studies; copies after the first get NCT IDs and long texts of their
+    own (`timing.replicated_study`)."""
     if scale <= 0:
         return data
     target = folder / f"studies_{scale}.jsonl.gz"
@@ -95,7 +96,7 @@ def replicate(data: Path, scale: int, folder: Path) -> Path:
                 if written >= scale:
                     break
                 if copy > 0:  # the first copy keeps its real IDs
-                    raw["protocolSection"]["identificationModule"]["nctId"] = f"NCT9{written:07d}"
+                    timing.replicated_study(raw, copy, f"NCT9{written:07d}")
                 handle.write(orjson.dumps(raw) + b"\n")
                 written += 1
             copy += 1

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported by the suite
+from timing import replicated_study  # noqa: E402
+
 PROJECT = Path(__file__).resolve().parents[1]
 SNAPSHOT = PROJECT.parent / "shared" / "data" / "ctgov_ms_2025-09-25.jsonl.gz"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -54,20 +57,21 @@ with psycopg.connect(sys.argv[2]) as connection:
 
 
 def build_file(count: int, folder: Path) -> Path:
-    """The snapshot replicated to `count` studies; copy k of study i becomes NCT{k:02d}{i:06d}."""
+    """The snapshot replicated to `count` studies; copy k of study i becomes NCT{k:02d}{i:06d}, with long
+    texts of its own (`timing.replicated_study`)."""
     if not SNAPSHOT.exists():
         sys.exit(f"snapshot not found: put ctgov_ms_2025-09-25.jsonl.gz in {SNAPSHOT.parent}")
     with gzip.open(SNAPSHOT, "rb") as handle:
-        originals = [orjson.loads(line) for line in handle if line.strip()]
+        lines = [line for line in handle if line.strip()]
     path = folder / f"studies_{count}.jsonl"
     with path.open("wb") as out:
         written = 0
         copy = 0
         while written < count:
-            for index, raw in enumerate(originals):
+            for index, line in enumerate(lines):
                 if written == count:
                     break
-                raw["protocolSection"]["identificationModule"]["nctId"] = f"NCT{copy:02d}{index:06d}"
+                raw = replicated_study(orjson.loads(line), copy, f"NCT{copy:02d}{index:06d}")
                 out.write(orjson.dumps(raw) + b"\n")
                 written += 1
             copy += 1
