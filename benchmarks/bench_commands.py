@@ -15,7 +15,8 @@ beside its baseline in the same run (the order rotates each round) and printed a
   stored trial frame                  vs importing Streamlit's AppTest (benchmarks/dashboard_cold.py)
 
 The registry is the fake of tests/fake_ctgov.py, run in its own process on loopback. `--scale N` replicates
-the snapshot to N studies with rewritten NCT IDs and long texts (e.g. 100000); `--quick` does 3.6k, 3 rounds, SQLite only.
+the snapshot to N studies with rewritten NCT IDs and long texts (e.g. 100000); `--quick` does 3.6k, 3
+rounds, SQLite only.
 
     .venv/bin/python benchmarks/bench_commands.py [--quick] [--scale 100000] [--repeat 5]
         [--postgres postgresql+psycopg://127.0.0.1/test] [--data PATH.jsonl.gz] [--only pass,status]

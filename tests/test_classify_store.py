@@ -309,3 +309,33 @@ def test_classifying_in_child_processes_stores_exactly_what_one_process_stores(d
     assert stored_classification(engine) == one
     assert "anti_cd20" in {key for rid, dim, key, _ in one[1] if rid == first and dim == "mechanism"}
     engine.dispose()
+
+
+def test_only_a_study_classified_before_has_labels_deleted_and_its_old_ones_are_gone(engine: Engine) -> None:
+    # Labels are written only with a classification: a new study has none to delete, and a bulk import
+    # must not ask for a delete (Postgres, with no statistics yet, read the whole label table for it).
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    def label_deletes() -> int:
+        found = sum(statement.startswith("DELETE FROM study_labels") for statement in statements)
+        statements.clear()
+        return found
+
+    load(engine, [STUDIES[OPTIC_NEURITIS], STUDIES[TSC]])
+    assert classify_pending(engine) == 2
+    assert label_deletes() == 0
+    assert keys(engine, TSC, "relevance") == {"not_ms"}
+    now_ms = copy.deepcopy(STUDIES[TSC])
+    now_ms["protocolSection"]["conditionsModule"]["conditions"] = ["Relapsing Multiple Sclerosis"]
+    now_ms["protocolSection"]["identificationModule"]["briefTitle"] = (
+        "Registry of relapsing multiple sclerosis"
+    )
+    load(engine, [now_ms])
+    assert classify_pending(engine) == 1
+    assert label_deletes() == 1
+    relevance = keys(engine, TSC, "relevance")
+    assert len(relevance) == 1 and "not_ms" not in relevance  # the old label deleted, not left beside it
+    assert keys(engine, TSC, "phenotype") == {"rms"}
