@@ -8,7 +8,7 @@ from typing import Any
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, UniqueConstraint, inspect
 
 from tracker.db.migrate import alembic_config, current_revision, head_revision, upgrade_to_head
 from tracker.db.models import Base
@@ -82,11 +82,7 @@ def test_every_child_of_a_study_is_found_by_an_index_that_starts_with_its_study(
     for table in Base.metadata.sorted_tables:
         if "registration_id" not in table.columns or table.primary_key.columns.keys() == ["registration_id"]:
             continue
-        leading = [
-            [column.name for column in index.columns][0] for index in table.indexes if index.unique
-        ] + [
-            [column.name for column in constraint.columns][0]
-            for constraint in table.constraints
-            if constraint.__class__.__name__ == "UniqueConstraint"
+        uniques = [index for index in table.indexes if index.unique] + [
+            constraint for constraint in table.constraints if isinstance(constraint, UniqueConstraint)
         ]
-        assert "registration_id" in leading, table.name
+        assert "registration_id" in {next(iter(unique.columns)).name for unique in uniques}, table.name
